@@ -1,0 +1,92 @@
+/* hash.c — sha512 + md5 through OpenSSL's EVP interface. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "drivers/hash.h"
+#include "service/log.h"
+
+struct hash_ctx {
+	EVP_MD_CTX	*sha512;
+	EVP_MD_CTX	*md5;
+};
+
+struct hash_ctx *
+hash_new(void)
+{
+	struct hash_ctx	*h = xcalloc(1, sizeof(*h));
+
+	h->sha512 = EVP_MD_CTX_new();
+	h->md5 = EVP_MD_CTX_new();
+	if (h->sha512 == NULL || h->md5 == NULL ||
+	    EVP_DigestInit_ex(h->sha512, EVP_sha512(), NULL) != 1 ||
+	    EVP_DigestInit_ex(h->md5, EVP_md5(), NULL) != 1)
+		fatalx("cannot initialise sha512/md5");
+	return h;
+}
+
+void
+hash_update(struct hash_ctx *h, const void *p, size_t n)
+{
+	if (EVP_DigestUpdate(h->sha512, p, n) != 1 || EVP_DigestUpdate(h->md5, p, n) != 1)
+		fatalx("digest update failed");
+}
+
+void
+hash_final(struct hash_ctx *h, char sha512_hex[129], char md5_hex[33])
+{
+	unsigned char	 d[EVP_MAX_MD_SIZE];
+	unsigned int	 n;
+
+	if (EVP_DigestFinal_ex(h->sha512, d, &n) != 1 || n != 64)
+		fatalx("sha512 final failed");
+	util_hex(d, n, sha512_hex);
+	if (EVP_DigestFinal_ex(h->md5, d, &n) != 1 || n != 16)
+		fatalx("md5 final failed");
+	util_hex(d, n, md5_hex);
+}
+
+void
+hash_free(struct hash_ctx **hp)
+{
+	if (hp == NULL || *hp == NULL)
+		return;
+	EVP_MD_CTX_free((*hp)->sha512);
+	EVP_MD_CTX_free((*hp)->md5);
+	free(*hp);
+	*hp = NULL;
+}
+
+int
+hash_file(const char *path, char sha512_hex[129], char md5_hex[33], struct err *e)
+{
+	static __thread char	 chunk[1 << 20];
+	struct hash_ctx		*h = NULL;
+	ssize_t			 n;
+	int			 fd, rc = -1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	h = hash_new();
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
+			goto cleanup;
+		}
+		hash_update(h, chunk, (size_t)n);
+	}
+	hash_final(h, sha512_hex, md5_hex);
+	rc = 0;
+cleanup:
+	hash_free(&h);
+	close(fd);
+	return rc;
+}
