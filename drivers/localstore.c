@@ -200,9 +200,10 @@ localstore_list(struct localstore *ls, const char *chain, struct err *e)
 		return NULL;
 	}
 	while ((de = readdir(dp)) != NULL) {
-		char	 id[37], *path;
-		json_t	*rec;
-		size_t	 len = strlen(de->d_name);
+		char		 id[37], *path;
+		json_t		*rec;
+		struct err	 re;
+		size_t		 len = strlen(de->d_name);
 
 		if (len != 36 + 5 || strcmp(de->d_name + 36, ".json") != 0)
 			continue;
@@ -210,11 +211,15 @@ localstore_list(struct localstore *ls, const char *chain, struct err *e)
 		id[36] = '\0';
 		if ((path = localstore_record_path(ls, id)) == NULL)
 			continue;
-		rec = localstore_read_record(path, NULL);
+		err_clear(&re);
+		rec = localstore_read_record(path, &re);
 		free(path);
 		/* a record deleted meanwhile, or unreadable: not a registered image */
-		if (rec == NULL)
+		if (rec == NULL) {
+			if (re.kind != ERR_NOTFOUND)
+				log_warnx("local store: %s", re.msg);
 			continue;
+		}
 		if (!localstore_record_in_chain(rec, chain)) {
 			json_decref(rec);
 			continue;
@@ -461,6 +466,15 @@ localstore_add(struct localstore *ls, const char *image_file, json_t *meta, char
 		goto cleanup;
 	}
 
+	if (lstat(image_file, &st) == -1) {
+		err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: %s", image_file,
+		    strerror(errno));
+		goto cleanup;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err_set(e, ERR_INVAL, "%s: not a regular file", image_file);
+		goto cleanup;
+	}
 	/* only what Glance would take as disk_format=qcow2: a standalone qcow2 */
 	if (qemuimg_info(image_file, &info, e) == -1)
 		goto cleanup;
@@ -475,9 +489,14 @@ localstore_add(struct localstore *ls, const char *image_file, json_t *meta, char
 		goto cleanup;
 	}
 
-	if (rename(image_file, img) == 0)
+	/* never over an image of the same id that appeared meanwhile */
+	if (renameat2(AT_FDCWD, image_file, AT_FDCWD, img, RENAME_NOREPLACE) == 0 ||
+	    (errno == EINVAL && rename(image_file, img) == 0))
 		placed = 1;
-	else if (errno == EXDEV) {
+	else if (errno == EEXIST) {
+		err_set(e, ERR_CONFLICT, "image %s: already in %s", id, ls->dir);
+		goto cleanup;
+	} else if (errno == EXDEV) {
 		tmp = xasprintf("%s/.%s.qcow2.part", ls->dir, id);
 		if (localstore_copy(image_file, tmp, e) == -1)
 			goto cleanup;

@@ -248,7 +248,7 @@ qemuimg_convert_ex(const char *src, const char *dst, int compress,
 	const char		*dir = dirname(d1), *base = basename(d2);
 	int			 rc = -1, made = 0;
 
-	if (qemuimg_need(src, e) == -1)
+	if (qemuimg_need(src, e) == -1 || qemuimg_need(dir, e) == -1)
 		goto cleanup;
 	util_random(rnd, sizeof(rnd));
 	util_hex(rnd, sizeof(rnd), hex);

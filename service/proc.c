@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,63 @@
 #define PROC_TICK_MS	100
 
 enum { PROC_RUNNING, PROC_TERMED, PROC_KILLED };
+
+/* The table of running children (each entry lives on its proc_run_opts caller's stack). */
+struct proc_entry {
+	pid_t			 pid;
+	struct proc_entry	*next;
+};
+static pthread_mutex_t	 proc_table_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct proc_entry *proc_table;
+
+static void
+proc_table_add(struct proc_entry *pe)
+{
+	pthread_mutex_lock(&proc_table_lock);
+	pe->next = proc_table;
+	proc_table = pe;
+	pthread_mutex_unlock(&proc_table_lock);
+}
+
+static void
+proc_table_del(struct proc_entry *pe)
+{
+	struct proc_entry	**pp;
+
+	pthread_mutex_lock(&proc_table_lock);
+	for (pp = &proc_table; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == pe) {
+			*pp = pe->next;
+			break;
+		}
+	pthread_mutex_unlock(&proc_table_lock);
+}
+
+int
+proc_signal_all(int sig)
+{
+	struct proc_entry	*pe;
+	int			 n = 0;
+
+	pthread_mutex_lock(&proc_table_lock);
+	for (pe = proc_table; pe != NULL; pe = pe->next, n++)
+		(void)kill(-pe->pid, sig);
+	pthread_mutex_unlock(&proc_table_lock);
+	return n;
+}
+
+int
+proc_count(void)
+{
+	struct proc_entry	*pe;
+	int			 n = 0;
+
+	pthread_mutex_lock(&proc_table_lock);
+	for (pe = proc_table; pe != NULL; pe = pe->next)
+		n++;
+	pthread_mutex_unlock(&proc_table_lock);
+	return n;
+}
 
 /* Output of one pipe: what is kept, and the line being assembled for on_line. */
 struct proc_stream {
@@ -263,7 +321,9 @@ proc_run_opts(char *const argv[], const struct proc_opts *opts, struct proc_resu
 	struct proc_opts	 o = *opts;
 	struct proc_result	 local, *r = resp ? resp : &local;
 	struct proc_stream	 st[2];
-	struct pollfd		 pfd[3];
+	struct pollfd		 pfd[4];
+	struct proc_entry	 entry = { -1, NULL };
+	sigset_t		 all, saved;
 	double			 start, deadline = 0, next = 0;
 	pid_t			 pid = -1, parent = getpid();
 	int			 outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, rep[2] = { -1, -1 };
@@ -307,13 +367,19 @@ proc_run_opts(char *const argv[], const struct proc_opts *opts, struct proc_resu
 	}
 
 	start = util_now();
-	if ((pid = fork()) == -1) {
+	/* no handler of ours may run in the child before its dispositions are reset */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &saved);
+	if ((pid = fork()) == 0)
+		proc_child(argv, o.cwd, parent, devnull, outp[1], errp[1], rep[1]);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	if (pid == -1) {
 		err_set(e, ERR_IO, "%s: fork: %s", argv[0], strerror(errno));
 		goto cleanup;
 	}
-	if (pid == 0)
-		proc_child(argv, o.cwd, parent, devnull, outp[1], errp[1], rep[1]);
 	(void)setpgid(pid, pid);	/* also here: no race with a kill(-pid) below */
+	entry.pid = pid;
+	proc_table_add(&entry);
 	close(outp[1]);
 	close(errp[1]);
 	close(rep[1]);
@@ -425,8 +491,12 @@ proc_run_opts(char *const argv[], const struct proc_opts *opts, struct proc_resu
 		if (!reaped) {
 			pid_t	 w = waitpid(pid, &status, WNOHANG);
 
-			if (w == pid)
+			if (w == pid) {
 				reaped = 1;
+				/* its pid may be reused from now on: out of the table */
+				proc_table_del(&entry);
+				entry.pid = -1;
+			}
 			else if (w == -1 && errno != EINTR) {
 				err_set(e, ERR_INTERNAL, "%s: waitpid %ld: %s (someone else "
 				    "reaped it)", argv[0], (long)pid, strerror(errno));
@@ -449,6 +519,8 @@ proc_run_opts(char *const argv[], const struct proc_opts *opts, struct proc_resu
 	}
 	rc = proc_judge(argv[0], &o, r, e);
 cleanup:
+	if (entry.pid != -1)
+		proc_table_del(&entry);
 	for (i = 0; i < 2; i++) {
 		if (st[i].fd != -1)
 			close(st[i].fd);

@@ -61,6 +61,11 @@ int	 proc_run_opts(char *const argv[], const struct proc_opts *, struct proc_res
 	    struct err *);
 /* proc_run_opts with default options and a timeout (0: none). */
 int	 proc_run(char *const argv[], double timeout_s, struct proc_result *, struct err *);
+/* Sends sig to the process group of every child running now (e.g. SIGTERM at shutdown);
+ * returns how many. Not for signal handlers: set a cancel flag there. */
+int	 proc_signal_all(int sig);
+/* How many children are running now. */
+int	 proc_count(void);
 /* Frees the buffers of a result (NULL-safe; the struct itself is the caller's). */
 void	 proc_result_free(struct proc_result *);
 /* The last stderr line(s) of a result, trimmed, newlines as "; ", at most max bytes: for error

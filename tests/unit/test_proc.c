@@ -356,6 +356,37 @@ test_threads(void **state)
 	}
 }
 
+static void *
+run_sleep(void *arg)
+{
+	char *const		 argv[] = { "sleep", "30", NULL };
+	struct err		*e = arg;
+
+	proc_run(argv, 20, NULL, e);
+	return NULL;
+}
+
+static void
+test_signal_all(void **state)
+{
+	pthread_t	 t;
+	struct err	 e;
+	int		 i;
+
+	(void)state;
+	err_clear(&e);
+	assert_int_equal(proc_count(), 0);
+	assert_int_equal(pthread_create(&t, NULL, run_sleep, &e), 0);
+	for (i = 0; i < 100 && proc_count() == 0; i++)
+		usleep(20 * 1000);
+	assert_int_equal(proc_count(), 1);
+	assert_int_equal(proc_signal_all(SIGTERM), 1);
+	pthread_join(t, NULL);
+	assert_int_equal(proc_count(), 0);
+	assert_int_equal(e.kind, ERR_IO);
+	assert_string_equal(e.msg, "sleep killed by signal 15 (Terminated)");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -371,6 +402,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_line_callback),
 		cmocka_unit_test(test_stdout_bound_and_null_result),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_signal_all),
 	};
 
 	ssize_t	 n;

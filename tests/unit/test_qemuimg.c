@@ -256,8 +256,10 @@ static void
 test_locked_image(void **state)
 {
 	struct err	 e;
+	struct stat	 st;
 	pid_t		 pid;
-	int		 i, status, rc = 0;
+	char		 ino[32];
+	int		 i, status, locked, rc = 0;
 
 	(void)state;
 	err_clear(&e);
@@ -269,14 +271,20 @@ test_locked_image(void **state)
 		execlp("qemu-io", "qemu-io", "-c", "sleep 20000", tpath("busy.qcow2"), (char *)NULL);
 		_exit(127);
 	}
-	for (i = 0; i < 100; i++) {
-		err_clear(&e);
-		if ((rc = qemuimg_convert(tpath("busy.qcow2"), tpath("copy.qcow2"), 0, NULL, NULL,
-		    &e)) == -1)
-			break;
-		unlink(tpath("copy.qcow2"));
-		usleep(100 * 1000);
+	/* wait until it holds its locks (OFD locks on the image's inode in /proc/locks) */
+	assert_int_equal(stat(tpath("busy.qcow2"), &st), 0);
+	snprintf(ino, sizeof(ino), ":%llu ", (unsigned long long)st.st_ino);
+	for (i = 0, locked = 0; i < 200 && !locked; i++) {
+		char	*locks = util_read_file("/proc/locks", 1 << 20, NULL, &e);
+
+		assert_non_null(locks);
+		locked = strstr(locks, ino) != NULL;
+		free(locks);
+		if (!locked)
+			usleep(50 * 1000);
 	}
+	assert_true(locked);
+	rc = qemuimg_convert(tpath("busy.qcow2"), tpath("copy.qcow2"), 0, NULL, NULL, &e);
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
 	assert_int_equal(rc, -1);
