@@ -260,6 +260,27 @@ localstore_max_version(struct localstore *ls, const char *chain, struct err *e)
 	return max;
 }
 
+/* Takes the store's lock (flock on .lock); *fdp is closed to release it. */
+static int
+localstore_lock(struct localstore *ls, int *fdp, struct err *e)
+{
+	int	 fd;
+
+	if ((fd = open(ls->lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) == -1) {
+		err_set(e, ERR_IO, "%s: %s", ls->lock, strerror(errno));
+		return -1;
+	}
+	while (flock(fd, LOCK_EX) == -1) {
+		if (errno != EINTR) {
+			err_set(e, ERR_IO, "lock %s: %s", ls->lock, strerror(errno));
+			close(fd);
+			return -1;
+		}
+	}
+	*fdp = fd;
+	return 0;
+}
+
 int
 localstore_next_version(struct localstore *ls, const char *chain, int *version, struct err *e)
 {
@@ -274,16 +295,8 @@ localstore_next_version(struct localstore *ls, const char *chain, int *version, 
 		goto cleanup;
 	}
 	path = xasprintf("%s/%s", ls->chains, esc);
-	if ((fd = open(ls->lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) == -1) {
-		err_set(e, ERR_IO, "%s: %s", ls->lock, strerror(errno));
+	if (localstore_lock(ls, &fd, e) == -1)
 		goto cleanup;
-	}
-	while (flock(fd, LOCK_EX) == -1) {
-		if (errno != EINTR) {
-			err_set(e, ERR_IO, "lock %s: %s", ls->lock, strerror(errno));
-			goto cleanup;
-		}
-	}
 	err_clear(&e2);
 	if ((text = util_read_file(path, 64, NULL, &e2)) != NULL) {
 		char	*end;
@@ -441,8 +454,9 @@ localstore_add(struct localstore *ls, const char *image_file, json_t *meta, char
 	char		 id[37], sha512[129], md5[33], *img = NULL, *recpath = NULL;
 	char		*tmp = NULL, *text = NULL;
 	struct stat	 st;
-	const char	*fmt;
-	int		 rc = -1, placed = 0, copied = 0;
+	const char	*fmt, *chain;
+	long		 version;
+	int		 rc = -1, placed = 0, copied = 0, lockfd = -1;
 
 	if (idp != NULL)
 		*idp = NULL;
@@ -525,6 +539,27 @@ localstore_add(struct localstore *ls, const char *image_file, json_t *meta, char
 	text = json_dumps(rec, JSON_INDENT(2) | JSON_SORT_KEYS);
 	if (text == NULL)
 		fatalx("json_dumps");
+	/* a chain's version is registered once: check and write under the lock */
+	if (localstore_lock(ls, &lockfd, e) == -1)
+		goto cleanup;
+	if ((chain = json_string_value(json_object_get(json_object_get(rec, "properties"),
+	    "isoforge_chain"))) != NULL && (version = localstore_record_version(rec)) > 0) {
+		json_t	*same = localstore_list(ls, chain, e);
+		size_t	 i;
+		int	 taken = 0;
+
+		if (same == NULL)
+			goto cleanup;
+		for (i = 0; i < json_array_size(same); i++)
+			if (localstore_record_version(json_array_get(same, i)) == version)
+				taken = 1;
+		json_decref(same);
+		if (taken) {
+			err_set(e, ERR_CONFLICT, "chain %s: version %ld is already registered",
+			    chain, version);
+			goto cleanup;
+		}
+	}
 	if (util_write_file(recpath, text, strlen(text), 0644, e) == -1)
 		goto cleanup;
 	localstore_sync_dir(ls->dir);
@@ -534,6 +569,8 @@ localstore_add(struct localstore *ls, const char *image_file, json_t *meta, char
 		*idp = xstrdup(id);
 	rc = 0;
 cleanup:
+	if (lockfd != -1)
+		close(lockfd);
 	if (rc == -1 && placed) {
 		/* give the caller its file back; a copy just goes */
 		if (copied || rename(img, image_file) == -1)

@@ -172,6 +172,16 @@ test_add_get_list_delete(void **state)
 		/* moved, not copied */
 		assert_int_equal(access(img, F_OK), -1);
 	}
+	/* a version of a chain is registered once */
+	make_image(work, img, "again");
+	meta = json_pack("{s:s, s:{s:s, s:s}}", "name", "dup", "properties",
+	    "isoforge_chain", "c1", "isoforge_version", "2");
+	assert_int_equal(localstore_add(ls, img, meta, NULL, &e), -1);
+	assert_int_equal(e.kind, ERR_CONFLICT);
+	assert_int_equal(access(img, F_OK), 0);
+	err_clear(&e);
+	json_decref(meta);
+	unlink(img);
 	make_image(work, img, "other");
 	meta = json_pack("{s:s, s:{s:s, s:s}}", "name", "other", "properties",
 	    "isoforge_chain", "c2", "isoforge_version", "1");
