@@ -80,7 +80,8 @@ struct isoboot_media {
 	const char	*iso;		/* the OS ISO (required) */
 	const char	*virtio_win;	/* ISO, or a floppy image for ISOBOOT_VIRTIO_WIN_FLOPPY */
 	const char	*floppy;	/* an extra floppy image, e.g. answer files */
-	const char	*extra_cdrom;	/* an extra CD-ROM image, e.g. an answer-file ISO */
+	const char *const *extra_cdroms; /* NULL-terminated extra CD-ROM images (answer-file
+					  * ISOs, ...), at most ISOBOOT_MAX_EXTRA; NULL = none */
 };
 
 struct isoboot_params {
@@ -112,7 +113,8 @@ struct isoboot_device {
 	int			  readonly;
 };
 
-#define ISOBOOT_MAX_DEVICES	8
+#define ISOBOOT_MAX_EXTRA	8
+#define ISOBOOT_MAX_DEVICES	(4 + ISOBOOT_MAX_EXTRA)
 
 /* The plan: everything the domain XML needs, validated; owns its strings. */
 struct isoboot_plan {
