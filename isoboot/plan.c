@@ -90,10 +90,11 @@ plan_add(struct isoboot_plan *pl, enum isoboot_device_kind kind, enum isoboot_de
 	d->readonly = kind != ISOBOOT_DISK;
 }
 
+/* What a device is, for errors ("virtio-win", "extra CD-ROM"). */
 static const char *
-role_name(enum isoboot_device_role role)
+role_name(const struct isoboot_device *d)
 {
-	switch (role) {
+	switch (d->role) {
 	case ISOBOOT_ROLE_ROOT:
 		return "root disk";
 	case ISOBOOT_ROLE_OS_ISO:
@@ -103,7 +104,7 @@ role_name(enum isoboot_device_role role)
 	case ISOBOOT_ROLE_EXTRA:
 		break;
 	}
-	return "extra media";
+	return d->kind == ISOBOOT_FLOPPY ? "extra floppy" : "extra CD-ROM";
 }
 
 /* Gives each device its target name on its bus; fails when a bus is full or absent. */
@@ -115,11 +116,12 @@ plan_targets(struct isoboot_plan *pl, struct err *err)
 		const char	*prefix;
 		size_t		 max;
 		const char	*range;
+		const char	*display;
 	} buses[] = {
-		{ "virtio", "vd", 26, "vda-vdz" },
-		{ "ide", "hd", IDE_MAX, "hda-hdd" },
-		{ "sata", "sd", SATA_MAX, "sda-sdf" },
-		{ "fdc", "fd", FDC_MAX, "fda-fdb" },
+		{ "virtio", "vd", 26, "vda-vdz", "virtio" },
+		{ "ide", "hd", IDE_MAX, "hda-hdd", "IDE" },
+		{ "sata", "sd", SATA_MAX, "sda-sdf", "SATA" },
+		{ "fdc", "fd", FDC_MAX, "fda-fdb", "floppy" },
 	};
 	struct buf	 list;
 	size_t		 b, i, n;
@@ -142,10 +144,10 @@ plan_targets(struct isoboot_plan *pl, struct err *err)
 			for (i = 0; i < pl->ndevices; i++)
 				if (strcmp(pl->devices[i].bus, buses[b].bus) == 0)
 					buf_printf(&list, "%s%s", list.len > 0 ? ", " : "",
-					    role_name(pl->devices[i].role));
+					    role_name(&pl->devices[i]));
 			err_set(err, ERR_INVAL, "%zu devices on the %s bus (%s), which takes at "
-			    "most %zu (%s)", n, strcmp(buses[b].bus, "fdc") == 0 ? "floppy" :
-			    buses[b].bus, list.data, buses[b].max, buses[b].range);
+			    "most %zu (%s)", n, buses[b].display, list.data, buses[b].max,
+			    buses[b].range);
 			buf_free(&list);
 			return -1;
 		}
