@@ -105,6 +105,7 @@ build_free(struct build **bp)
 	free(b->os_version);
 	free(b->profile_name);
 	free(b->firmware);
+	free(b->machine);
 	free(b->domain_type);
 	free(b->vnc_listen);
 	free(b->templates);
@@ -235,6 +236,9 @@ build_assemble(struct build *b, struct err *e)
 	if (util_mkdirs(b->work_dir, e) == -1)
 		goto cleanup;
 	if ((profile = templates_load_profile(b->templates, b->profile_name, e)) == NULL)
+		goto cleanup;
+	if (b->machine != NULL &&
+	    isoboot_profile_set(profile, "machine", b->machine, e) == -1)
 		goto cleanup;
 	fw = b->firmware != NULL ? b->firmware : profile->firmware;
 	if (fw != NULL && strcmp(fw, "uefi") == 0)

@@ -81,6 +81,7 @@ struct build {
 	char			*os_type, *os_distro, *os_version;
 	char			*profile_name;	/* NULL: chosen from the OS triple */
 	char			*firmware;	/* NULL | bios | uefi */
+	char			*machine;	/* NULL (the profile's) | pc | q35 | pc-q35-X ... */
 	struct isoboot_flavor	 flavor;	/* disk_gib required */
 	double			 timeout_s;	/* install timeout; 0 = none */
 	double			 finish_grace_s; /* ACPI shutdown → destroy; default 60 */

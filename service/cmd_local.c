@@ -50,6 +50,7 @@ local_usage(FILE *out)
 	    "  --os-type T --os-distro D --os-version V   choose the OS profile; written as os_*\n"
 	    "  --profile NAME          an OS profile (templates/profiles/NAME.conf)\n"
 	    "  --firmware bios|uefi    default: the profile's\n"
+	    "  --machine pc|q35        default: the profile's (q35 puts the CD-ROMs on SATA)\n"
 	    "  --name N                image name (default: the ISO's base name)\n"
 	    "  --chain C               version chain (default: the name)\n"
 	    "  --parent ID             isoforge_parent of the new image\n"
@@ -314,7 +315,7 @@ local_build(int argc, char **argv)
 {
 	enum { O_ISO = 256, O_VIRTIO, O_DISK, O_RAM, O_VCPUS, O_OSTYPE, O_OSDISTRO, O_OSVERSION,
 	    O_PROFILE, O_FIRMWARE, O_NAME, O_CHAIN, O_PARENT, O_PROPERTY, O_COMPRESS, O_OUT,
-	    O_TIMEOUT, O_CONNECT, O_DTYPE, O_TEMPLATES, O_JSON };
+	    O_TIMEOUT, O_CONNECT, O_DTYPE, O_TEMPLATES, O_JSON, O_MACHINE };
 	static const struct option opts[] = {
 		{ "iso", required_argument, NULL, O_ISO },
 		{ "virtio-win", required_argument, NULL, O_VIRTIO },
@@ -326,6 +327,7 @@ local_build(int argc, char **argv)
 		{ "os-version", required_argument, NULL, O_OSVERSION },
 		{ "profile", required_argument, NULL, O_PROFILE },
 		{ "firmware", required_argument, NULL, O_FIRMWARE },
+		{ "machine", required_argument, NULL, O_MACHINE },
 		{ "name", required_argument, NULL, O_NAME },
 		{ "chain", required_argument, NULL, O_CHAIN },
 		{ "parent", required_argument, NULL, O_PARENT },
@@ -389,6 +391,7 @@ local_build(int argc, char **argv)
 			free(b->firmware);
 			b->firmware = xstrdup(optarg);
 			break;
+		case O_MACHINE: free(b->machine); b->machine = xstrdup(optarg); break;
 		case O_NAME: free(b->name); b->name = xstrdup(optarg); break;
 		case O_CHAIN: free(b->chain); b->chain = xstrdup(optarg); break;
 		case O_PARENT: free(b->parent); b->parent = xstrdup(optarg); break;
@@ -512,8 +515,7 @@ local_build(int argc, char **argv)
 	if (util_mkdirs(tmpdir, &err) == -1)
 		goto fail;
 	b->domain_type = xstrdup(local_domain_type(v, dtype, cache, tmpdir));
-	if (!ui.json || ui.tty)
-		fprintf(stderr, "build %s: %s on %s (%s)\n", b->id, b->iso, uri,
+	fprintf(stderr, "build %s: %s on %s (%s)\n", b->id, b->iso, uri,
 		    strcmp(b->domain_type, "kvm") == 0 ? "KVM" : "TCG, no KVM");
 
 	b->on_state = local_on_state;
