@@ -1,5 +1,6 @@
 /* virt.c — libvirt: event impl on our loop, connection with reconnect, domain outcomes, consoles. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@ struct virt {
 	int			  lifecycle_id;	/* connection-wide lifecycle callback, -1 none */
 	int			  close_registered;
 	int			  reconnect_timer;	/* loop timer id, 0 none */
+	int			  generation;
 	struct virt_domain	**doms;		/* watched domains */
 	size_t			  ndoms;
 };
@@ -187,6 +189,8 @@ virt_event_init(struct loop *l, struct err *e)
 		return -1;
 	}
 	virt_loop = l;
+	/* a libvirtd that goes away must be a closed connection, not a dead process */
+	signal(SIGPIPE, SIG_IGN);
 	virSetErrorFunc(NULL, virt_silent);
 	virEventRegisterImpl(virt_add_handle, virt_update_handle, virt_remove_handle,
 	    virt_add_timeout, virt_update_timeout, virt_remove_timeout);
@@ -397,6 +401,7 @@ virt_connect(struct virt *v, struct err *e)
 		virt_disconnect(v);
 		return -1;
 	}
+	v->generation++;
 	/* Domains watched before a reconnect: fresh handles, and whatever happened meanwhile. */
 	for (i = 0; i < v->ndoms; i++) {
 		struct virt_domain *d = v->doms[i];
@@ -489,6 +494,12 @@ int
 virt_connected(const struct virt *v)
 {
 	return v->conn != NULL && v->reconnect_timer == 0 && virConnectIsAlive(v->conn) == 1;
+}
+
+int
+virt_generation(const struct virt *v)
+{
+	return v->generation;
 }
 
 static int

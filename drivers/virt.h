@@ -42,8 +42,10 @@ int	virt_event_init(struct loop *, struct err *);
 struct virt	*virt_open(struct loop *, const char *uri, struct err *);
 void		 virt_free(struct virt **);
 const char	*virt_uri(const struct virt *);
-/* 1 while connected. */
+/* 1 while connected (as far as the loop has seen: a dead peer is noticed from the loop). */
 int		 virt_connected(const struct virt *);
+/* How many times the connection was (re)opened: 1 after virt_open, +1 per reconnect. */
+int		 virt_generation(const struct virt *);
 
 /*
  * Defines a persistent domain from xml and returns a handle on it (not started); caller frees

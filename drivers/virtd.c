@@ -63,8 +63,6 @@ virtd_exec(char *const binds[][2], size_t nbinds, const char *logfile, char *con
 	for (i = 0; i < nbinds; i++)
 		if (mount(binds[i][0], binds[i][1], NULL, MS_BIND, NULL) == -1)
 			_exit(121);
-	if (mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") == -1)
-		_exit(122);
 	if ((fd = open("/dev/null", O_RDONLY)) != -1) {
 		dup2(fd, 0);
 		close(fd);
@@ -89,6 +87,8 @@ virtd_reaper(char *const binds[][2], size_t nbinds, const char *logfile, char *c
 	pid_t		 pid;
 	int		 st;
 
+	/* none of the parent's files: its sockets (libvirt's) must close when it closes them */
+	close_range(3, ~0U, 0);
 	setsid();
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -193,8 +193,8 @@ struct virtd *
 virtd_start(const char *statedir, const char *cachedir, double timeout_s, struct err *e)
 {
 	struct virtd	*d = NULL;
-	char		*etc = NULL, *lib = NULL, *logd = NULL, *conf = NULL;
-	char		*binds[6][2];
+	char		*etc = NULL, *lib = NULL, *logd = NULL, *conf = NULL, *run = NULL;
+	char		*binds[7][2];
 	static const char *const users[] = {
 		"libvirt-qemu:x:64055:64055:libvirt qemu:/var/lib/libvirt:/usr/sbin/nologin", NULL };
 	static const char *const groups[] = { "libvirt-qemu:x:64055:", "kvm:x:64056:", NULL };
@@ -211,7 +211,8 @@ virtd_start(const char *statedir, const char *cachedir, double timeout_s, struct
 	etc = xasprintf("%s/etc", statedir);
 	lib = xasprintf("%s/lib", statedir);
 	logd = xasprintf("%s/log", statedir);
-	if (util_mkdirs(etc, e) == -1 || util_mkdirs(lib, e) == -1 ||
+	run = xasprintf("%s/run", statedir);
+	if (util_mkdirs(etc, e) == -1 || util_mkdirs(lib, e) == -1 || util_mkdirs(run, e) == -1 ||
 	    util_mkdirs(logd, e) == -1 || util_mkdirs(cachedir, e) == -1)
 		goto fail;
 	conf = xasprintf("# written by isoforge\n"
@@ -241,6 +242,8 @@ virtd_start(const char *statedir, const char *cachedir, double timeout_s, struct
 	binds[3][0] = (char *)cachedir;	binds[3][1] = "/var/cache/libvirt";
 	binds[4][0] = pw;		binds[4][1] = "/etc/passwd";
 	binds[5][0] = gr;		binds[5][1] = "/etc/group";
+	/* a private /run that outlives a libvirtd restart: running guests are found again */
+	binds[6][0] = run;		binds[6][1] = "/run";
 	/* the bind-mount targets; libvirt-daemon-system normally creates them */
 	for (i = 0; i < 4; i++)
 		if (util_mkdirs(binds[i][1], e) == -1)
@@ -254,7 +257,7 @@ virtd_start(const char *statedir, const char *cachedir, double timeout_s, struct
 		goto fail;
 	}
 	if (pid == 0)
-		virtd_reaper(binds, 6, d->logfile, argv);
+		virtd_reaper(binds, 7, d->logfile, argv);
 	d->reaper = pid;
 
 	deadline = util_now() + timeout_s;
@@ -277,11 +280,13 @@ virtd_start(const char *statedir, const char *cachedir, double timeout_s, struct
 	free(lib);
 	free(logd);
 	free(conf);
+	free(run);
 	free(pw);
 	free(gr);
 	return d;
 fail:
 	virtd_stop(&d);
+	free(run);
 	free(pw);
 	free(gr);
 	free(etc);

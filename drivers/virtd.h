@@ -10,7 +10,8 @@ struct virtd;
  * Starts libvirtd in the foreground in its own mount namespace (unshare(CLONE_NEWNS), no
  * shell): statedir's etc/, lib/, log/ are bind-mounted over /etc/libvirt, /var/lib/libvirt,
  * /var/log/libvirt, cachedir over /var/cache/libvirt (kept between runs: qemu capabilities),
- * a fresh tmpfs on /run; qemu runs as root without a security driver or cgroups. libvirtd runs
+ * statedir's run/ over /run (kept across a restart of libvirtd on the same statedir, so
+ * running guests are found again); qemu runs as root without a security driver or cgroups. libvirtd runs
  * under a small reaper process (a child subreaper) so guests are reaped at once. Waits until
  * the socket accepts connections (timeout_s). Needs root. Caller stops it with virtd_stop.
  */

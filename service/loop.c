@@ -18,6 +18,7 @@ struct loop_watch {
 	int		 fd;
 	int		 events;
 	int		 deleted;
+	int		 fresh;		/* not yet given to epoll (its fd number may be reused) */
 	loop_fd_cb	 cb;
 	void		*arg;
 	loop_free_cb	 ff;
@@ -158,6 +159,7 @@ loop_watch_add(struct loop *l, int fd, int events, loop_fd_cb cb, void *arg, loo
 	id = w->id = l->next_id++;
 	w->fd = fd;
 	w->events = events;
+	w->fresh = 1;
 	w->cb = cb;
 	w->arg = arg;
 	w->ff = ff;
@@ -181,6 +183,26 @@ loop_watch_update(struct loop *l, int id, int events)
 	pthread_mutex_unlock(&l->lock);
 }
 
+/*
+ * Takes fd out of epoll now, while its owner still has it open: once closed, a copy of the file
+ * elsewhere (a forked child) would keep it in epoll under a number that a new file may get.
+ */
+static void
+loop_unregister_fd(struct loop *l, int fd)
+{
+	size_t	 i;
+
+	for (i = 0; i < l->nwatches; i++)
+		if (!l->watches[i].deleted && l->watches[i].fd == fd)
+			return;
+	for (i = 0; i < l->nregs; i++)
+		if (l->regs[i].fd == fd) {
+			(void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+			l->regs[i] = l->regs[--l->nregs];
+			return;
+		}
+}
+
 int
 loop_watch_remove(struct loop *l, int id)
 {
@@ -192,6 +214,7 @@ loop_watch_remove(struct loop *l, int id)
 		if (l->watches[i].id == id && !l->watches[i].deleted) {
 			l->watches[i].deleted = 1;
 			l->need_cleanup = 1;
+			loop_unregister_fd(l, l->watches[i].fd);
 			rc = 0;
 			break;
 		}
@@ -320,13 +343,18 @@ loop_from_epoll(uint32_t ev)
 	return events;
 }
 
-/* Brings epoll in line with the watches: one registration per fd, the union of its events. */
+/*
+ * Brings epoll in line with the watches: one registration per fd, the union of its events.
+ * A new watch always (re)registers its fd: the fd number may belong to a new file now, and
+ * epoll forgot the old one when it was closed.
+ */
 static void
 loop_sync_fds(struct loop *l)
 {
 	struct epoll_event	 ev;
 	size_t			 i, j;
 	uint32_t		 want;
+	int			 fresh;
 
 	for (j = 0; j < l->nregs; j++)
 		l->regs[j].seen = 0;
@@ -335,13 +363,19 @@ loop_sync_fds(struct loop *l)
 
 		if (w->deleted)
 			continue;
-		want = 0;
-		for (j = 0; j < l->nwatches; j++)
-			if (!l->watches[j].deleted && l->watches[j].fd == w->fd)
-				want |= loop_to_epoll(l->watches[j].events);
 		for (j = 0; j < l->nregs; j++)
 			if (l->regs[j].fd == w->fd)
 				break;
+		if (j < l->nregs && l->regs[j].seen)
+			continue;	/* done for this fd */
+		want = 0;
+		fresh = 0;
+		for (size_t k = i; k < l->nwatches; k++)
+			if (!l->watches[k].deleted && l->watches[k].fd == w->fd) {
+				want |= loop_to_epoll(l->watches[k].events);
+				fresh |= l->watches[k].fresh;
+				l->watches[k].fresh = 0;
+			}
 		memset(&ev, 0, sizeof(ev));
 		ev.events = want;
 		ev.data.fd = w->fd;
@@ -354,14 +388,13 @@ loop_sync_fds(struct loop *l)
 			}
 			l->regs = xrealloc(l->regs, (l->nregs + 1) * sizeof(*l->regs));
 			l->regs[j].fd = w->fd;
-			l->regs[j].events = want;
 			l->nregs++;
-		} else if (l->regs[j].events != want && !l->regs[j].seen) {
+		} else if (l->regs[j].events != want || fresh) {
 			if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, w->fd, &ev) == -1 &&
 			    errno == ENOENT)
 				(void)epoll_ctl(l->epfd, EPOLL_CTL_ADD, w->fd, &ev);
-			l->regs[j].events = want;
 		}
+		l->regs[j].events = want;
 		l->regs[j].seen = 1;
 	}
 	/* fds no watch wants any more; EBADF when the owner already closed it is fine. */

@@ -23,6 +23,8 @@ local_build() {
 	"$isoforge" local build --out "$out" --json "$@" > "$tmp/$name.json" 2> "$tmp/$name.err"
 	local rc=$?
 	sed "s/^/  [$name] /" "$tmp/$name.err"
+	# 0 done, 1 failed; anything else (a sanitizer's report, a crash) fails the test
+	[ $rc = 0 ] || [ $rc = 1 ] || fail "isoforge local build exited with status $rc"
 	return $rc
 }
 
