@@ -91,6 +91,25 @@ api "$bob" DELETE "$GLANCE_URL/v2/images/$id" > /dev/null
 api "$alice" DELETE "$GLANCE_URL/v2/images/$id" > /dev/null
 [ "$(cat "$t/code")" = 204 ] || fail "alice DELETE: HTTP $(cat "$t/code")"
 
+echo "== Glance: an expired user token passes only with a service token of a 'service' user"
+expired=$("$ISOFORGE_TOP/tests/cloud/minicloud" expire-token "$ISOFORGE_CLOUD_DIR" "$alice" 120)
+api "$expired" GET "$GLANCE_URL/v2/images" > /dev/null
+[ "$(cat "$t/code")" = 401 ] || fail "expired token alone: HTTP $(cat "$t/code")"
+api "$expired" GET "$GLANCE_URL/v2/images" -H "X-Service-Token: $bob" > /dev/null
+[ "$(cat "$t/code")" = 401 ] || fail "expired token + bob's (no service role): HTTP $(cat "$t/code")"
+api "$alice" POST "$GLANCE_URL/v2/images" -H 'Content-Type: application/json' \
+	-d '{"name":"late-upload","disk_format":"raw","container_format":"bare"}' > "$t/late.json"
+[ "$(cat "$t/code")" = 201 ] || fail "create: HTTP $(cat "$t/code")"
+late=$(jget 'd["id"]' < "$t/late.json")
+api "$expired" PUT "$GLANCE_URL/v2/images/$late/file" -H "X-Service-Token: $svc" \
+	-H 'Content-Type: application/octet-stream' --data-binary @"$t/disk.raw" > /dev/null
+[ "$(cat "$t/code")" = 204 ] || fail "upload with expired token + service token: HTTP $(cat "$t/code") $(cat "$t/body")"
+api "$alice" GET "$GLANCE_URL/v2/images/$late" > "$t/late.json"
+[ "$(jget 'd["status"]' < "$t/late.json")" = active ] || fail "late upload not active"
+[ "$(jget 'd["owner"]' < "$t/late.json")" = "$(jget 'd["token"]["project"]["id"]' < "$t/token-alice.json")" ] \
+	|| fail "late upload not owned by alice's project"
+api "$alice" DELETE "$GLANCE_URL/v2/images/$late" > /dev/null
+
 echo "== nova-api: the flavors, as alice"
 api "$alice" GET "$NOVA_URL/flavors/detail" > "$t/flavors.json"
 [ "$(cat "$t/code")" = 200 ] || fail "flavor list: HTTP $(cat "$t/code")"
