@@ -33,7 +33,7 @@ alice=$(token "$OS_USERNAME" "$OS_PASSWORD" "$OS_PROJECT_NAME")
 bob=$(token "$ALT_OS_USERNAME" "$ALT_OS_PASSWORD" "$ALT_OS_PROJECT_NAME")
 admin=$(token "$ADMIN_OS_USERNAME" "$ADMIN_OS_PASSWORD" "$ADMIN_OS_PROJECT_NAME")
 svc=$(token "$ISOFORGE_SERVICE_USERNAME" "$ISOFORGE_SERVICE_PASSWORD" "$ISOFORGE_SERVICE_PROJECT_NAME")
-[ -n "$alice" ] && [ -n "$bob" ] && [ -n "$admin" ] && [ -n "$svc" ] || fail "empty token"
+for tok in "$alice" "$bob" "$admin" "$svc"; do [ -n "$tok" ] || fail "empty token"; done
 types=$(jget 'sorted(e["type"] for e in d["token"]["catalog"])' < "$t/token-alice.json")
 [ "$types" = '["compute", "identity", "image"]' ] || fail "catalog types: $types"
 for ty in identity:"$OS_AUTH_URL" image:"$GLANCE_URL" compute:"$NOVA_URL"; do
@@ -115,6 +115,7 @@ api "$alice" GET "$NOVA_URL/flavors/detail" > "$t/flavors.json"
 [ "$(cat "$t/code")" = 200 ] || fail "flavor list: HTTP $(cat "$t/code")"
 for f in "isoforge.tiny $ISOFORGE_FLAVOR_TINY 1 256 2" "isoforge.small $ISOFORGE_FLAVOR_SMALL 2 512 4" \
 	 "isoforge.nodisk $ISOFORGE_FLAVOR_NODISK 1 256 0"; do
+	# shellcheck disable=SC2086  # split into name id vcpus ram disk
 	set -- $f
 	got=$(jget '[" ".join(str(x) for x in (f["name"], f["id"], f["vcpus"], f["ram"], f["disk"])) for f in d["flavors"] if f["name"]=="'"$1"'"]' < "$t/flavors.json")
 	[ "$got" = "[\"$f\"]" ] || fail "flavor $1: $got"
