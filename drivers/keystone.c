@@ -288,9 +288,12 @@ keystone_authenticate(struct keystone *k, struct err *err)
 	req.idempotent = 1;	/* a login twice is harmless */
 	err_clear(&e);
 	if (http_request(k->http, &req, &resp, &e) == -1) {
-		if (e.kind == ERR_AUTH || e.status == 401)
-			err_set(err, ERR_AUTH, "keystone: authentication failed: %s", e.msg);
-		else
+		if (e.kind == ERR_AUTH || e.status == 401) {
+			if (err != NULL && err->kind == ERR_NONE) {
+				err_set(err, ERR_AUTH, "keystone: authentication failed: %s", e.msg);
+				err->status = e.status;
+			}
+		} else
 			keystone_err_copy(err, &e);
 		goto cleanup;
 	}
@@ -451,7 +454,8 @@ keystone_request(struct keystone *k, const struct http_req *req, struct http_res
 			goto cleanup;
 		for (i = 0; auth[i] != NULL; i++)
 			hv[i] = auth[i];
-		memcpy(hv + i, req->headers, n * sizeof(*hv));
+		if (n > 0)
+			memcpy(hv + i, req->headers, n * sizeof(*hv));
 		hv[i + n] = NULL;
 		r.headers = hv;
 		err_clear(&e);
@@ -501,9 +505,11 @@ keystone_validate(struct keystone *k, const char *subject, int allow_expired, in
 	req.idempotent = 1;
 	err_clear(&e);
 	if (keystone_request(k, &req, &resp, &e) == -1) {
-		if (resp.status == 404 || resp.status == 401)
+		if ((resp.status == 404 || resp.status == 401) && err != NULL &&
+		    err->kind == ERR_NONE) {
 			err_set(err, ERR_AUTH, "keystone: the token does not validate: %s", e.msg);
-		else
+			err->status = e.status;
+		} else
 			keystone_err_copy(err, &e);
 		goto cleanup;
 	}
