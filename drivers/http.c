@@ -18,7 +18,7 @@
 
 #define HTTP_MAX_BODY		(64u << 20)	/* a JSON answer larger than this is refused */
 #define HTTP_MAX_ERROR_BODY	(64u << 10)	/* what is kept of an error body */
-#define HTTP_XFER_BUFSIZE	(2L << 20)	/* libcurl's upload/download buffers */
+#define HTTP_XFER_BUFSIZE	(1L << 20)	/* libcurl's upload/download buffers */
 
 struct http_client {
 	CURL		*curl;
