@@ -1,7 +1,7 @@
 /* glance.c — Glance v2 through keystone_request; image data streamed with constant memory. */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,9 +12,20 @@
 #include "drivers/hash.h"
 #include "service/log.h"
 
+/*
+ * Hashing off the transfer thread: libcurl's callback copies each piece into a small ring of
+ * slots that a second thread hashes (sha512 + md5), so receiving, writing and hashing overlap
+ * on two cores. Memory stays constant: GLANCE_SLOTS x GLANCE_SLOT_SIZE, allocated once per
+ * client and reused by each transfer.
+ */
+#define GLANCE_SLOTS		4
+#define GLANCE_SLOT_SIZE	(512u << 10)
+#define GLANCE_WRITEBACK	(32LL << 20)	/* start writeback of a download every 32 MiB */
+
 struct glance {
 	struct keystone	*ks;
 	char		*root;		/* endpoint without "/v2": "next" links are relative to it */
+	unsigned char	*slots[GLANCE_SLOTS];	/* the hashing ring, once needed */
 };
 
 static void
@@ -51,9 +62,12 @@ void
 glance_free(struct glance **gp)
 {
 	struct glance	*g;
+	int		 i;
 
 	if (gp == NULL || (g = *gp) == NULL)
 		return;
+	for (i = 0; i < GLANCE_SLOTS; i++)
+		free(g->slots[i]);
 	free(g->root);
 	free(g);
 	*gp = NULL;
@@ -365,23 +379,136 @@ glance_image_delete(struct glance *g, const char *id, struct err *err)
 	return rc;
 }
 
-/* Hashing state of one transfer, reset when a download restarts. */
 struct glance_stream {
-	struct hash_ctx	*hash;
-	long long	 bytes;
-	int		 fd;		/* the temp file of a download, else -1 */
+	struct glance_xfer	*x;		/* caller's, may be NULL */
+	struct hash_ctx		*hash;		/* NULL when not hashing */
+	long long		 bytes;
+	int			 fd;		/* the temp file of a download, else -1 */
+	long long		 synced;	/* download bytes handed to writeback */
+	/* The ring: slots cons .. cons + ready - 1 wait for (or are under) hashing; the producer
+	 * fills slot (cons + ready) % GLANCE_SLOTS. */
+	pthread_t		 thread;
+	int			 started;
+	pthread_mutex_t		 mu;
+	pthread_cond_t		 cv;
+	unsigned char		**slot;		/* the client's ring */
+	size_t			 len[GLANCE_SLOTS];
+	int			 cons;
+	int			 ready;
+	int			 done;
 };
 
-static void
-glance_stream_data(void *arg, const void *p, size_t n)
+static void *
+glance_hash_thread(void *arg)
 {
 	struct glance_stream	*s = arg;
+	int			 i;
 
-	if (s->hash != NULL)
-		hash_update(s->hash, p, n);
-	s->bytes += (long long)n;
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (s->ready == 0 && !s->done)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (s->ready == 0 && s->done)
+			break;
+		i = s->cons;
+		pthread_mutex_unlock(&s->mu);
+		hash_update(s->hash, s->slot[i], s->len[i]);
+		pthread_mutex_lock(&s->mu);
+		s->len[i] = 0;
+		s->cons = (s->cons + 1) % GLANCE_SLOTS;
+		s->ready--;
+		pthread_cond_broadcast(&s->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
 }
 
+/* Sets up s; hashing (and its thread) only when hash is set. */
+static void
+glance_stream_init(struct glance_stream *s, struct glance *g, struct glance_xfer *x, int fd,
+    int hash)
+{
+	int	 i;
+
+	memset(s, 0, sizeof(*s));
+	s->x = x;
+	s->fd = fd;
+	if (!hash)
+		return;
+	s->hash = hash_new();
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	for (i = 0; i < GLANCE_SLOTS; i++)
+		if (g->slots[i] == NULL)
+			g->slots[i] = xmalloc(GLANCE_SLOT_SIZE);
+	s->slot = g->slots;
+	if (pthread_create(&s->thread, NULL, glance_hash_thread, s) != 0)
+		fatalx("pthread_create failed");
+	s->started = 1;
+}
+
+/* Queues the slot being filled (when it holds data) and waits for room for the next one. */
+static void
+glance_stream_push(struct glance_stream *s)
+{
+	int	 fill;
+
+	pthread_mutex_lock(&s->mu);
+	fill = (s->cons + s->ready) % GLANCE_SLOTS;
+	if (s->len[fill] > 0) {
+		s->ready++;
+		pthread_cond_broadcast(&s->cv);
+	}
+	while (s->ready == GLANCE_SLOTS)
+		pthread_cond_wait(&s->cv, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Waits until everything queued is hashed. */
+static void
+glance_stream_drain(struct glance_stream *s)
+{
+	glance_stream_push(s);
+	pthread_mutex_lock(&s->mu);
+	while (s->ready > 0)
+		pthread_cond_wait(&s->cv, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void
+glance_stream_data(void *arg, const void *data, size_t n)
+{
+	struct glance_stream	*s = arg;
+	const unsigned char	*p = data;
+	size_t			 k;
+	int			 fill;
+
+	s->bytes += (long long)n;
+	if (s->fd >= 0 && s->bytes - s->synced >= GLANCE_WRITEBACK) {
+		/* Let the disk catch up while we receive, so the final fsync is short. */
+		(void)sync_file_range(s->fd, s->synced, s->bytes - s->synced, SYNC_FILE_RANGE_WRITE);
+		s->synced = s->bytes;
+	}
+	if (s->hash == NULL)
+		return;
+	while (n > 0) {
+		/* Only this thread changes the fill slot's length while it is not queued. */
+		pthread_mutex_lock(&s->mu);
+		fill = (s->cons + s->ready) % GLANCE_SLOTS;
+		pthread_mutex_unlock(&s->mu);
+		k = GLANCE_SLOT_SIZE - s->len[fill];
+		if (k > n)
+			k = n;
+		memcpy(s->slot[fill] + s->len[fill], p, k);
+		s->len[fill] += k;
+		p += k;
+		n -= k;
+		if (s->len[fill] == GLANCE_SLOT_SIZE)
+			glance_stream_push(s);
+	}
+}
+
+/* A retried download starts over: empty file, fresh digests. */
 static int
 glance_stream_restart(void *arg)
 {
@@ -390,42 +517,59 @@ glance_stream_restart(void *arg)
 	if (s->fd >= 0 && (ftruncate(s->fd, 0) == -1 || lseek(s->fd, 0, SEEK_SET) == -1))
 		return -1;
 	if (s->hash != NULL) {
+		glance_stream_drain(s);
 		hash_free(&s->hash);
 		s->hash = hash_new();
 	}
 	s->bytes = 0;
+	s->synced = 0;
 	return 0;
 }
 
-/* Progress is forwarded to the caller's callback through this adapter. */
-struct glance_progress {
-	struct glance_stream	 s;
-	struct glance_xfer	*x;
-};
-
-static int
-glance_progress(void *arg, long long done, long long total)
-{
-	struct glance_progress	*p = arg;
-
-	return p->x->progress(p->x->arg, done, total);
-}
-
+/* Hashes what is left and finishes the digests into s->x (when hashing). */
 static void
-glance_progress_data(void *arg, const void *p, size_t n)
+glance_stream_finish(struct glance_stream *s, char sha[129], char md5[33])
 {
-	glance_stream_data(&((struct glance_progress *)arg)->s, p, n);
+	glance_stream_drain(s);
+	hash_final(s->hash, sha, md5);
+}
+
+/* Stops the thread (the ring stays with the client). */
+static void
+glance_stream_free(struct glance_stream *s)
+{
+	if (s->started) {
+		pthread_mutex_lock(&s->mu);
+		s->done = 1;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->thread, NULL);
+		s->started = 0;
+		pthread_mutex_destroy(&s->mu);
+		pthread_cond_destroy(&s->cv);
+	}
+	s->slot = NULL;
+	hash_free(&s->hash);
 }
 
 static int
-glance_progress_restart(void *arg)
+glance_stream_progress(void *arg, long long done, long long total)
 {
-	return glance_stream_restart(&((struct glance_progress *)arg)->s);
+	struct glance_stream	*s = arg;
+
+	return s->x->progress(s->x->arg, done, total);
+}
+
+/* 1 when a and b are both set and differ. */
+static int
+glance_differs(const char *a, const char *b)
+{
+	return a != NULL && b != NULL && strcmp(a, b) != 0;
 }
 
 /*
- * Compares computed digests with the image's os_hash_value (when its algorithm is sha512) and
- * checksum; what fails is named in err. An image without either is accepted with a warning.
+ * Compares digests (any may be NULL: not known) with the image's os_hash_value (when its
+ * algorithm is sha512) and checksum; what differs is named in err.
  */
 static int
 glance_check_hashes(const json_t *img, const char *id, const char *sha, const char *md5,
@@ -437,14 +581,14 @@ glance_check_hashes(const json_t *img, const char *id, const char *sha, const ch
 
 	if (algo != NULL && strcmp(algo, "sha512") != 0)
 		want_sha = NULL;
-	if (want_sha == NULL && want_md5 == NULL)
+	if (want_sha == NULL && want_md5 == NULL && (sha != NULL || md5 != NULL))
 		log_warnx("glance: image %s carries no hash to verify against", id);
-	if (want_sha != NULL && strcmp(want_sha, sha) != 0) {
+	if (glance_differs(sha, want_sha)) {
 		err_set(err, ERR_IO, "glance: image %s: hash mismatch: sha512 is %.16s..., "
 		    "os_hash_value says %.16s...", id, sha, want_sha);
 		return -1;
 	}
-	if (want_md5 != NULL && strcmp(want_md5, md5) != 0) {
+	if (glance_differs(md5, want_md5)) {
 		err_set(err, ERR_IO, "glance: image %s: hash mismatch: md5 is %s, checksum says %s",
 		    id, md5, want_md5);
 		return -1;
@@ -456,52 +600,59 @@ int
 glance_image_upload(struct glance *g, const char *id, int fd, long long size,
     struct glance_xfer *x, struct err *err)
 {
-	struct glance_progress	 p;
+	struct glance_stream	 s;
 	struct http_req		 req;
 	struct http_resp	 resp;
 	char			*eid = http_escape(id);
 	char			*url = xasprintf("%s/v2/images/%s/file", g->root, eid);
 	json_t			*img = NULL;
+	const char		*status;
 	char			 sha[129], md5[33];
-	int			 rc = -1, verify = x == NULL || !x->no_verify;
+	int			 rc = -1, hash = x != NULL && x->hash;
 
-	memset(&p, 0, sizeof(p));
-	p.x = x;
-	p.s.fd = -1;
-	if (verify)
-		p.s.hash = hash_new();
+	glance_stream_init(&s, g, x, -1, hash);
 	http_req_init(&req);
 	http_resp_init(&resp);
 	req.method = "PUT";
 	req.url = url;
 	req.upload_fd = fd;
 	req.upload_len = size;
-	req.on_data = glance_progress_data;
-	req.on_restart = glance_progress_restart;
-	req.arg = &p;
+	req.on_data = glance_stream_data;
+	req.on_restart = glance_stream_restart;
+	req.arg = &s;
 	if (x != NULL && x->progress != NULL)
-		req.progress = glance_progress;
+		req.progress = glance_stream_progress;
 	/* Not idempotent: after a failed upload Glance may have moved the image on. */
 	if (glance_call(g, &req, &resp, id, err) == -1)
 		goto cleanup;
 	if (x != NULL)
-		x->bytes = p.s.bytes;
-	if (!verify) {
-		rc = 0;
-		goto cleanup;
-	}
-	hash_final(p.s.hash, sha, md5);
-	if (x != NULL) {
+		x->bytes = s.bytes;
+	if (hash) {
+		glance_stream_finish(&s, sha, md5);
 		memcpy(x->sha512, sha, sizeof(sha));
 		memcpy(x->md5, md5, sizeof(md5));
 	}
+	/* What Glance made of it: active, our size, the digests we know. */
 	if ((img = glance_image_show(g, id, err)) == NULL)
 		goto cleanup;
-	if (glance_check_hashes(img, id, sha, md5, err) == -1)
+	status = json_string_value(json_object_get(img, "status"));
+	if (status == NULL || strcmp(status, "active") != 0) {
+		err_set(err, ERR_REMOTE, "glance: image %s is %s after the upload", id,
+		    status ? status : "without status");
+		goto cleanup;
+	}
+	if (json_integer_value(json_object_get(img, "size")) != s.bytes) {
+		err_set(err, ERR_IO, "glance: image %s: sent %lld bytes, Glance stored %lld", id,
+		    s.bytes, (long long)json_integer_value(json_object_get(img, "size")));
+		goto cleanup;
+	}
+	if (hash && glance_check_hashes(img, id, sha, md5, err) == -1)
+		goto cleanup;
+	if (x != NULL && glance_check_hashes(img, id, x->expect_sha512, x->expect_md5, err) == -1)
 		goto cleanup;
 	rc = 0;
 cleanup:
-	hash_free(&p.s.hash);
+	glance_stream_free(&s);
 	json_decref(img);
 	http_resp_free(&resp);
 	free(url);
@@ -537,7 +688,7 @@ int
 glance_image_download(struct glance *g, const char *id, const char *path,
     struct glance_xfer *x, struct err *err)
 {
-	struct glance_progress	 p;
+	struct glance_stream	 s;
 	struct http_req		 req;
 	struct http_resp	 resp;
 	const char		*hdrs[] = { "Accept: application/octet-stream, application/json", NULL };
@@ -547,11 +698,9 @@ glance_image_download(struct glance *g, const char *id, const char *path,
 	char			*tmp = xasprintf("%s.XXXXXX.part", path);
 	json_t			*img = NULL, *size;
 	char			 sha[129], md5[33];
-	int			 rc = -1, fd = -1;
+	int			 rc = -1, fd = -1, made = 0;
 
-	memset(&p, 0, sizeof(p));
-	p.x = x;
-	p.s.fd = -1;
+	memset(&s, 0, sizeof(s));
 	http_req_init(&req);
 	http_resp_init(&resp);
 	if ((img = glance_image_show(g, id, err)) == NULL)
@@ -566,29 +715,29 @@ glance_image_download(struct glance *g, const char *id, const char *path,
 		err_set(err, ERR_IO, "%s: %s", tmp, strerror(errno));
 		goto cleanup;
 	}
-	p.s.fd = fd;
-	p.s.hash = hash_new();
+	made = 1;
+	glance_stream_init(&s, g, x, fd, 1);
 	req.url = url;
 	req.headers = hdrs;
 	req.download_fd = fd;
 	req.idempotent = 1;
-	req.on_data = glance_progress_data;
-	req.on_restart = glance_progress_restart;
-	req.arg = &p;
+	req.on_data = glance_stream_data;
+	req.on_restart = glance_stream_restart;
+	req.arg = &s;
 	if (x != NULL && x->progress != NULL)
-		req.progress = glance_progress;
+		req.progress = glance_stream_progress;
 	if (glance_call(g, &req, &resp, id, err) == -1)
 		goto cleanup;
-	hash_final(p.s.hash, sha, md5);
+	glance_stream_finish(&s, sha, md5);
 	if (x != NULL) {
 		memcpy(x->sha512, sha, sizeof(sha));
 		memcpy(x->md5, md5, sizeof(md5));
-		x->bytes = p.s.bytes;
+		x->bytes = s.bytes;
 	}
 	size = json_object_get(img, "size");
-	if (json_is_integer(size) && json_integer_value(size) != p.s.bytes) {
+	if (json_is_integer(size) && json_integer_value(size) != s.bytes) {
 		err_set(err, ERR_IO, "glance: image %s: got %lld bytes, its size is %lld", id,
-		    p.s.bytes, (long long)json_integer_value(size));
+		    s.bytes, (long long)json_integer_value(size));
 		goto cleanup;
 	}
 	if (glance_check_hashes(img, id, sha, md5, err) == -1)
@@ -605,11 +754,11 @@ glance_image_download(struct glance *g, const char *id, const char *path,
 	}
 	rc = 0;
 cleanup:
+	glance_stream_free(&s);
 	if (fd >= 0)
 		close(fd);
-	if (rc == -1 && p.s.fd >= 0)
+	if (rc == -1 && made)
 		unlink(tmp);
-	hash_free(&p.s.hash);
 	json_decref(img);
 	http_resp_free(&resp);
 	free(tmp);

@@ -38,16 +38,21 @@ json_t		*glance_image_create(struct glance *, const json_t *body, struct err *);
 struct glance_xfer {
 	int		(*progress)(void *arg, long long done, long long total);
 	void		 *arg;
-	int		  no_verify;	/* upload: do not hash while sending nor compare afterwards */
-	char		  sha512[129];	/* out: of the data sent or received */
+	/* Upload only: */
+	int		  hash;			/* also hash what is sent and compare (costs a core) */
+	const char	 *expect_sha512;	/* what Glance must have computed; NULL = unknown */
+	const char	 *expect_md5;
+	/* Out: */
+	char		  sha512[129];	/* of the data received (download) or sent (upload, hash) */
 	char		  md5[33];
-	long long	  bytes;	/* out */
+	long long	  bytes;
 };
 
 /* Streams size bytes (-1 = until EOF, chunked) from fd (from its offset) into the queued image
- * id (PUT /v2/images/{id}/file) with constant memory; unless x->no_verify, hashes what it
- * sends and checks it against the os_hash_value and checksum Glance computed. ERR_CONFLICT when
- * the image already has data. x may be NULL. */
+ * id (PUT /v2/images/{id}/file) with constant memory, then checks that Glance made it active
+ * with that size and, when known (x->hash, x->expect_*), the os_hash_value and checksum it
+ * computed (ERR_IO "hash mismatch"). ERR_CONFLICT when the image already has data. x may be
+ * NULL. */
 int		 glance_image_upload(struct glance *, const char *id, int fd, long long size,
 		    struct glance_xfer *, struct err *);
 int		 glance_image_upload_file(struct glance *, const char *id, const char *path,

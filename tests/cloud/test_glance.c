@@ -82,6 +82,9 @@ test_life_cycle(void **state)
 	memset(&x, 0, sizeof(x));
 	x.progress = count_progress;
 	x.arg = &calls;
+	x.hash = 1;
+	x.expect_sha512 = sha;
+	x.expect_md5 = md5;
 	assert_int_equal(glance_image_upload_file(g, id, src, &x, &e), 0);
 	assert_string_equal(x.sha512, sha);
 	assert_string_equal(x.md5, md5);
@@ -286,12 +289,24 @@ test_other_projects_private_image(void **state)
 static void
 test_hash_mismatch(void **state)
 {
+	struct glance_xfer x;
 	struct err	 e;
 	char		*src = make_file("good.raw", 1 << 20), *id, *stored, *dst;
 	int		 fd;
 
 	(void)state;
 	err_clear(&e);
+	/* An upload whose expected digest differs from what Glance computed is reported. */
+	memset(&x, 0, sizeof(x));
+	x.expect_sha512 = "00";
+	id = cloud_image_new(g, "expect-other");
+	assert_int_equal(glance_image_upload_file(g, id, src, &x, &e), -1);
+	assert_int_equal(e.kind, ERR_IO);
+	assert_non_null(strstr(e.msg, "hash mismatch"));
+	err_clear(&e);
+	assert_int_equal(glance_image_delete(g, id, &e), 0);
+	free(id);
+
 	id = cloud_image_new(g, "to-corrupt");
 	assert_int_equal(glance_image_upload_file(g, id, src, NULL, &e), 0);
 	stored = xasprintf("%s/glance/images/%s", cloud_dir(), id);
