@@ -65,6 +65,11 @@ build/san/tests/%: tests/%.c build/san/libisoforge.a
 	$(CC) $(BASE) -O1 $(SAN) $(PKGCFLAGS) -Wno-missing-prototypes -MMD -MP -o $@ $< \
 	    build/san/libisoforge.a $(PKGLIBS) -lcmocka
 
+# Benchmark programs: bench/<name>.c, optimised, linked with the library.
+build/bench/%: bench/%.c build/libisoforge.a
+	@mkdir -p $(@D)
+	$(CC) $(BASE) -O2 $(PKGCFLAGS) -o $@ $< build/libisoforge.a $(PKGLIBS)
+
 # Installs what is missing (as root, idempotent); does nothing when all is there.
 deps:
 	@missing=$$(for p in $(DEPS); do \
@@ -91,7 +96,7 @@ demo: deps
 demo-run: all
 	tests/demo
 
-bench: deps all
+bench: deps all build/bench/transfer
 	bench/transfer
 	bench/pipeline
 
