@@ -260,6 +260,38 @@ test_profile_choose(void **state)
 	}
 }
 
+/* The request's OS wins over the image's properties; hw_* properties apply in order. */
+static void
+test_profile_choose_for(void **state)
+{
+	json_t			*props;
+	struct isoboot_profile	*p;
+	struct err		 e;
+
+	(void)state;
+	props = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "os_type", "windows", "os_distro",
+	    "windows", "os_version", "2003", "hw_machine_type", "q35", "hw_vif_model", "e1000e",
+	    "hw_not_a_string", 1);
+	assert_non_null(props);
+	assert_string_equal(isoboot_profile_choose_for(NULL, NULL, NULL, props),
+	    "windows-legacy");
+	assert_string_equal(isoboot_profile_choose_for(NULL, "debian12", NULL, props), "linux");
+	assert_string_equal(isoboot_profile_choose_for(NULL, NULL, NULL, NULL), "linux");
+	p = load("linux-novirtio");
+	err_clear(&e);
+	assert_int_equal(isoboot_profile_apply_properties(p, props, &e), 0);
+	assert_string_equal(p->machine, "q35");
+	assert_string_equal(p->disk_bus, "sata");
+	assert_string_equal(p->nic_model, "e1000e");
+	assert_int_equal(isoboot_profile_apply_properties(p, NULL, &e), 0);
+	json_object_set_new(props, "hw_firmware_type", json_string("coreboot"));
+	assert_int_equal(isoboot_profile_apply_properties(p, props, &e), -1);
+	assert_string_equal(e.msg, "firmware: 'coreboot' is not one of bios|uefi "
+	    "(from hw_firmware_type)");
+	isoboot_profile_free(&p);
+	json_decref(props);
+}
+
 static const struct isoboot_params params_ok = {
 	.build_id = "b1", .name = "n", .vnc_password = "pw",
 };
@@ -569,6 +601,7 @@ main(void)
 		cmocka_unit_test(test_profile_parse_ok),
 		cmocka_unit_test(test_profile_set),
 		cmocka_unit_test(test_profile_choose),
+		cmocka_unit_test(test_profile_choose_for),
 		cmocka_unit_test(test_plan_article),
 		cmocka_unit_test(test_plan_modern),
 		cmocka_unit_test(test_plan_errors),
