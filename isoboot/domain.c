@@ -328,12 +328,12 @@ char *
 isoboot_domain_xml(const struct isoboot_plan *pl, const char *base_xml, struct err *err)
 {
 	xmlDoc		*doc = NULL;
-	xmlNode		*root, *last = NULL, *n, *meta, *b, *features, *clock, *devices, *anchor;
+	xmlNode		*root, *last = NULL, *n, *next, *meta, *b, *features, *clock, *devices;
+	xmlNode		*anchor;
 	xmlBuffer	*out = NULL;
 	xmlParserCtxt	*ctxt = NULL;
 	struct template_err first;
 	char		*xml = NULL, *desc;
-	const char	*where;
 
 	if (pl == NULL || base_xml == NULL) {
 		err_set(err, ERR_INTERNAL, "isoboot_domain_xml: missing argument");
@@ -378,6 +378,14 @@ isoboot_domain_xml(const struct isoboot_plan *pl, const char *base_xml, struct e
 	else
 		meta = new_elem(doc, "metadata", NULL);
 	place(root, &last, meta);
+	for (n = meta->children; n != NULL; n = next) {
+		/* an operator who copied a generated domain: ours is written anew */
+		next = n->next;
+		if (n->ns != NULL && xmlStrcmp(n->ns->href, BAD_CAST ISOFORGE_XMLNS) == 0) {
+			xmlUnlinkNode(n);
+			xmlFreeNode(n);
+		}
+	}
 	b = xmlNewDocNode(doc, NULL, BAD_CAST "build", NULL);
 	xmlSetNs(b, xmlNewNs(b, BAD_CAST ISOFORGE_XMLNS, BAD_CAST "isoforge"));
 	xmlAddChild(meta, b);
@@ -448,8 +456,7 @@ isoboot_domain_xml(const struct isoboot_plan *pl, const char *base_xml, struct e
 		err_set(err, ERR_INTERNAL, "domain XML: could not serialise");
 		goto cleanup;
 	}
-	where = (const char *)xmlBufferContent(out);
-	xml = xasprintf("%s\n", where);
+	xml = xasprintf("%s\n", (const char *)xmlBufferContent(out));
 cleanup:
 	if (out != NULL)
 		xmlBufferFree(out);

@@ -407,7 +407,10 @@ choose_unix(const char *distro, long major)
 	};
 	size_t	 i;
 
-	if (strcmp(distro, "msdos") == 0 || strcmp(distro, "freedos") == 0)
+	/* Glance's os_distro values for systems without virtio drivers */
+	if (strcmp(distro, "msdos") == 0 || strcmp(distro, "freedos") == 0 ||
+	    strcmp(distro, "netware") == 0 || strcmp(distro, "opensolaris") == 0 ||
+	    strcmp(distro, "solaris") == 0)
 		return "linux-novirtio";
 	if (major < 0)
 		return "linux";

@@ -243,6 +243,10 @@ test_profile_choose(void **state)
 		{ NULL, "freebsd", "13.2", "linux" },
 		{ NULL, "freebsd", "8.4", "linux-novirtio" },
 		{ NULL, "freedos", NULL, "linux-novirtio" },
+		{ NULL, "netware", "6.5", "linux-novirtio" },
+		{ NULL, "opensolaris", NULL, "linux-novirtio" },
+		{ NULL, "gentoo", NULL, "linux" },
+		{ NULL, "netbsd", "9.3", "linux" },
 		{ NULL, "arch", NULL, "linux" },
 		{ "linux", "mystery", "1", "linux" },
 	};
@@ -472,7 +476,9 @@ test_domain_template(void **state)
 	    "<domain type='xen' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\n"
 	    "  <name>old</name><uuid>11111111-2222-3333-4444-555555555555</uuid>\n"
 	    "  <memory>1</memory><vcpu>64</vcpu><os><type>hvm</type><boot dev='cdrom'/></os>\n"
-	    "  <metadata><x:keep xmlns:x='urn:x'/></metadata>\n"
+	    "  <metadata><x:keep xmlns:x='urn:x'/><i:build xmlns:i='"
+	    "https://isoforge.dev/xmlns/libvirt/build/1'><i:name>stale</i:name></i:build>"
+	    "</metadata>\n"
 	    "  <cpu mode='custom'><model>Skylake-Server</model></cpu>\n"
 	    "  <features><hyperv mode='custom'><relaxed state='on'/></hyperv></features>\n"
 	    "  <devices>\n"
@@ -518,6 +524,8 @@ test_domain_template(void **state)
 	assert_non_null(strstr(xml, "<on_poweroff>destroy</on_poweroff>"));
 	assert_non_null(strstr(xml, "<vcpu>2</vcpu>"));
 	assert_non_null(strstr(xml, "<x:keep xmlns:x=\"urn:x\"/>"));
+	assert_null(strstr(xml, "stale"));
+	assert_non_null(strstr(xml, "<isoforge:name>n</isoforge:name>"));
 	assert_non_null(strstr(xml, "<model>Skylake-Server</model>"));
 	assert_non_null(strstr(xml, "<relaxed state=\"on\"/>"));
 	assert_non_null(strstr(xml, "<smm state=\"on\"/>"));
