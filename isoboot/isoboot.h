@@ -176,7 +176,8 @@ struct isoboot_plan *isoboot_plan_build(const struct isoboot_profile *,
  * devices) + the plan, written with libxml2 (every value escaped). The plan replaces what it
  * owns (name, memory, vcpu, os, disks, NICs, graphics, serial, TPM, USB, video) and keeps
  * the rest. on_poweroff destroy (the install ends at power-off), on_reboot restart
- * (installers reboot). Caller frees.
+ * (installers reboot). Caller frees. Thread-safe once libxml2 is initialised: a threaded
+ * program calls xmlInitParser() from its main thread before starting threads.
  */
 char	*isoboot_domain_xml(const struct isoboot_plan *, const char *base_xml, struct err *);
 
