@@ -226,7 +226,7 @@ cmd_plan(int argc, char **argv)
 		goto cleanup;
 	}
 
-	body = util_read_file(argv[optind], REQUEST_MAX_BODY + 1, &len, &err);
+	body = util_read_file(argv[optind], REQUEST_MAX_BODY, &len, &err);
 	if (body == NULL)
 		goto fail;
 	req = request_parse(body, len, REQUEST_PARTIAL, &err);
