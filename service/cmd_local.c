@@ -38,10 +38,12 @@ local_usage(FILE *out)
 	    "usage: isoforge local build --iso FILE [options]\n"
 	    "       isoforge local list [--out DIR] [--chain C] [--json]\n"
 	    "       isoforge local show ID [--out DIR]\n"
+	    "       isoforge local finish|cancel BUILD_ID [--out DIR]\n"
 	    "\n"
 	    "local build: boots FILE with a fresh root disk on libvirt, waits for the install to\n"
 	    "end (guest power-off; SIGUSR1 = finish: ACPI shutdown), snapshots the disk and adds it\n"
 	    "to the local image store as the next version of its chain. ^C / SIGTERM cancel.\n"
+	    "local finish|cancel: the same for a build running in another process.\n"
 	    "\n"
 	    "  --iso FILE              the OS install ISO (required)\n"
 	    "  --virtio-win FILE       virtio-win ISO (second CD-ROM)\n"
@@ -59,6 +61,7 @@ local_usage(FILE *out)
 	    "  --out DIR               the image store (default $ISOFORGE_STORE, else\n"
 	    "                          ~/.local/share/isoforge/images)\n"
 	    "  --timeout S             install timeout in seconds (default %d, 0 = none)\n"
+	    "  --finish-grace S        after a finish: ACPI shutdown, destroy after S s (default 60)\n"
 	    "  --connect URI           libvirt URI (default $ISOFORGE_LIBVIRT_URI; when neither is\n"
 	    "                          set, a private libvirtd is started for this command)\n"
 	    "  --domain-type T         auto (default: KVM when a probe boot shows it works, else\n"
@@ -315,7 +318,7 @@ local_build(int argc, char **argv)
 {
 	enum { O_ISO = 256, O_VIRTIO, O_DISK, O_RAM, O_VCPUS, O_OSTYPE, O_OSDISTRO, O_OSVERSION,
 	    O_PROFILE, O_FIRMWARE, O_NAME, O_CHAIN, O_PARENT, O_PROPERTY, O_COMPRESS, O_OUT,
-	    O_TIMEOUT, O_CONNECT, O_DTYPE, O_TEMPLATES, O_JSON, O_MACHINE };
+	    O_TIMEOUT, O_CONNECT, O_DTYPE, O_TEMPLATES, O_JSON, O_MACHINE, O_GRACE };
 	static const struct option opts[] = {
 		{ "iso", required_argument, NULL, O_ISO },
 		{ "virtio-win", required_argument, NULL, O_VIRTIO },
@@ -339,6 +342,7 @@ local_build(int argc, char **argv)
 		{ "domain-type", required_argument, NULL, O_DTYPE },
 		{ "templates", required_argument, NULL, O_TEMPLATES },
 		{ "json", no_argument, NULL, O_JSON },
+		{ "finish-grace", required_argument, NULL, O_GRACE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -352,6 +356,7 @@ local_build(int argc, char **argv)
 	struct local_ui		 ui;
 	const char		*uri = NULL, *dtype = NULL, *base;
 	char			*store_dir = NULL, *cache = NULL, *privdir = NULL, *tmpdir = NULL;
+	char			*pidfile = NULL, *pidtext = NULL;
 	char			*vdcache = NULL, *name = NULL;
 	char			 tmpl[] = "/tmp/isoforge-libvirtd.XXXXXX";
 	unsigned		 timeout = LOCAL_DEFAULT_TIMEOUT;
@@ -425,6 +430,14 @@ local_build(int argc, char **argv)
 			dtype = optarg;
 			break;
 		case O_TEMPLATES: free(b->templates); b->templates = xstrdup(optarg); break;
+		case O_GRACE: {
+			unsigned	 g;
+
+			if (local_number("--finish-grace", optarg, &g) == -1)
+				goto cleanup;
+			b->finish_grace_s = g;
+			break;
+		}
 		case O_JSON: ui.json = 1; break;
 		case 'v': verbose++; break;
 		case 'h':
@@ -495,6 +508,11 @@ local_build(int argc, char **argv)
 	b->log_dir = xasprintf("%s/.logs", localstore_dir(store));
 	if (util_mkdirs(b->work_root, &err) == -1)
 		goto fail;
+	/* `isoforge local finish|cancel ID` find this process here */
+	pidfile = xasprintf("%s/%s.pid", b->work_root, b->id);
+	pidtext = xasprintf("%d\n", (int)getpid());
+	if (util_write_file(pidfile, pidtext, strlen(pidtext), 0644, &err) == -1)
+		goto fail;
 
 	if (uri == NULL) {
 		if ((privdir = mkdtemp(tmpl)) == NULL) {
@@ -544,6 +562,10 @@ fail:
 cleanup:
 	if (tmpdir != NULL)
 		(void)rmdir(tmpdir);
+	if (pidfile != NULL)
+		(void)unlink(pidfile);
+	free(pidfile);
+	free(pidtext);
 	build_free(&b);
 	virt_free(&v);
 	if (loop != NULL)
@@ -670,6 +692,66 @@ cleanup:
 	return rc;
 }
 
+/* Signals the `local build` process of a build: SIGUSR1 = finish, SIGTERM = cancel. */
+static int
+local_signal(int argc, char **argv, int sig)
+{
+	static const struct option opts[] = {
+		{ "out", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct err	 err;
+	const char	*out = NULL;
+	char		*dir = NULL, *pidfile = NULL, *text = NULL, *cmdline = NULL, *proc = NULL;
+	size_t		 len = 0;
+	long		 pid;
+	int		 c, rc = CMD_FAILED;
+
+	err_clear(&err);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o': out = optarg; break;
+		case 'h': local_usage(stdout); return CMD_OK;
+		default: local_usage(stderr); return CMD_USAGE;
+		}
+	}
+	if (optind != argc - 1 || strchr(argv[optind], '/') != NULL) {
+		local_usage(stderr);
+		return CMD_USAGE;
+	}
+	dir = local_store_dir(out);
+	pidfile = xasprintf("%s/.work/%s.pid", dir, argv[optind]);
+	if ((text = util_read_file(pidfile, 64, NULL, &err)) == NULL) {
+		fprintf(stderr, "isoforge local %s: no running build %s in %s\n", argv[0],
+		    argv[optind], dir);
+		rc = CMD_USAGE;
+		goto cleanup;
+	}
+	pid = strtol(text, NULL, 10);
+	proc = xasprintf("/proc/%ld/cmdline", pid);
+	/* the pid may belong to another program by now */
+	if (pid <= 1 || (cmdline = util_read_file(proc, 65536, &len, NULL)) == NULL ||
+	    memmem(cmdline, len, "local", 6) == NULL) {
+		fprintf(stderr, "isoforge local %s: build %s is not running\n", argv[0],
+		    argv[optind]);
+		goto cleanup;
+	}
+	if (kill((pid_t)pid, sig) == -1) {
+		fprintf(stderr, "isoforge local %s: %s\n", argv[0], strerror(errno));
+		goto cleanup;
+	}
+	rc = CMD_OK;
+cleanup:
+	free(dir);
+	free(pidfile);
+	free(text);
+	free(cmdline);
+	free(proc);
+	return rc;
+}
+
 int
 cmd_local(int argc, char **argv)
 {
@@ -683,6 +765,10 @@ cmd_local(int argc, char **argv)
 		return local_list(argc - 1, argv + 1);
 	if (strcmp(argv[1], "show") == 0)
 		return local_show(argc - 1, argv + 1);
+	if (strcmp(argv[1], "finish") == 0)
+		return local_signal(argc - 1, argv + 1, SIGUSR1);
+	if (strcmp(argv[1], "cancel") == 0)
+		return local_signal(argc - 1, argv + 1, SIGTERM);
 	fprintf(stderr, "isoforge local: unknown command '%s'\n", argv[1]);
 	local_usage(stderr);
 	return CMD_USAGE;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # t_local_cancel.sh — SIGTERM (and SIGINT) to `isoforge local build` mid-install cancels it
-# cleanly: state cancelled, exit 1, no domain, no work files, no image.
+# cleanly: state cancelled, exit 1, no domain, no work files, no image; and so does
+# `isoforge local cancel BUILD_ID`.
 . "$(dirname "$0")/local-lib.sh"
 
 cancel_with() {
@@ -18,7 +19,11 @@ cancel_with() {
 		sleep 0.1
 	done
 	sleep 1
-	kill -"$sig" $pid
+	if [ "$sig" = CMD ]; then
+		"$isoforge" local cancel "$id" --out "$out" || fail "isoforge local cancel $id"
+	else
+		kill -"$sig" $pid
+	fi
 	wait $pid
 	local rc=$?
 	sed "s/^/  [$name] /" "$tmp/$name.err"
@@ -28,4 +33,5 @@ cancel_with() {
 }
 cancel_with TERM
 cancel_with INT
+cancel_with CMD		# isoforge local cancel BUILD_ID, from another process
 echo PASS
