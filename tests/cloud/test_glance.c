@@ -46,6 +46,14 @@ count_progress(void *arg, long long done, long long total)
 	return 0;
 }
 
+static int
+cancel_progress(void *arg, long long done, long long total)
+{
+	(void)arg;
+	(void)total;
+	return done > 0;
+}
+
 /* Number of entries in tmpdir whose name contains s. */
 static int
 count_files(const char *s)
@@ -113,6 +121,16 @@ test_life_cycle(void **state)
 	assert_string_equal(sha2, sha);
 	assert_string_equal(x.md5, md5);
 	assert_int_equal(count_files(".part"), 0);
+
+	/* A cancelled download fails as cancelled and leaves nothing behind. */
+	unlink(dst);
+	memset(&x, 0, sizeof(x));
+	x.progress = cancel_progress;
+	assert_int_equal(glance_image_download(g, id, dst, &x, &e), -1);
+	assert_int_equal(e.kind, ERR_CANCELLED);
+	assert_int_equal(access(dst, F_OK), -1);
+	assert_int_equal(count_files(".part"), 0);
+	err_clear(&e);
 
 	/* Properties: add, replace, remove. */
 	props = json_pack("{s:s,s:s}", "isoforge_chain", "c1", "os_type", "linux");
