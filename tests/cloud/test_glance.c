@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "drivers/hash.h"
@@ -243,6 +244,50 @@ test_list(void **state)
 	}
 }
 
+/* Unknown length: chunked transfer encoding from a pipe fed by a child of ours. */
+static void
+test_chunked_upload_from_pipe(void **state)
+{
+	struct glance_xfer	 x;
+	struct err		 e;
+	char			*src = make_file("pipe.raw", 5 << 20), sha[129], md5[33], *id;
+	json_t			*img;
+	pid_t			 pid;
+	int			 p[2], fd;
+
+	(void)state;
+	err_clear(&e);
+	assert_int_equal(hash_file(src, sha, md5, &e), 0);
+	assert_int_equal(pipe(p), 0);
+	if ((pid = fork()) == 0) {
+		char	 b[65536];
+		ssize_t	 n;
+
+		close(p[0]);
+		fd = open(src, O_RDONLY);
+		while ((n = read(fd, b, sizeof(b))) > 0)
+			if (write(p[1], b, (size_t)n) != n)
+				_exit(1);
+		_exit(0);
+	}
+	close(p[1]);
+	id = cloud_image_new(g, "chunked");
+	memset(&x, 0, sizeof(x));
+	x.hash = 1;
+	if (glance_image_upload(g, id, p[0], -1, &x, &e) == -1)
+		fail_msg("chunked upload: %s", e.msg);
+	close(p[0]);
+	waitpid(pid, NULL, 0);
+	assert_string_equal(x.sha512, sha);
+	img = glance_image_show(g, id, &e);
+	assert_int_equal(json_integer_value(json_object_get(img, "size")), 5 << 20);
+	assert_string_equal(json_string_value(json_object_get(img, "checksum")), md5);
+	json_decref(img);
+	assert_int_equal(glance_image_delete(g, id, &e), 0);
+	free(id);
+	free(src);
+}
+
 static void
 test_not_found(void **state)
 {
@@ -353,6 +398,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_life_cycle),
 		cmocka_unit_test(test_list),
+		cmocka_unit_test(test_chunked_upload_from_pipe),
 		cmocka_unit_test(test_not_found),
 		cmocka_unit_test(test_other_projects_private_image),
 		cmocka_unit_test(test_hash_mismatch),
