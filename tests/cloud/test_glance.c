@@ -288,6 +288,39 @@ test_chunked_upload_from_pipe(void **state)
 	free(src);
 }
 
+/* Without "Expect: 100-continue" (for servers that never answer it, e.g. uwsgi). */
+static void
+test_upload_without_expect(void **state)
+{
+	struct http_opts	 o;
+	struct http_client	*h;
+	struct keystone		*ks;
+	struct glance		*g2;
+	struct err		 e;
+	char			*src = make_file("noexpect.raw", 2 << 20), *id;
+	double			 t0;
+
+	(void)state;
+	memset(&o, 0, sizeof(o));
+	o.no_expect = 1;
+	h = http_client_new(&o);
+	ks = cloud_session(h, "");
+	err_clear(&e);
+	g2 = glance_new(ks, NULL, &e);
+	assert_non_null(g2);
+	id = cloud_image_new(g2, "no-expect");
+	t0 = util_now();
+	if (glance_image_upload_file(g2, id, src, NULL, &e) == -1)
+		fail_msg("upload: %s", e.msg);
+	printf("upload without Expect: %.2f s\n", util_now() - t0);
+	assert_int_equal(glance_image_delete(g2, id, &e), 0);
+	free(id);
+	free(src);
+	glance_free(&g2);
+	keystone_free(&ks);
+	http_client_free(&h);
+}
+
 static void
 test_not_found(void **state)
 {
@@ -399,6 +432,7 @@ main(void)
 		cmocka_unit_test(test_life_cycle),
 		cmocka_unit_test(test_list),
 		cmocka_unit_test(test_chunked_upload_from_pipe),
+		cmocka_unit_test(test_upload_without_expect),
 		cmocka_unit_test(test_not_found),
 		cmocka_unit_test(test_other_projects_private_image),
 		cmocka_unit_test(test_hash_mismatch),
