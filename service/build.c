@@ -372,6 +372,7 @@ build_install_start(struct build *b, build_install_done_cb done, void *arg, stru
 	b->outcome = VIRT_RUNNING;
 	b->install_done = done;
 	b->install_done_arg = arg;
+	virt_domain_autodestroy(b->dom, b->autodestroy);
 	if (virt_start(b->dom, build_outcome_cb, b, e) == -1) {
 		b->install_done = NULL;
 		return -1;

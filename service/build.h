@@ -89,6 +89,7 @@ struct build {
 	double			 timeout_s;	/* install timeout; 0 = none */
 	double			 finish_grace_s; /* ACPI shutdown → destroy; default 60 */
 	int			 compress;	/* qemu-img convert -c */
+	int			 autodestroy;	/* the guest dies with our libvirt connection */
 	char			*domain_type;	/* "kvm" | "qemu" (see virt_probe_kvm) */
 	char			*vnc_listen;	/* NULL = 127.0.0.1 */
 	char			*templates;	/* templates dir; NULL = templates_dir() */

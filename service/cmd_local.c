@@ -536,6 +536,8 @@ local_build(int argc, char **argv)
 	fprintf(stderr, "build %s: %s on %s (%s)\n", b->id, b->iso, uri,
 		    strcmp(b->domain_type, "kvm") == 0 ? "KVM" : "TCG, no KVM");
 
+	/* nobody can pick this install up once we are gone: it must not outlive us */
+	b->autodestroy = 1;
 	b->on_state = local_on_state;
 	b->on_progress = local_on_progress;
 	b->cb_arg = &ui;
