@@ -749,7 +749,8 @@ virt_domain_remove(virDomainPtr dom, struct err *e)
 	virResetLastError();
 	if (virDomainIsPersistent(dom) == 1 &&
 	    virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_NVRAM |
-	    VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) == -1) {
+	    VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+	    VIR_DOMAIN_UNDEFINE_TPM) == -1) {
 		ve = virGetLastError();
 		if (ve == NULL || ve->code != VIR_ERR_NO_DOMAIN) {
 			virt_error(e, "undefining the domain");

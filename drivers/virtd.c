@@ -35,6 +35,8 @@ static const char virtd_qemu_conf[] =
     "remember_owner = 0\n"
     "cgroup_controllers = [ ]\n"
     "namespaces = [ ]\n"
+    "swtpm_user = \"root\"\n"
+    "swtpm_group = \"root\"\n"
     "vnc_listen = \"127.0.0.1\"\n"
     "stdio_handler = \"file\"\n";
 
