@@ -36,6 +36,8 @@ struct virt_domain {
 	int			 cancelling;
 	int			 grace_timer;
 	int			 deliver_timer;
+	int			 pause_timer;
+	int			 pause_detail;
 	int			 autodestroy;
 	enum virt_outcome	 outcome;
 	char			*reason;
@@ -44,6 +46,9 @@ struct virt_domain {
 };
 
 static struct loop *virt_loop;
+
+/* How long a pause may stand before it counts, so a crash that pauses first is told as one. */
+#define VIRT_PAUSE_SETTLE_MS	1000
 
 /* The one place a virError becomes a struct err. */
 static void
@@ -228,6 +233,10 @@ virt_set_outcome(struct virt_domain *d, enum virt_outcome o, const char *reason)
 		loop_timer_remove(d->v->loop, d->grace_timer);
 		d->grace_timer = 0;
 	}
+	if (d->pause_timer) {
+		loop_timer_remove(d->v->loop, d->pause_timer);
+		d->pause_timer = 0;
+	}
 	if (d->cb != NULL && d->deliver_timer == 0)
 		d->deliver_timer = loop_timer_add(d->v->loop, 0, virt_deliver_cb, d, NULL);
 }
@@ -242,6 +251,29 @@ virt_suspended_reason(int detail)
 	case VIR_DOMAIN_EVENT_SUSPENDED_API_ERROR:	return "paused: libvirt API error";
 	default:					return "paused (emulation failure or migration)";
 	}
+}
+
+/* A pause that lasted VIRT_PAUSE_SETTLE_MS without a crash or a resume fails the install. */
+static void
+virt_pause_cb(int id, void *arg)
+{
+	struct virt_domain	*d = arg;
+	int			 state, reason;
+
+	loop_timer_remove(d->v->loop, id);
+	d->pause_timer = 0;
+	if (d->outcome != VIRT_RUNNING || d->cancelling)
+		return;
+	if (d->dom == NULL || virDomainGetState(d->dom, &state, &reason, 0) == -1) {
+		virResetLastError();
+		virt_set_outcome(d, VIRT_FAILED, virt_suspended_reason(d->pause_detail));
+		return;
+	}
+	if (state == VIR_DOMAIN_CRASHED ||
+	    (state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_CRASHED))
+		virt_set_outcome(d, VIRT_FAILED, "guest crashed (kernel panic)");
+	else if (state == VIR_DOMAIN_PAUSED)
+		virt_set_outcome(d, VIRT_FAILED, virt_suspended_reason(d->pause_detail));
 }
 
 /* Maps a stop (event detail or shut-off state reason, same meaning) to an outcome. */
@@ -308,11 +340,18 @@ virt_lifecycle_cb(virConnectPtr conn, virDomainPtr dom, int event, int detail, v
 		}
 		break;
 	case VIR_DOMAIN_EVENT_SUSPENDED:
-		if (!d->cancelling)
-			virt_set_outcome(d, VIRT_FAILED, virt_suspended_reason(detail));
+		/*
+		 * A guest panic pauses the vCPUs before libvirt reports the crash: wait a
+		 * moment so the crash, not the pause, is the reason given.
+		 */
+		if (!d->cancelling && d->pause_timer == 0) {
+			d->pause_detail = detail;
+			d->pause_timer = loop_timer_add(v->loop, VIRT_PAUSE_SETTLE_MS,
+			    virt_pause_cb, d, NULL);
+		}
 		break;
 	case VIR_DOMAIN_EVENT_CRASHED:
-		virt_set_outcome(d, VIRT_FAILED, "guest crashed (panic)");
+		virt_set_outcome(d, VIRT_FAILED, "guest crashed (kernel panic)");
 		break;
 	default:
 		break;
@@ -343,7 +382,8 @@ virt_check_state(struct virt_domain *d)
 		break;
 	case VIR_DOMAIN_PAUSED:
 		if (!d->cancelling)
-			virt_set_outcome(d, VIRT_FAILED, "paused");
+			virt_set_outcome(d, VIRT_FAILED, reason == VIR_DOMAIN_PAUSED_CRASHED ?
+			    "guest crashed (kernel panic)" : "paused");
 		break;
 	case VIR_DOMAIN_CRASHED:
 		virt_set_outcome(d, VIRT_FAILED, "guest crashed");
@@ -829,6 +869,8 @@ virt_domain_free(struct virt_domain **dp)
 		loop_timer_remove(v->loop, d->grace_timer);
 	if (d->deliver_timer)
 		loop_timer_remove(v->loop, d->deliver_timer);
+	if (d->pause_timer)
+		loop_timer_remove(v->loop, d->pause_timer);
 	if (d->dom != NULL)
 		virDomainFree(d->dom);
 	free(d->name);
