@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "service/amqp.h"
 #include "service/config.h"
 #include "service/ini.h"
 #include "service/util.h"
@@ -120,20 +121,17 @@ conf_int(struct config *c, const struct conf_option *o)
 static int
 check_transport_url(const char *v, struct err *err)
 {
-	const char	*p;
+	struct mq_url	*u;
+	struct err	 why;
 
-	if (strncmp(v, "rabbit://", 9) == 0)
-		p = v + 9;
-	else if (strncmp(v, "amqp://", 7) == 0)
-		p = v + 7;
-	else {
-		err_set(err, ERR_INVAL, "must start with rabbit:// or amqp://");
+	err_clear(&why);
+	if (mq_url_parse(v, &u, &why) != 0) {
+		/* drop mq_url_parse's "transport_url: " prefix, the caller names the option */
+		err_set(err, ERR_INVAL, "%s", strncmp(why.msg, "transport_url: ", 15) == 0 ?
+		    why.msg + 15 : why.msg);
 		return -1;
 	}
-	if (*p == '\0' || *p == '/') {
-		err_set(err, ERR_INVAL, "names no host");
-		return -1;
-	}
+	mq_url_free(&u);
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 /* jobstore.c — builds, their transitions and what they created, in SQLite (WAL, fsync'd). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +15,10 @@
 #include "service/util.h"
 
 struct jobstore {
-	sqlite3	*db;
-	char	*path;
+	sqlite3		*db;
+	char		*path;
+	/* one connection shared by the build threads: a transaction at a time */
+	pthread_mutex_t	 mu;
 };
 
 static const char *const job_state_names[] = {
@@ -164,6 +167,7 @@ jobstore_open(const char *path, struct jobstore **out, struct err *err)
 	close(fd);
 	js = xcalloc(1, sizeof(*js));
 	js->path = xstrdup(path);
+	pthread_mutex_init(&js->mu, NULL);
 	if (sqlite3_open_v2(path, &js->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
 	    NULL) != SQLITE_OK) {
 		err_set(err, ERR_IO, "job store %s: %s", path,
@@ -193,6 +197,7 @@ jobstore_close(struct jobstore **jsp)
 		return;
 	if (js->db != NULL)
 		sqlite3_close(js->db);
+	pthread_mutex_destroy(&js->mu);
 	free(js->path);
 	free(js);
 	*jsp = NULL;
@@ -207,8 +212,8 @@ js_transition(struct jobstore *js, const char *build_id, const char *state, cons
 	    "message) VALUES (?, ?, ?, ?)", err, 4, build_id, state, at, message), err);
 }
 
-int
-jobstore_add(struct jobstore *js, const char *build_id, const char *request_json,
+static int
+jobstore_add_locked(struct jobstore *js, const char *build_id, const char *request_json,
     const char *token, const char *project_id, const char *user_id, struct err *err)
 {
 	sqlite3_stmt	*st;
@@ -239,6 +244,18 @@ rollback:
 	return -1;
 }
 
+int
+jobstore_add(struct jobstore *js, const char *build_id, const char *request_json,
+    const char *token, const char *project_id, const char *user_id, struct err *err)
+{
+	int 	r;
+
+	pthread_mutex_lock(&js->mu);
+	r = jobstore_add_locked(js, build_id, request_json, token, project_id, user_id, err);
+	pthread_mutex_unlock(&js->mu);
+	return r;
+}
+
 /* Reads the state of build_id into *state; ERR_NOTFOUND when unknown. */
 static int
 js_state(struct jobstore *js, const char *build_id, enum job_state *state, struct err *err)
@@ -264,8 +281,8 @@ js_state(struct jobstore *js, const char *build_id, enum job_state *state, struc
 	return ret;
 }
 
-int
-jobstore_set_state(struct jobstore *js, const char *build_id, enum job_state state,
+static int
+jobstore_set_state_locked(struct jobstore *js, const char *build_id, enum job_state state,
     const char *message, struct err *err)
 {
 	enum job_state	 cur;
@@ -301,7 +318,19 @@ rollback:
 }
 
 int
-jobstore_set_field(struct jobstore *js, const char *build_id, const char *field,
+jobstore_set_state(struct jobstore *js, const char *build_id, enum job_state state,
+    const char *message, struct err *err)
+{
+	int 	r;
+
+	pthread_mutex_lock(&js->mu);
+	r = jobstore_set_state_locked(js, build_id, state, message, err);
+	pthread_mutex_unlock(&js->mu);
+	return r;
+}
+
+static int
+jobstore_set_field_locked(struct jobstore *js, const char *build_id, const char *field,
     const char *value, struct err *err)
 {
 	static const char *const fields[] = { "domain", "image_id", "console", "project_id",
@@ -331,7 +360,19 @@ jobstore_set_field(struct jobstore *js, const char *build_id, const char *field,
 }
 
 int
-jobstore_add_resource(struct jobstore *js, const char *build_id, const char *kind,
+jobstore_set_field(struct jobstore *js, const char *build_id, const char *field,
+    const char *value, struct err *err)
+{
+	int 	r;
+
+	pthread_mutex_lock(&js->mu);
+	r = jobstore_set_field_locked(js, build_id, field, value, err);
+	pthread_mutex_unlock(&js->mu);
+	return r;
+}
+
+static int
+jobstore_add_resource_locked(struct jobstore *js, const char *build_id, const char *kind,
     const char *value, struct err *err)
 {
 	return js_step_done(js, js_prepare(js, "INSERT OR IGNORE INTO resources (build_id, kind, "
@@ -339,11 +380,35 @@ jobstore_add_resource(struct jobstore *js, const char *build_id, const char *kin
 }
 
 int
-jobstore_remove_resource(struct jobstore *js, const char *build_id, const char *kind,
+jobstore_add_resource(struct jobstore *js, const char *build_id, const char *kind,
+    const char *value, struct err *err)
+{
+	int 	r;
+
+	pthread_mutex_lock(&js->mu);
+	r = jobstore_add_resource_locked(js, build_id, kind, value, err);
+	pthread_mutex_unlock(&js->mu);
+	return r;
+}
+
+static int
+jobstore_remove_resource_locked(struct jobstore *js, const char *build_id, const char *kind,
     const char *value, struct err *err)
 {
 	return js_step_done(js, js_prepare(js, "DELETE FROM resources WHERE build_id = ? AND "
 	    "kind = ? AND value = ?", err, 3, build_id, kind, value), err);
+}
+
+int
+jobstore_remove_resource(struct jobstore *js, const char *build_id, const char *kind,
+    const char *value, struct err *err)
+{
+	int 	r;
+
+	pthread_mutex_lock(&js->mu);
+	r = jobstore_remove_resource_locked(js, build_id, kind, value, err);
+	pthread_mutex_unlock(&js->mu);
+	return r;
 }
 
 static char *
@@ -409,8 +474,8 @@ js_row(sqlite3_stmt *st)
 	return j;
 }
 
-struct job *
-jobstore_get(struct jobstore *js, const char *build_id, struct err *err)
+static struct job *
+jobstore_get_locked(struct jobstore *js, const char *build_id, struct err *err)
 {
 	sqlite3_stmt	*st;
 	struct job	*j = NULL;
@@ -432,8 +497,19 @@ jobstore_get(struct jobstore *js, const char *build_id, struct err *err)
 	return j;
 }
 
-int
-jobstore_list(struct jobstore *js, int active_only, struct job ***jobsp, size_t *np,
+struct job *
+jobstore_get(struct jobstore *js, const char *build_id, struct err *err)
+{
+	struct job	*r;
+
+	pthread_mutex_lock(&js->mu);
+	r = jobstore_get_locked(js, build_id, err);
+	pthread_mutex_unlock(&js->mu);
+	return r;
+}
+
+static int
+jobstore_list_locked(struct jobstore *js, int active_only, struct job ***jobsp, size_t *np,
     struct err *err)
 {
 	sqlite3_stmt	*st;
@@ -468,8 +544,20 @@ jobstore_list(struct jobstore *js, int active_only, struct job ***jobsp, size_t 
 	return 0;
 }
 
-json_t *
-jobstore_history(struct jobstore *js, const char *build_id, struct err *err)
+int
+jobstore_list(struct jobstore *js, int active_only, struct job ***jobsp, size_t *np,
+    struct err *err)
+{
+	int 	r;
+
+	pthread_mutex_lock(&js->mu);
+	r = jobstore_list_locked(js, active_only, jobsp, np, err);
+	pthread_mutex_unlock(&js->mu);
+	return r;
+}
+
+static json_t *
+jobstore_history_locked(struct jobstore *js, const char *build_id, struct err *err)
 {
 	sqlite3_stmt	*st;
 	json_t		*h;
@@ -493,6 +581,17 @@ jobstore_history(struct jobstore *js, const char *build_id, struct err *err)
 		return NULL;
 	}
 	return h;
+}
+
+json_t *
+jobstore_history(struct jobstore *js, const char *build_id, struct err *err)
+{
+	json_t	*r;
+
+	pthread_mutex_lock(&js->mu);
+	r = jobstore_history_locked(js, build_id, err);
+	pthread_mutex_unlock(&js->mu);
+	return r;
 }
 
 json_t *

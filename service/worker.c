@@ -1,0 +1,807 @@
+/* worker.c — requests in, job store, early ack, events out, control, reconnects, resume. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "service/amqp.h"
+#include "service/jobstore.h"
+#include "service/log.h"
+#include "service/request.h"
+#include "service/util.h"
+#include "service/worker.h"
+
+#define TAG_REQUESTS		"isoforge-requests"
+#define TAG_CONTROL		"isoforge-control"
+#define WORKER_TICK_MS		1000
+#define WORKER_BACKOFF_MAX	60.0
+#define WORKER_CONNECT_TIMEOUT	5.0
+#define WORKER_PUBLISH_TIMEOUT	10.0
+/* Bodies larger than this are refused before parsing (contract v1 allows 64 KiB). */
+#define WORKER_MAX_BODY		(64 * 1024)
+
+/* A build running in its own thread (the pipeline's steps block: HTTP, qemu-img, installs). */
+struct worker_build {
+	struct worker		*w;
+	char			*build_id;
+	enum job_resume		 how;		/* RESUME_RESTART for a new build */
+	pthread_t		 thread;
+	int			 done;		/* under w->mu */
+	int			 cancel;	/* under w->mu: cancel asked */
+	int			 finish;	/* under w->mu: end the install asked */
+	struct worker_build	*next;
+};
+
+struct worker {
+	const struct config	*cfg;
+	struct loop		*loop;
+	struct jobstore		*js;
+	struct mq_url		*url;
+
+	/* consumer connection: only touched from the loop thread */
+	struct mq_conn		*cons;
+	int			 watch;
+	int			 tick;
+	size_t			 attempts;
+	double			 next_connect;
+	int			 consuming;	/* the requests consumer is active */
+	char			*control_queue;
+	int			 stopping;
+
+	/* publisher connection (confirm mode): events, replies, dead letters; any thread */
+	pthread_mutex_t		 pub_mu;
+	struct mq_conn		*pub;
+	size_t			 pub_attempts;
+
+	/* builds */
+	pthread_mutex_t		 mu;
+	struct worker_build	*builds;
+	int			 running;
+};
+
+static void	worker_on_readable(int, int, int, void *);
+static void	worker_build_start(struct worker *, const char *, enum job_resume);
+
+/* Seconds to wait before connection attempt n (1, 2, 4 ... 60, with jitter against herds). */
+static double
+worker_backoff(size_t n)
+{
+	double		 d = 1.0;
+	unsigned char	 r;
+
+	while (n-- > 0 && d < WORKER_BACKOFF_MAX)
+		d *= 2;
+	if (d > WORKER_BACKOFF_MAX)
+		d = WORKER_BACKOFF_MAX;
+	util_random(&r, 1);
+	return d * (0.5 + r / 510.0);
+}
+
+/* Makes sure the publisher connection is up; called with pub_mu held. */
+static int
+worker_pub_ready(struct worker *w, struct err *err)
+{
+	if (w->pub != NULL && !w->pub->broken)
+		return 0;
+	mq_close(&w->pub);
+	if (mq_connect(w->url, w->pub_attempts++, (int)w->cfg->heartbeat, 1,
+	    WORKER_CONNECT_TIMEOUT, &w->pub, err) != 0)
+		return -1;
+	/* a publisher may run before any consumer declared: routes must exist */
+	if (mq_declare_topology(w->pub, err) != 0) {
+		mq_close(&w->pub);
+		return -1;
+	}
+	w->pub_attempts = 0;
+	return 0;
+}
+
+/*
+ * Publishes with confirms, connecting again once when the connection turns out to be gone
+ * (an idle publisher may have been dropped by the broker). Any thread.
+ */
+static int
+worker_publish(struct worker *w, const char *exchange, const char *key,
+    const amqp_basic_properties_t *props, const char *body, int mandatory, struct err *err)
+{
+	struct err	 e;
+	int		 attempt, ret = -1;
+
+	pthread_mutex_lock(&w->pub_mu);
+	for (attempt = 0; attempt < 2; attempt++) {
+		err_clear(&e);
+		if (worker_pub_ready(w, &e) == 0 && mq_publish(w->pub, exchange, key, props, body,
+		    strlen(body), mandatory, WORKER_PUBLISH_TIMEOUT, &e) == 0) {
+			ret = 0;
+			break;
+		}
+		if (w->pub != NULL && !w->pub->broken)
+			break;	/* refused or unroutable: trying again would not help */
+	}
+	pthread_mutex_unlock(&w->pub_mu);
+	if (ret != 0)
+		err_set(err, e.kind, "%s", e.msg);
+	return ret;
+}
+
+/* Dead-letters env with reason (see mq_dead_letter), reconnecting the publisher once. */
+static int
+worker_dead_letter(struct worker *w, const amqp_envelope_t *env, const char *reason,
+    struct err *err)
+{
+	struct err	 e;
+	int		 attempt, ret = -1;
+
+	pthread_mutex_lock(&w->pub_mu);
+	for (attempt = 0; attempt < 2; attempt++) {
+		err_clear(&e);
+		if (worker_pub_ready(w, &e) == 0 && mq_dead_letter(w->pub, env, reason, &e) == 0) {
+			ret = 0;
+			break;
+		}
+		if (w->pub != NULL && !w->pub->broken)
+			break;
+	}
+	pthread_mutex_unlock(&w->pub_mu);
+	if (ret != 0)
+		err_set(err, e.kind, "%s", e.msg);
+	return ret;
+}
+
+/* Rough progress of a state, for events (0–100). */
+static int
+worker_progress(enum job_state s)
+{
+	switch (s) {
+	case JOB_QUEUED:	return 0;
+	case JOB_RESOLVING:	return 5;
+	case JOB_FETCHING:	return 10;
+	case JOB_ASSEMBLING:	return 20;
+	case JOB_INSTALLING:	return 30;
+	case JOB_CUSTOMIZING:	return 70;
+	case JOB_SNAPSHOTTING:	return 80;
+	case JOB_UPLOADING:	return 90;
+	default:		return 100;
+	}
+}
+
+/*
+ * Announces a state of a build on isoforge.events (routing key build.<id>.<state>). The job
+ * store already holds it: a lost event is logged, never fatal. console is borrowed.
+ */
+static void
+worker_event(struct worker *w, const char *build_id, enum job_state state,
+    const char *message, const char *image_id, json_t *console)
+{
+	json_t		*ev;
+	struct err	 err;
+	char		*body, *key, stamp[32];
+
+	util_utc_stamp(stamp);
+	ev = json_pack("{s:s, s:s, s:i, s:s?, s:s?, s:s, s:s}", "build_id", build_id,
+	    "state", job_state_name(state), "progress", worker_progress(state),
+	    "message", message, "image_id", image_id, "worker", w->cfg->host, "at", stamp);
+	if (console != NULL)
+		json_object_set(ev, "console", console);
+	body = json_dumps(ev, JSON_COMPACT);
+	key = xasprintf("build.%s.%s", build_id, job_state_name(state));
+	err_clear(&err);
+	if (worker_publish(w, MQ_EVENTS, key, NULL, body, 0, &err) != 0)
+		log_warnx("build %s: event %s not published: %s", build_id,
+		    job_state_name(state), err.msg);
+	free(key);
+	free(body);
+	json_decref(ev);
+}
+
+/* Records a transition, then announces it (in that order, always). Any thread. */
+static int
+worker_transition(struct worker *w, const char *build_id, enum job_state state,
+    const char *message, struct err *err)
+{
+	struct job	*j;
+	json_t		*console = NULL;
+
+	if (jobstore_set_state(w->js, build_id, state, message, err) != 0)
+		return -1;
+	log_info("build %s: %s%s%s", build_id, job_state_name(state),
+	    message != NULL ? ": " : "", message != NULL ? message : "");
+	j = jobstore_get(w->js, build_id, NULL);
+	if (j != NULL && j->console != NULL)
+		console = json_loads(j->console, 0, NULL);
+	worker_event(w, build_id, state, message, j != NULL ? j->image_id : NULL, console);
+	json_decref(console);
+	job_free(&j);
+	return 0;
+}
+
+/* Starts or stops the requests consumer so that at most max_builds builds run at once. */
+static int
+worker_update_consuming(struct worker *w, struct err *err)
+{
+	int	 want, running;
+
+	if (w->cons == NULL)
+		return 0;
+	pthread_mutex_lock(&w->mu);
+	running = w->running;
+	pthread_mutex_unlock(&w->mu);
+	/*
+	 * Requests are acked as soon as the job store holds them (an install outlives
+	 * RabbitMQ's consumer_timeout), so acks can't bound the builds: stop consuming instead.
+	 */
+	want = !w->stopping && running < w->cfg->max_builds;
+	if (want && !w->consuming) {
+		if (mq_consume(w->cons, MQ_QUEUE_BUILD, TAG_REQUESTS, 0, err) != 0)
+			return -1;
+		w->consuming = 1;
+		log_debug("taking requests (%d of %ld builds running)", running,
+		    w->cfg->max_builds);
+	} else if (!want && w->consuming) {
+		if (mq_cancel(w->cons, TAG_REQUESTS, err) != 0)
+			return -1;
+		w->consuming = 0;
+		log_debug("not taking requests (%d of %ld builds running)", running,
+		    w->cfg->max_builds);
+	}
+	return 0;
+}
+
+static void
+worker_disconnect(struct worker *w)
+{
+	if (w->watch > 0)
+		loop_watch_remove(w->loop, w->watch);
+	w->watch = 0;
+	mq_close(&w->cons);
+	free(w->control_queue);
+	w->control_queue = NULL;
+	w->consuming = 0;
+}
+
+/* Refuses a request: dead-letters it with reason, then acks it. */
+static void
+worker_refuse(struct worker *w, struct mq_conn *c, amqp_envelope_t *env, const char *reason)
+{
+	struct err	 err;
+
+	log_warnx("request refused: %s", reason);
+	err_clear(&err);
+	if (worker_dead_letter(w, env, reason, &err) == 0) {
+		mq_ack(c, env->delivery_tag, &err);
+		return;
+	}
+	/* without a publisher the queue's own dead-lettering keeps the message, sans reason */
+	log_warnx("request refused without its reason (%s): dead-lettering it as it is",
+	    err.msg);
+	mq_reject(c, env->delivery_tag, 0, &err);
+}
+
+/* Takes a build request: validate, record (durably), ack, announce, start. */
+static void
+worker_on_request(struct worker *w, struct mq_conn *c, amqp_envelope_t *env)
+{
+	struct build_request	*req = NULL;
+	struct err		 err;
+	json_t			*canon = NULL;
+	char			*canon_s = NULL, *reason, id[37];
+	const char		*build_id;
+	int			 rc;
+
+	err_clear(&err);
+	if (!w->consuming) {
+		/* in flight when we stopped consuming: let another worker (or us later) take it */
+		mq_reject(c, env->delivery_tag, 1, &err);
+		return;
+	}
+	if (env->message.body.len > WORKER_MAX_BODY) {
+		reason = xasprintf("body: %zu bytes, more than the %d KiB a request may have",
+		    env->message.body.len, WORKER_MAX_BODY / 1024);
+		worker_refuse(w, c, env, reason);
+		free(reason);
+		return;
+	}
+	req = request_parse(env->message.body.bytes, env->message.body.len, REQUEST_FULL, &err);
+	if (req == NULL) {
+		worker_refuse(w, c, env, err.msg);
+		return;
+	}
+	if (req->build_id != NULL)
+		build_id = req->build_id;
+	else {
+		util_uuid(id);
+		build_id = id;
+	}
+	/* the token is stored apart from the request and never leaves the job store */
+	canon = request_to_json(req);
+	json_object_del(canon, "token");
+	json_object_set_new(canon, "build_id", json_string(build_id));
+	canon_s = json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS);
+	rc = jobstore_add(w->js, build_id, canon_s, req->token, NULL, NULL, &err);
+	if (rc < 0) {
+		/* our disk, not the request: give it back for another worker */
+		log_warnx("build %s: not recorded: %s", build_id, err.msg);
+		mq_reject(c, env->delivery_tag, 1, &err);
+		goto cleanup;
+	}
+	/* recorded: the job store carries the build from here, not the message */
+	mq_ack(c, env->delivery_tag, &err);
+	if (rc == 1) {
+		log_info("build %s: repeated request, already known: ignored", build_id);
+		goto cleanup;
+	}
+	log_info("build %s: accepted (%s)", build_id, req->name);
+	worker_event(w, build_id, JOB_QUEUED, "accepted", NULL, NULL);
+	worker_build_start(w, build_id, RESUME_RESTART);
+	if (worker_update_consuming(w, &err) != 0)
+		log_warnx("RabbitMQ: %s", err.msg);
+cleanup:
+	free(canon_s);
+	json_decref(canon);
+	request_free(&req);
+}
+
+/*
+ * Who may act on a build: the token must belong to the build's project. Needs Keystone
+ * token validation (drivers/keystone); until the worker has it, every control is refused.
+ */
+static int
+worker_authorize(struct worker *w, const char *token, const struct job *j, struct err *err)
+{
+	(void)w;
+	(void)token;
+	(void)j;
+	err_set(err, ERR_AUTH, "this worker can't validate tokens yet");
+	return -1;
+}
+
+/* Replies to a control message that asked for it (reply_to + correlation_id). */
+static void
+worker_reply(struct worker *w, const amqp_envelope_t *env, json_t *reply)
+{
+	const amqp_basic_properties_t	*in = &env->message.properties;
+	amqp_basic_properties_t		 props;
+	struct err			 err;
+	char				*body, *to;
+
+	if (!(in->_flags & AMQP_BASIC_REPLY_TO_FLAG))
+		return;
+	memset(&props, 0, sizeof(props));
+	props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG;
+	props.content_type = amqp_cstring_bytes("application/json");
+	if (in->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
+		props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
+		props.correlation_id = in->correlation_id;
+	}
+	json_object_set_new(reply, "worker", json_string(w->cfg->host));
+	body = json_dumps(reply, JSON_COMPACT);
+	to = xstrndup(in->reply_to.bytes, in->reply_to.len);
+	err_clear(&err);
+	if (worker_publish(w, "", to, &props, body, 0, &err) != 0)
+		log_warnx("control reply not sent: %s", err.msg);
+	free(to);
+	free(body);
+}
+
+/* Finds a running build; called with w->mu held. */
+static struct worker_build *
+worker_find(struct worker *w, const char *build_id)
+{
+	struct worker_build	*b;
+
+	for (b = w->builds; b != NULL; b = b->next)
+		if (!b->done && strcmp(b->build_id, build_id) == 0)
+			return b;
+	return NULL;
+}
+
+/*
+ * A control message (every worker sees each one; the owner of the build acts):
+ * {"schema": "isoforge.control/1", "action": "status|finish|cancel", "build_id", "token"}.
+ */
+static void
+worker_on_control(struct worker *w, amqp_envelope_t *env)
+{
+	struct worker_build	*b;
+	struct job		*j = NULL;
+	struct err		 err;
+	json_t			*msg, *reply = NULL;
+	const char		*schema = NULL, *action = NULL, *build_id = NULL, *token = NULL;
+
+	err_clear(&err);
+	msg = json_loadb(env->message.body.bytes, env->message.body.len, 0, NULL);
+	if (msg == NULL || json_unpack(msg, "{s:s, s:s, s?s, s?s}", "schema", &schema,
+	    "action", &action, "build_id", &build_id, "token", &token) != 0 ||
+	    strcmp(schema, MQ_CONTROL_SCHEMA) != 0) {
+		log_warnx("control message ignored: not %s", MQ_CONTROL_SCHEMA);
+		goto cleanup;
+	}
+	if (build_id == NULL || (j = jobstore_get(w->js, build_id, NULL)) == NULL)
+		goto cleanup;	/* another worker's build (or none): its owner answers */
+	if (token == NULL || worker_authorize(w, token, j, &err) != 0) {
+		reply = json_pack("{s:b, s:s, s:s}", "ok", 0, "build_id", build_id, "error",
+		    token == NULL ? "token: missing" : err.msg);
+		goto cleanup;
+	}
+	if (strcmp(action, "status") == 0) {
+		reply = json_pack("{s:b, s:o}", "ok", 1, "build", job_to_json(j));
+		json_object_set_new(json_object_get(reply, "build"), "history",
+		    jobstore_history(w->js, build_id, NULL));
+	} else if (strcmp(action, "finish") == 0 || strcmp(action, "cancel") == 0) {
+		pthread_mutex_lock(&w->mu);
+		if ((b = worker_find(w, build_id)) != NULL) {
+			if (action[0] == 'f')
+				b->finish = 1;
+			else
+				b->cancel = 1;
+		}
+		pthread_mutex_unlock(&w->mu);
+		reply = b != NULL ? json_pack("{s:b, s:s, s:s}", "ok", 1, "build_id", build_id,
+		    "state", job_state_name(j->state)) :
+		    json_pack("{s:b, s:s, s:s}", "ok", 0, "build_id", build_id, "error",
+		    "the build is not running");
+	} else
+		reply = json_pack("{s:b, s:s}", "ok", 0, "error", "action: unknown");
+cleanup:
+	if (reply != NULL) {
+		worker_reply(w, env, reply);
+		json_decref(reply);
+	}
+	job_free(&j);
+	json_decref(msg);
+}
+
+/* mq_pump callback: a delivery from one of our two consumers. */
+static void
+worker_on_delivery(void *arg, struct mq_conn *c, amqp_envelope_t *env)
+{
+	struct worker	*w = arg;
+
+	if (env->consumer_tag.len == strlen(TAG_CONTROL) &&
+	    memcmp(env->consumer_tag.bytes, TAG_CONTROL, env->consumer_tag.len) == 0)
+		worker_on_control(w, env);
+	else
+		worker_on_request(w, c, env);
+}
+
+/* Handles what the consumer connection has; on failure drops it (the tick reconnects). */
+static void
+worker_pump(struct worker *w)
+{
+	struct err	 err;
+
+	if (w->cons == NULL)
+		return;
+	err_clear(&err);
+	if (mq_pump(w->cons, 0, worker_on_delivery, w, &err) != 0) {
+		log_warnx("RabbitMQ: %s; connecting again", err.msg);
+		worker_disconnect(w);
+		w->next_connect = util_now() + worker_backoff(w->attempts++);
+	}
+}
+
+static void
+worker_on_readable(int id, int fd, int events, void *arg)
+{
+	(void)id;
+	(void)fd;
+	(void)events;
+	worker_pump(arg);
+}
+
+/* Connects the consumer: topology, prefetch, control queue, requests; or schedules a retry. */
+static void
+worker_connect(struct worker *w)
+{
+	struct err	 err;
+	double		 delay;
+
+	err_clear(&err);
+	if (mq_connect(w->url, w->attempts, (int)w->cfg->heartbeat, 0, WORKER_CONNECT_TIMEOUT,
+	    &w->cons, &err) != 0 ||
+	    mq_declare_topology(w->cons, &err) != 0 ||
+	    mq_qos(w->cons, (int)w->cfg->max_builds, &err) != 0 ||
+	    (w->control_queue = mq_declare_private_queue(w->cons, MQ_EXCHANGE, MQ_RK_CONTROL,
+	    &err)) == NULL ||
+	    mq_consume(w->cons, w->control_queue, TAG_CONTROL, 1, &err) != 0 ||
+	    worker_update_consuming(w, &err) != 0) {
+		worker_disconnect(w);
+		delay = worker_backoff(w->attempts++);
+		w->next_connect = util_now() + delay;
+		log_warnx("RabbitMQ: %s; trying again in %.1f s", err.msg, delay);
+		return;
+	}
+	w->watch = loop_watch_add(w->loop, mq_fd(w->cons), LOOP_READ, worker_on_readable, w,
+	    NULL);
+	log_info("connected to RabbitMQ at %s, taking up to %ld builds", w->cons->where,
+	    w->cfg->max_builds);
+	w->attempts = 0;
+	/* frames that arrived during the RPCs wait in librabbitmq's buffer, not on the socket */
+	worker_pump(w);
+}
+
+/* Joins the threads of finished builds. */
+static void
+worker_reap(struct worker *w)
+{
+	struct worker_build	**bp, *b;
+
+	pthread_mutex_lock(&w->mu);
+	for (bp = &w->builds; (b = *bp) != NULL;) {
+		if (!b->done) {
+			bp = &b->next;
+			continue;
+		}
+		*bp = b->next;
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(b->thread, NULL);
+		free(b->build_id);
+		free(b);
+		pthread_mutex_lock(&w->mu);
+	}
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Once a second: reconnect when due, heartbeats on both connections, reap builds. */
+static void
+worker_tick(int id, void *arg)
+{
+	struct worker	*w = arg;
+	struct err	 err;
+
+	(void)id;
+	worker_reap(w);
+	if (w->stopping)
+		return;
+	if (w->cons == NULL && util_now() >= w->next_connect)
+		worker_connect(w);
+	else if (w->cons != NULL) {
+		worker_pump(w);
+		err_clear(&err);
+		if (w->cons != NULL && worker_update_consuming(w, &err) != 0) {
+			log_warnx("RabbitMQ: %s; connecting again", err.msg);
+			worker_disconnect(w);
+			w->next_connect = util_now() + worker_backoff(w->attempts++);
+		}
+	}
+	/* an idle publisher must still answer heartbeats (librabbitmq sends them when read) */
+	pthread_mutex_lock(&w->pub_mu);
+	err_clear(&err);
+	if (w->pub != NULL && mq_pump(w->pub, 0, NULL, NULL, &err) != 0)
+		mq_close(&w->pub);
+	pthread_mutex_unlock(&w->pub_mu);
+}
+
+/* Marks the end of a build thread and wakes the loop (which reaps and consumes again). */
+static void
+worker_build_done(struct worker_build *b)
+{
+	struct worker	*w = b->w;
+
+	pthread_mutex_lock(&w->mu);
+	b->done = 1;
+	w->running--;
+	pthread_mutex_unlock(&w->mu);
+	loop_wakeup(w->loop);
+}
+
+/* Ends a build in a terminal state: records, announces, cleans what it created. */
+static void
+worker_build_end(struct worker *w, const char *build_id, enum job_state state,
+    const char *message)
+{
+	struct job	*j;
+	struct err	 err;
+	json_t		*r;
+	size_t		 i;
+	const char	*kind, *value;
+
+	err_clear(&err);
+	if (worker_transition(w, build_id, state, message, &err) != 0)
+		log_warnx("build %s: %s", build_id, err.msg);
+	if ((j = jobstore_get(w->js, build_id, NULL)) == NULL)
+		return;
+	json_array_foreach(j->resources, i, r) {
+		kind = json_string_value(json_object_get(r, "kind"));
+		value = json_string_value(json_object_get(r, "value"));
+		/* an active build keeps its image; everything else goes */
+		if (strcmp(kind, "glance_image") == 0 && state == JOB_ACTIVE)
+			continue;
+		err_clear(&err);
+		if (strcmp(kind, "file") == 0 || strcmp(kind, "dir") == 0) {
+			if (util_rmtree(value, &err) != 0) {
+				log_warnx("build %s: cleanup: %s", build_id, err.msg);
+				continue;
+			}
+		} else {
+			log_warnx("build %s: cleanup of %s %s is not supported by this worker yet",
+			    build_id, kind, value);
+			continue;
+		}
+		jobstore_remove_resource(w->js, build_id, kind, value, NULL);
+	}
+	job_free(&j);
+}
+
+/*
+ * One build's pipeline (DESIGN.md). The steps (Keystone, Glance, nova, qemu-img, libvirt)
+ * come from service/build and the drivers as they land; until then a build is failed
+ * right after resolving so nothing is left half-done.
+ */
+static void *
+worker_build_thread(void *arg)
+{
+	struct worker_build	*b = arg;
+	struct worker		*w = b->w;
+	struct err		 err;
+
+	err_clear(&err);
+	if (b->how == RESUME_WATCH) {
+		worker_build_end(w, b->build_id, JOB_FAILED,
+		    "this worker can't watch installs yet");
+		worker_build_done(b);
+		return NULL;
+	}
+	if (worker_transition(w, b->build_id, JOB_RESOLVING, "checking the request", &err) != 0) {
+		log_warnx("build %s: %s", b->build_id, err.msg);
+		worker_build_done(b);
+		return NULL;
+	}
+	worker_build_end(w, b->build_id, JOB_FAILED,
+	    "this worker has no build pipeline yet (resolving needs Keystone, Glance and Nova)");
+	worker_build_done(b);
+	return NULL;
+}
+
+static void
+worker_build_start(struct worker *w, const char *build_id, enum job_resume how)
+{
+	struct worker_build	*b;
+	int			 rc;
+
+	b = xcalloc(1, sizeof(*b));
+	b->w = w;
+	b->build_id = xstrdup(build_id);
+	b->how = how;
+	pthread_mutex_lock(&w->mu);
+	b->next = w->builds;
+	w->builds = b;
+	w->running++;
+	pthread_mutex_unlock(&w->mu);
+	if ((rc = pthread_create(&b->thread, NULL, worker_build_thread, b)) != 0) {
+		log_warnx("build %s: no thread: %s", build_id, strerror(rc));
+		pthread_mutex_lock(&w->mu);
+		w->builds = b->next;
+		w->running--;
+		pthread_mutex_unlock(&w->mu);
+		worker_build_end(w, build_id, JOB_FAILED, "the worker could not start a thread");
+		free(b->build_id);
+		free(b);
+	}
+}
+
+/* Picks up what a previous run left: fails what can't resume, runs the rest again. */
+static int
+worker_recover(struct worker *w, struct err *err)
+{
+	struct job	**jobs;
+	enum job_resume	*actions;
+	size_t		 n, i;
+
+	/* libvirt's view of domains comes with drivers/virt; none known: installs can't resume */
+	if (jobstore_recover(w->js, NULL, NULL, &jobs, &actions, &n, err) != 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		log_info("build %s: found %s after a restart: %s", jobs[i]->build_id,
+		    job_state_name(jobs[i]->state), job_resume_name(actions[i]));
+		switch (actions[i]) {
+		case RESUME_FAIL:
+			/* recorded as failed by jobstore_recover; announce and clean */
+			worker_event(w, jobs[i]->build_id, JOB_FAILED, jobs[i]->message, NULL, NULL);
+			worker_build_end(w, jobs[i]->build_id, JOB_FAILED, jobs[i]->message);
+			break;
+		case RESUME_RESTART:
+		case RESUME_WATCH:
+			worker_build_start(w, jobs[i]->build_id, actions[i]);
+			break;
+		case RESUME_NONE:
+			break;
+		}
+	}
+	jobs_free(&jobs, n);
+	free(actions);
+	return 0;
+}
+
+struct worker *
+worker_new(const struct config *cfg, struct loop *loop, struct err *err)
+{
+	struct worker	*w;
+	char		*path;
+	int		 rc;
+
+	w = xcalloc(1, sizeof(*w));
+	w->cfg = cfg;
+	w->loop = loop;
+	pthread_mutex_init(&w->pub_mu, NULL);
+	pthread_mutex_init(&w->mu, NULL);
+	if (mq_url_parse(cfg->transport_url, &w->url, err) != 0 ||
+	    util_mkdirs(cfg->work_dir, err) != 0)
+		goto fail;
+	path = xasprintf("%s/jobs.db", cfg->work_dir);
+	rc = jobstore_open(path, &w->js, err);
+	free(path);
+	if (rc != 0)
+		goto fail;
+	return w;
+fail:
+	worker_free(&w);
+	return NULL;
+}
+
+int
+worker_start(struct worker *w, struct err *err)
+{
+	if ((w->tick = loop_timer_add(w->loop, WORKER_TICK_MS, worker_tick, w, NULL)) < 0) {
+		err_set(err, ERR_INTERNAL, "no timer");
+		return -1;
+	}
+	if (worker_recover(w, err) != 0)
+		return -1;
+	worker_connect(w);
+	return 0;
+}
+
+void
+worker_stop(struct worker *w)
+{
+	struct err	 err;
+
+	w->stopping = 1;
+	err_clear(&err);
+	if (w->cons != NULL && w->consuming)
+		mq_cancel(w->cons, TAG_REQUESTS, &err);
+	w->consuming = 0;
+	worker_disconnect(w);
+}
+
+int
+worker_running(const struct worker *w)
+{
+	return w->running;
+}
+
+void
+worker_free(struct worker **wp)
+{
+	struct worker		*w;
+	struct worker_build	*b;
+
+	if (wp == NULL || (w = *wp) == NULL)
+		return;
+	/* the threads use the job store and the publisher: let them end first */
+	for (;;) {
+		pthread_mutex_lock(&w->mu);
+		b = w->builds;
+		if (b != NULL)
+			w->builds = b->next;
+		pthread_mutex_unlock(&w->mu);
+		if (b == NULL)
+			break;
+		pthread_join(b->thread, NULL);
+		free(b->build_id);
+		free(b);
+	}
+	if (w->tick > 0)
+		loop_timer_remove(w->loop, w->tick);
+	worker_disconnect(w);
+	mq_close(&w->pub);
+	jobstore_close(&w->js);
+	mq_url_free(&w->url);
+	pthread_mutex_destroy(&w->pub_mu);
+	pthread_mutex_destroy(&w->mu);
+	free(w);
+	*wp = NULL;
+}
