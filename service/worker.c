@@ -587,10 +587,9 @@ worker_build_done(struct worker_build *b)
 	loop_wakeup(w->loop);
 }
 
-/* Ends a build in a terminal state: records, announces, cleans what it created. */
+/* Removes what a build in terminal state created (an active build keeps its image). */
 static void
-worker_build_end(struct worker *w, const char *build_id, enum job_state state,
-    const char *message)
+worker_cleanup(struct worker *w, const char *build_id, enum job_state state)
 {
 	struct job	*j;
 	struct err	 err;
@@ -598,15 +597,11 @@ worker_build_end(struct worker *w, const char *build_id, enum job_state state,
 	size_t		 i;
 	const char	*kind, *value;
 
-	err_clear(&err);
-	if (worker_transition(w, build_id, state, message, &err) != 0)
-		log_warnx("build %s: %s", build_id, err.msg);
 	if ((j = jobstore_get(w->js, build_id, NULL)) == NULL)
 		return;
 	json_array_foreach(j->resources, i, r) {
 		kind = json_string_value(json_object_get(r, "kind"));
 		value = json_string_value(json_object_get(r, "value"));
-		/* an active build keeps its image; everything else goes */
 		if (strcmp(kind, "glance_image") == 0 && state == JOB_ACTIVE)
 			continue;
 		err_clear(&err);
@@ -623,6 +618,19 @@ worker_build_end(struct worker *w, const char *build_id, enum job_state state,
 		jobstore_remove_resource(w->js, build_id, kind, value, NULL);
 	}
 	job_free(&j);
+}
+
+/* Ends a build in a terminal state: records, announces, cleans what it created. */
+static void
+worker_build_end(struct worker *w, const char *build_id, enum job_state state,
+    const char *message)
+{
+	struct err	 err;
+
+	err_clear(&err);
+	if (worker_transition(w, build_id, state, message, &err) != 0)
+		log_warnx("build %s: %s", build_id, err.msg);
+	worker_cleanup(w, build_id, state);
 }
 
 /*
@@ -694,15 +702,21 @@ worker_recover(struct worker *w, struct err *err)
 	if (jobstore_recover(w->js, NULL, NULL, &jobs, &actions, &n, err) != 0)
 		return -1;
 	for (i = 0; i < n; i++) {
-		log_info("build %s: found %s after a restart: %s", jobs[i]->build_id,
-		    job_state_name(jobs[i]->state), job_resume_name(actions[i]));
+		log_info("build %s: after a restart: %s (%s)", jobs[i]->build_id,
+		    job_resume_name(actions[i]), job_state_name(jobs[i]->state));
 		switch (actions[i]) {
 		case RESUME_FAIL:
-			/* recorded as failed by jobstore_recover; announce and clean */
-			worker_event(w, jobs[i]->build_id, JOB_FAILED, jobs[i]->message, NULL, NULL);
-			worker_build_end(w, jobs[i]->build_id, JOB_FAILED, jobs[i]->message);
+			/* recorded as failed by jobstore_recover: announce, clean */
+			worker_event(w, jobs[i]->build_id, JOB_FAILED, jobs[i]->message,
+			    jobs[i]->image_id, NULL);
+			worker_cleanup(w, jobs[i]->build_id, JOB_FAILED);
 			break;
 		case RESUME_RESTART:
+			/* recorded as queued again by jobstore_recover: announce, clean, run */
+			worker_event(w, jobs[i]->build_id, JOB_QUEUED, jobs[i]->message, NULL, NULL);
+			worker_cleanup(w, jobs[i]->build_id, JOB_QUEUED);
+			worker_build_start(w, jobs[i]->build_id, actions[i]);
+			break;
 		case RESUME_WATCH:
 			worker_build_start(w, jobs[i]->build_id, actions[i]);
 			break;

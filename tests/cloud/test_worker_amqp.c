@@ -1,8 +1,11 @@
 /*
- * test_amqp_requests.c — isoforged against the minicloud's RabbitMQ: malformed JSON, wrong
- * types, missing fields, an oversized body and an unknown schema are each dead-lettered to
- * isoforge.rejected unchanged with an x-isoforge-error header naming what is wrong, while a
- * valid request is accepted (recorded, acked, announced) and a repeat of it is a no-op.
+ * test_worker_amqp.c — isoforged against the minicloud's RabbitMQ:
+ * - malformed JSON, wrong types, missing fields, an oversized body and an unknown schema are
+ *   each dead-lettered to isoforge.rejected unchanged with an x-isoforge-error header naming
+ *   what is wrong, while a valid request is accepted (recorded, acked, announced) and a
+ *   repeat of it is a no-op;
+ * - a restarted worker fails (and announces) builds that can't resume and runs again those
+ *   that can, from what its job store says.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +24,8 @@
 
 #include "service/amqp.h"
 #include "service/jobstore.h"
+
+#define ISO_ID	"11111111-1111-4111-8111-111111111111"
 
 extern char	**environ;
 
@@ -111,12 +116,31 @@ stop_worker(void)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* Writes the worker's configuration with work_dir TEST_TMP/<work>. */
+static void
+write_conf(const char *work)
+{
+	FILE	*f;
+
+	f = fopen(fx.conf, "w");
+	assert_non_null(f);
+	fprintf(f, "[DEFAULT]\ntransport_url = %s\nheartbeat = 5\nhost = test-worker\n"
+	    "[keystone_authtoken]\nauth_url = %s\nusername = %s\npassword = \"%s\"\n"
+	    "project_name = %s\n[builds]\nwork_dir = %s/%s\ncache_dir = %s/cache\n"
+	    "max_builds = 2\n", env("ISOFORGE_TRANSPORT_URL"),
+	    env("KEYSTONE_URL") != NULL ? env("KEYSTONE_URL") : "http://127.0.0.1:5000/v3",
+	    env("ISOFORGE_SERVICE_USERNAME") != NULL ? env("ISOFORGE_SERVICE_USERNAME") : "isoforge",
+	    env("ISOFORGE_SERVICE_PASSWORD") != NULL ? env("ISOFORGE_SERVICE_PASSWORD") : "x",
+	    env("ISOFORGE_SERVICE_PROJECT_NAME") != NULL ? env("ISOFORGE_SERVICE_PROJECT_NAME") :
+	    "service", fx.tmp, work, fx.tmp);
+	fclose(f);
+}
+
 static int
 setup(void **state)
 {
 	const char	*url = env("ISOFORGE_TRANSPORT_URL"), *tmp = env("TEST_TMP");
 	struct err	 err;
-	FILE		*f;
 
 	(void)state;
 	err_clear(&err);
@@ -124,18 +148,6 @@ setup(void **state)
 	fx.tmp = xstrdup(tmp != NULL ? tmp : "/tmp");
 	fx.conf = xasprintf("%s/isoforge.conf", fx.tmp);
 	fx.log = xasprintf("%s/isoforged.log", fx.tmp);
-	f = fopen(fx.conf, "w");
-	assert_non_null(f);
-	fprintf(f, "[DEFAULT]\ntransport_url = %s\nheartbeat = 5\nhost = test-worker\n"
-	    "[keystone_authtoken]\nauth_url = %s\nusername = %s\npassword = \"%s\"\n"
-	    "project_name = %s\n[builds]\nwork_dir = %s/work\ncache_dir = %s/cache\n"
-	    "max_builds = 2\n", url,
-	    env("KEYSTONE_URL") != NULL ? env("KEYSTONE_URL") : "http://127.0.0.1:5000/v3",
-	    env("ISOFORGE_SERVICE_USERNAME") != NULL ? env("ISOFORGE_SERVICE_USERNAME") : "isoforge",
-	    env("ISOFORGE_SERVICE_PASSWORD") != NULL ? env("ISOFORGE_SERVICE_PASSWORD") : "x",
-	    env("ISOFORGE_SERVICE_PROJECT_NAME") != NULL ? env("ISOFORGE_SERVICE_PROJECT_NAME") :
-	    "service", fx.tmp, fx.tmp);
-	fclose(f);
 	must(mq_url_parse(url, &fx.url, &err), &err);
 	must(mq_connect(fx.url, 0, 0, 1, 5, &fx.c, &err), &err);
 	must(mq_declare_topology(fx.c, &err), &err);
@@ -146,7 +158,6 @@ setup(void **state)
 	fx.events_queue = mq_declare_private_queue(fx.ev, MQ_EVENTS, "build.#", &err);
 	assert_non_null(fx.events_queue);
 	must(mq_consume(fx.ev, fx.events_queue, "events", 1, &err), &err);
-	start_worker();
 	return 0;
 }
 
@@ -270,6 +281,8 @@ test_invalid_dead_lettered_valid_accepted(void **state)
 	size_t		 i, k, ncases = sizeof(cases) / sizeof(cases[0]);
 
 	(void)state;
+	write_conf("work");
+	start_worker();
 	big = xmalloc(70 * 1024 + 1);
 	memset(big, 'x', 70 * 1024);
 	big[70 * 1024] = '\0';
@@ -279,9 +292,9 @@ test_invalid_dead_lettered_valid_accepted(void **state)
 	cases[0].want2 = NULL;
 	cases[1].id = "wrong-types";
 	cases[1].body = xstrdup("{\"schema\": \"isoforge.build/1\", \"token\": \"t\", "
-	    "\"name\": 5, \"iso_image\": \"i\", \"flavor\": \"f\"}");
-	cases[1].want = "name";
-	cases[1].want2 = NULL;
+	    "\"name\": 5, \"iso_image\": \"" ISO_ID "\", \"flavor\": [\"f\"]}");
+	cases[1].want = "name: must be";
+	cases[1].want2 = "flavor: must be";
 	cases[2].id = "missing";
 	cases[2].body = xstrdup("{\"schema\": \"isoforge.build/1\", \"token\": \"t\", "
 	    "\"name\": \"n\"}");
@@ -289,19 +302,19 @@ test_invalid_dead_lettered_valid_accepted(void **state)
 	cases[2].want2 = "flavor";
 	cases[3].id = "oversized";
 	cases[3].body = xasprintf("{\"schema\": \"isoforge.build/1\", \"token\": \"t\", "
-	    "\"name\": \"%s\", \"iso_image\": \"i\", \"flavor\": \"f\"}", big);
+	    "\"name\": \"%s\", \"iso_image\": \"" ISO_ID "\", \"flavor\": \"f\"}", big);
 	cases[3].want = "64 KiB";
 	cases[3].want2 = NULL;
 	cases[4].id = "schema";
 	cases[4].body = xstrdup("{\"schema\": \"isoforge.build/99\", \"token\": \"t\", "
-	    "\"name\": \"n\", \"iso_image\": \"i\", \"flavor\": \"f\"}");
+	    "\"name\": \"n\", \"iso_image\": \"" ISO_ID "\", \"flavor\": \"f\"}");
 	cases[4].want = "schema";
 	cases[4].want2 = NULL;
 	free(big);
 
 	valid = xasprintf("{\"schema\": \"isoforge.build/1\", \"build_id\": \"%s\", "
 	    "\"token\": \"secret-user-token\", \"name\": \"t-valid\", \"iso_image\": "
-	    "\"11111111-1111-4111-8111-111111111111\", \"flavor\": \"tiny\"}", valid_id);
+	    "\"" ISO_ID "\", \"flavor\": \"tiny\"}", valid_id);
 	for (i = 0; i < ncases; i++) {
 		publish(cases[i].id, cases[i].body, strlen(cases[i].body));
 		cases[i].got = 0;
@@ -384,11 +397,90 @@ test_invalid_dead_lettered_valid_accepted(void **state)
 	free(valid);
 }
 
+/* Builds left by a "previous run" in the job store, and what a restart must make of them. */
+static void
+test_restart_resumes_or_fails(void **state)
+{
+	static const struct {
+		const char	*id;
+		enum job_state	 state;
+		const char	*domain;
+		const char	*event;		/* expected next event, NULL: none */
+	} b[] = {
+		{ "aaaaaaaa-0000-4000-8000-000000000001", JOB_INSTALLING, "isoforge-gone", "failed" },
+		{ "aaaaaaaa-0000-4000-8000-000000000002", JOB_UPLOADING, NULL, "failed" },
+		{ "aaaaaaaa-0000-4000-8000-000000000003", JOB_FETCHING, NULL, "queued" },
+		{ "aaaaaaaa-0000-4000-8000-000000000004", JOB_ACTIVE, NULL, NULL },
+	};
+	struct jobstore	*js;
+	struct job	*j;
+	struct seen	 events = { { 0 }, 0 };
+	struct err	 err;
+	json_t		*h;
+	char		*path, *key, *dir;
+	size_t		 i;
+
+	(void)state;
+	err_clear(&err);
+	dir = xasprintf("%s/work-resume", fx.tmp);
+	must(util_mkdirs(dir, &err), &err);
+	path = xasprintf("%s/jobs.db", dir);
+	must(jobstore_open(path, &js, &err), &err);
+	for (i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
+		must(jobstore_add(js, b[i].id, "{\"name\": \"r\"}", "tok", NULL, NULL, &err),
+		    &err);
+		must(jobstore_set_state(js, b[i].id, b[i].state, NULL, &err), &err);
+		if (b[i].domain != NULL)
+			must(jobstore_set_field(js, b[i].id, "domain", b[i].domain, &err), &err);
+	}
+	jobstore_close(&js);
+
+	write_conf("work-resume");
+	start_worker();
+	collect_events(&events, 3);
+	stop_worker();
+	for (i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
+		if (b[i].event == NULL)
+			continue;
+		key = xasprintf("build.%s.%s", b[i].id, b[i].event);
+		if (seen_key(&events, key) != 1)
+			fail_msg("event %s seen %d times", key, seen_key(&events, key));
+		free(key);
+	}
+	key = xasprintf("build.%s.", b[3].id);
+	for (i = 0; i < (size_t)events.n; i++)
+		assert_null(strstr(events.keys[i], key));
+	free(key);
+	seen_free(&events);
+
+	must(jobstore_open(path, &js, &err), &err);
+	for (i = 0; i < 2; i++) {
+		j = jobstore_get(js, b[i].id, &err);
+		assert_non_null(j);
+		assert_int_equal(j->state, JOB_FAILED);
+		assert_non_null(strstr(j->message, "can't be resumed"));
+		assert_null(j->token);
+		job_free(&j);
+	}
+	/* the fetching build was queued again, then run again */
+	h = jobstore_history(js, b[2].id, &err);
+	assert_true(json_array_size(h) >= 4);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(h, 2), "state")),
+	    "queued");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(h, 3), "state")),
+	    "resolving");
+	json_decref(h);
+	jobstore_close(&js);
+	free(path);
+	free(dir);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_invalid_dead_lettered_valid_accepted),
+		cmocka_unit_test(test_restart_resumes_or_fails),
 	};
 
 	if (env("ISOFORGE_TRANSPORT_URL") == NULL) {
