@@ -336,7 +336,7 @@ worker_on_request(struct worker *w, struct mq_conn *c, amqp_envelope_t *env)
 	worker_event(w, build_id, JOB_QUEUED, "accepted", NULL, NULL);
 	worker_build_start(w, build_id, RESUME_RESTART);
 	if (worker_update_consuming(w, &err) != 0)
-		log_warnx("RabbitMQ: %s", err.msg);
+		log_warnx("%s", err.msg);
 cleanup:
 	free(canon_s);
 	json_decref(canon);
@@ -476,7 +476,7 @@ worker_pump(struct worker *w)
 		return;
 	err_clear(&err);
 	if (mq_pump(w->cons, 0, worker_on_delivery, w, &err) != 0) {
-		log_warnx("RabbitMQ: %s; connecting again", err.msg);
+		log_warnx("%s; connecting again", err.msg);
 		worker_disconnect(w);
 		w->next_connect = util_now() + worker_backoff(w->attempts++);
 	}
@@ -510,7 +510,7 @@ worker_connect(struct worker *w)
 		worker_disconnect(w);
 		delay = worker_backoff(w->attempts++);
 		w->next_connect = util_now() + delay;
-		log_warnx("RabbitMQ: %s; trying again in %.1f s", err.msg, delay);
+		log_warnx("%s; trying again in %.1f s", err.msg, delay);
 		return;
 	}
 	w->watch = loop_watch_add(w->loop, mq_fd(w->cons), LOOP_READ, worker_on_readable, w,
@@ -561,7 +561,7 @@ worker_tick(int id, void *arg)
 		worker_pump(w);
 		err_clear(&err);
 		if (w->cons != NULL && worker_update_consuming(w, &err) != 0) {
-			log_warnx("RabbitMQ: %s; connecting again", err.msg);
+			log_warnx("%s; connecting again", err.msg);
 			worker_disconnect(w);
 			w->next_connect = util_now() + worker_backoff(w->attempts++);
 		}

@@ -19,6 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -118,7 +122,7 @@ stop_worker(void)
 
 /* Writes the worker's configuration with work_dir TEST_TMP/<work>. */
 static void
-write_conf(const char *work)
+write_conf_url(const char *work, const char *url)
 {
 	FILE	*f;
 
@@ -127,13 +131,19 @@ write_conf(const char *work)
 	fprintf(f, "[DEFAULT]\ntransport_url = %s\nheartbeat = 5\nhost = test-worker\n"
 	    "[keystone_authtoken]\nauth_url = %s\nusername = %s\npassword = \"%s\"\n"
 	    "project_name = %s\n[builds]\nwork_dir = %s/%s\ncache_dir = %s/cache\n"
-	    "max_builds = 2\n", env("ISOFORGE_TRANSPORT_URL"),
+	    "max_builds = 2\n", url,
 	    env("KEYSTONE_URL") != NULL ? env("KEYSTONE_URL") : "http://127.0.0.1:5000/v3",
 	    env("ISOFORGE_SERVICE_USERNAME") != NULL ? env("ISOFORGE_SERVICE_USERNAME") : "isoforge",
 	    env("ISOFORGE_SERVICE_PASSWORD") != NULL ? env("ISOFORGE_SERVICE_PASSWORD") : "x",
 	    env("ISOFORGE_SERVICE_PROJECT_NAME") != NULL ? env("ISOFORGE_SERVICE_PROJECT_NAME") :
 	    "service", fx.tmp, work, fx.tmp);
 	fclose(f);
+}
+
+static void
+write_conf(const char *work)
+{
+	write_conf_url(work, env("ISOFORGE_TRANSPORT_URL"));
 }
 
 static int
@@ -475,12 +485,185 @@ test_restart_resumes_or_fails(void **state)
 	free(dir);
 }
 
+/*
+ * A fault injector in front of the real RabbitMQ: a TCP proxy whose connections the test
+ * can cut at once (as a broker restart or a network failure would).
+ */
+struct proxy {
+	int		 listen_fd;
+	int		 port;
+	int		 ctl[2];	/* write 'c' to cut every connection, 'q' to quit */
+	const char	*up_host;
+	int		 up_port;
+	pthread_t	 thread;
+};
+
+static int
+proxy_dial(const struct proxy *p)
+{
+	struct sockaddr_in	 sa;
+	int			 fd;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)p->up_port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void *
+proxy_run(void *arg)
+{
+	struct proxy	*p = arg;
+	struct pollfd	 pf[66];
+	int		 fds[64], n = 0, i, k, c, u;
+	char		 buf[16384], cmd;
+	ssize_t		 r;
+
+	for (;;) {
+		pf[0].fd = p->ctl[0];
+		pf[0].events = POLLIN;
+		pf[1].fd = p->listen_fd;
+		pf[1].events = POLLIN;
+		for (i = 0; i < n; i++) {
+			pf[2 + i].fd = fds[i];
+			pf[2 + i].events = POLLIN;
+		}
+		if (poll(pf, (nfds_t)(2 + n), -1) < 0)
+			continue;
+		if (pf[0].revents & POLLIN) {
+			if (read(p->ctl[0], &cmd, 1) != 1 || cmd == 'q')
+				break;
+			for (i = 0; i < n; i++)
+				close(fds[i]);
+			n = 0;
+			continue;
+		}
+		if ((pf[1].revents & POLLIN) && n + 2 <= 64) {
+			c = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+			if (c >= 0 && (u = proxy_dial(p)) >= 0) {
+				fds[n++] = c;
+				fds[n++] = u;
+			} else if (c >= 0)
+				close(c);
+		}
+		for (i = 0; i < n; i++) {
+			if (!(pf[2 + i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			k = i ^ 1;	/* pairs: client at even, upstream at odd */
+			r = read(fds[i], buf, sizeof(buf));
+			if (r <= 0 || write(fds[k], buf, (size_t)r) != r) {
+				close(fds[i & ~1]);
+				close(fds[i | 1]);
+				memmove(&fds[i & ~1], &fds[(i & ~1) + 2],
+				    (size_t)(n - (i & ~1) - 2) * sizeof(int));
+				n -= 2;
+				break;	/* the poll array no longer matches */
+			}
+		}
+	}
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+	return NULL;
+}
+
+static void
+proxy_start(struct proxy *p, const char *host, int port)
+{
+	struct sockaddr_in	 sa;
+	socklen_t		 len = sizeof(sa);
+
+	memset(p, 0, sizeof(*p));
+	p->up_host = host;
+	p->up_port = port;
+	p->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(p->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(p->listen_fd, 16), 0);
+	assert_int_equal(getsockname(p->listen_fd, (struct sockaddr *)&sa, &len), 0);
+	p->port = ntohs(sa.sin_port);
+	assert_int_equal(pipe2(p->ctl, O_CLOEXEC), 0);
+	assert_int_equal(pthread_create(&p->thread, NULL, proxy_run, p), 0);
+}
+
+static void
+proxy_cmd(struct proxy *p, char cmd)
+{
+	assert_int_equal(write(p->ctl[1], &cmd, 1), 1);
+}
+
+static void
+proxy_stop(struct proxy *p)
+{
+	proxy_cmd(p, 'q');
+	pthread_join(p->thread, NULL);
+	close(p->listen_fd);
+	close(p->ctl[0]);
+	close(p->ctl[1]);
+}
+
+/* The broker goes away under a running worker: it connects again and goes on working. */
+static void
+test_reconnects(void **state)
+{
+	static const char id[] = "bbbbbbbb-0000-4000-8000-000000000001";
+	const struct mq_host	*h = &fx.url->hosts[0];
+	struct proxy		 p;
+	struct seen		 events = { { 0 }, 0 };
+	char			*url, *body, *key, *logtext;
+	struct err		 err;
+	int			 i;
+
+	(void)state;
+	proxy_start(&p, h->host, h->port);
+	/* credentials as they are in the minicloud's URL: plain letters and digits */
+	url = xasprintf("rabbit://%s:%s@127.0.0.1:%d/", h->user, h->pass, p.port);
+	write_conf_url("work-reconnect", url);
+	start_worker();
+	proxy_cmd(&p, 'c');
+	/* the consumer disappears with its connection, then comes back */
+	for (i = 0; i < 50 && consumers(fx.c, MQ_QUEUE_BUILD) > 0; i++)
+		usleep(100 * 1000);
+	for (i = 0; i < 150 && consumers(fx.c, MQ_QUEUE_BUILD) == 0; i++)
+		usleep(100 * 1000);
+	assert_true(consumers(fx.c, MQ_QUEUE_BUILD) >= 1);
+	/* and a request after that is taken, its event published over a new publisher */
+	body = xasprintf("{\"schema\": \"isoforge.build/1\", \"build_id\": \"%s\", "
+	    "\"token\": \"t\", \"name\": \"r\", \"iso_image\": \"" ISO_ID "\", "
+	    "\"flavor\": \"tiny\"}", id);
+	publish("after-cut", body, strlen(body));
+	collect_events(&events, 3);
+	key = xasprintf("build.%s.queued", id);
+	if (seen_key(&events, key) != 1)
+		fail_msg("event %s seen %d times", key, seen_key(&events, key));
+	stop_worker();
+	proxy_stop(&p);
+	err_clear(&err);
+	logtext = util_read_file(fx.log, 1 << 20, NULL, &err);
+	assert_non_null(logtext);
+	assert_non_null(strstr(logtext, "connecting again"));
+	assert_null(strstr(logtext, h->pass));
+	free(logtext);
+	seen_free(&events);
+	free(key);
+	free(body);
+	free(url);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_invalid_dead_lettered_valid_accepted),
 		cmocka_unit_test(test_restart_resumes_or_fails),
+		cmocka_unit_test(test_reconnects),
 	};
 
 	if (env("ISOFORGE_TRANSPORT_URL") == NULL) {
