@@ -299,10 +299,10 @@ jobstore_set_state_locked(struct jobstore *js, const char *build_id, enum job_st
 		    job_state_name(cur));
 		goto rollback;
 	}
-	/* a terminal build needs the user's token no more: don't keep it */
+	/* the token stays until the clean-up (it may delete a Glance image as the user) */
 	sql = job_state_terminal(state) ?
-	    "UPDATE builds SET state = ?, message = ?, updated_at = ?, token = NULL, "
-	    "console = NULL WHERE build_id = ?" :
+	    "UPDATE builds SET state = ?, message = ?, updated_at = ?, console = NULL "
+	    "WHERE build_id = ?" :
 	    "UPDATE builds SET state = ?, message = ?, updated_at = ? WHERE build_id = ?";
 	if (js_step_done(js, js_prepare(js, sql, err, 4, job_state_name(state), message, now,
 	    build_id), err) != 0)
@@ -367,6 +367,24 @@ jobstore_set_field(struct jobstore *js, const char *build_id, const char *field,
 
 	pthread_mutex_lock(&js->mu);
 	r = jobstore_set_field_locked(js, build_id, field, value, err);
+	pthread_mutex_unlock(&js->mu);
+	return r;
+}
+
+static int
+jobstore_forget_token_locked(struct jobstore *js, const char *build_id, struct err *err)
+{
+	return js_step_done(js, js_prepare(js, "UPDATE builds SET token = NULL WHERE build_id = ? "
+	    "AND state IN ('active', 'failed', 'cancelled')", err, 1, build_id), err);
+}
+
+int
+jobstore_forget_token(struct jobstore *js, const char *build_id, struct err *err)
+{
+	int	 r;
+
+	pthread_mutex_lock(&js->mu);
+	r = jobstore_forget_token_locked(js, build_id, err);
 	pthread_mutex_unlock(&js->mu);
 	return r;
 }

@@ -30,13 +30,13 @@ int		 job_state_terminal(enum job_state);
 
 /*
  * One build as stored. The requester's token is kept apart from the request (which is the
- * canonical request JSON without it) and is erased when the build reaches a terminal state.
+ * canonical request JSON without it) and is erased once the build is terminal and cleaned up.
  */
 struct job {
 	char		*build_id;
 	enum job_state	 state;
 	char		*request;	/* canonical JSON, no token */
-	char		*token;		/* NULL once terminal; never log it */
+	char		*token;		/* NULL once terminal and cleaned; never log it */
 	char		*project_id;	/* from the validated token */
 	char		*user_id;
 	char		*message;	/* last transition's message */
@@ -62,10 +62,12 @@ int	 jobstore_add(struct jobstore *, const char *build_id, const char *request_j
 	    const char *token, const char *project_id, const char *user_id, struct err *);
 /*
  * Moves a build to state (recording the transition with its time and message); a terminal
- * build can't move (ERR_CONFLICT); reaching a terminal state erases the token.
+ * build can't move (ERR_CONFLICT). The token stays for the clean-up: jobstore_forget_token.
  */
 int	 jobstore_set_state(struct jobstore *, const char *build_id, enum job_state,
 	    const char *message, struct err *);
+/* Erases the requester's token of a terminal build (after its clean-up). */
+int	 jobstore_forget_token(struct jobstore *, const char *build_id, struct err *);
 /* Sets one of the fields "domain", "image_id", "console", "project_id", "user_id" (NULL clears). */
 int	 jobstore_set_field(struct jobstore *, const char *build_id, const char *field,
 	    const char *value, struct err *);

@@ -12,6 +12,7 @@
 #include "service/request.h"
 #include "service/util.h"
 #include "service/worker.h"
+#include "service/worker_steps.h"
 
 #define TAG_REQUESTS		"isoforge-requests"
 #define TAG_CONTROL		"isoforge-control"
@@ -54,6 +55,10 @@ struct worker {
 	pthread_mutex_t		 pub_mu;
 	struct mq_conn		*pub;
 	size_t			 pub_attempts;
+
+	/* isoforge's Keystone session for validating control tokens: loop thread only */
+	struct http_client	*auth_http;
+	struct keystone		*auth;
 
 	/* builds */
 	pthread_mutex_t		 mu;
@@ -344,17 +349,61 @@ cleanup:
 }
 
 /*
- * Who may act on a build: the token must belong to the build's project. Needs Keystone
- * token validation (drivers/keystone); until the worker has it, every control is refused.
+ * The project a token belongs to, validated by Keystone with isoforge's service session
+ * (loop thread only). allow_expired for a build's stored token. Caller frees.
  */
-static int
-worker_authorize(struct worker *w, const char *token, const struct job *j, struct err *err)
+static char *
+worker_token_project(struct worker *w, const char *token, int allow_expired, struct err *err)
 {
-	(void)w;
-	(void)token;
-	(void)j;
-	err_set(err, ERR_AUTH, "this worker can't validate tokens yet");
-	return -1;
+	struct keystone_token_info	*info;
+	char				*project = NULL;
+
+	if (w->auth == NULL && (w->auth = ws_service_session(w->cfg, &w->auth_http, err)) == NULL)
+		return NULL;
+	if ((info = keystone_validate(w->auth, token, allow_expired, 0, err)) == NULL)
+		return NULL;
+	if (info->project_id != NULL)
+		project = xstrdup(info->project_id);
+	else
+		err_set(err, ERR_AUTH, "token: not scoped to a project");
+	keystone_token_info_free(&info);
+	return project;
+}
+
+/* The project of a build: recorded at resolving, else learnt from its stored token. */
+static char *
+worker_job_project(struct worker *w, const struct job *j, struct err *err)
+{
+	char	*p;
+
+	if (j->project_id != NULL)
+		return xstrdup(j->project_id);
+	if (j->token == NULL) {
+		err_set(err, ERR_AUTH, "build %s: its project is not known", j->build_id);
+		return NULL;
+	}
+	if ((p = worker_token_project(w, j->token, 1, err)) != NULL)
+		jobstore_set_field(w->js, j->build_id, "project_id", p, NULL);
+	return p;
+}
+
+/* Who may act on a build: a token of the build's project (validated by Keystone). */
+static int
+worker_authorize(struct worker *w, const char *project, const struct job *j, struct err *err)
+{
+	char	*jp;
+	int	 ok;
+
+	if ((jp = worker_job_project(w, j, err)) == NULL)
+		return -1;
+	ok = strcmp(jp, project) == 0;
+	free(jp);
+	if (!ok) {
+		/* as Glance does for another project's image: say nothing about it */
+		err_set(err, ERR_NOTFOUND, "build %s: not found", j->build_id);
+		return -1;
+	}
+	return 0;
 }
 
 /* Replies to a control message that asked for it (reply_to + correlation_id). */
@@ -397,9 +446,37 @@ worker_find(struct worker *w, const char *build_id)
 	return NULL;
 }
 
+/* The builds of project as JSON (list replies). */
+static json_t *
+worker_list(struct worker *w, const char *project)
+{
+	struct job	**jobs;
+	json_t		*a = json_array();
+	char		*p;
+	size_t		 n, i;
+	struct err	 err;
+
+	err_clear(&err);
+	if (jobstore_list(w->js, 0, &jobs, &n, &err) != 0) {
+		log_warnx("list: %s", err.msg);
+		return a;
+	}
+	for (i = 0; i < n; i++) {
+		err_clear(&err);
+		if ((p = worker_job_project(w, jobs[i], &err)) == NULL)
+			continue;
+		if (strcmp(p, project) == 0)
+			json_array_append_new(a, job_to_json(jobs[i]));
+		free(p);
+	}
+	jobs_free(&jobs, n);
+	return a;
+}
+
 /*
  * A control message (every worker sees each one; the owner of the build acts):
- * {"schema": "isoforge.control/1", "action": "status|finish|cancel", "build_id", "token"}.
+ * {"schema": "isoforge.control/1", "action": "status|finish|cancel|list", "build_id", "token"}.
+ * The token must be valid and of the build's project; list answers with the project's builds.
  */
 static void
 worker_on_control(struct worker *w, amqp_envelope_t *env)
@@ -409,6 +486,7 @@ worker_on_control(struct worker *w, amqp_envelope_t *env)
 	struct err		 err;
 	json_t			*msg, *reply = NULL;
 	const char		*schema = NULL, *action = NULL, *build_id = NULL, *token = NULL;
+	char			*project = NULL;
 
 	err_clear(&err);
 	msg = json_loadb(env->message.body.bytes, env->message.body.len, 0, NULL);
@@ -418,13 +496,23 @@ worker_on_control(struct worker *w, amqp_envelope_t *env)
 		log_warnx("control message ignored: not %s", MQ_CONTROL_SCHEMA);
 		goto cleanup;
 	}
-	if (build_id == NULL || (j = jobstore_get(w->js, build_id, NULL)) == NULL)
+	if (strcmp(action, "list") != 0 &&
+	    (build_id == NULL || (j = jobstore_get(w->js, build_id, NULL)) == NULL))
 		goto cleanup;	/* another worker's build (or none): its owner answers */
-	if (token == NULL || worker_authorize(w, token, j, &err) != 0) {
-		reply = json_pack("{s:b, s:s, s:s}", "ok", 0, "build_id", build_id, "error",
-		    token == NULL ? "token: missing" : err.msg);
+	if (token == NULL) {
+		reply = json_pack("{s:b, s:s}", "ok", 0, "error", "token: missing");
 		goto cleanup;
 	}
+	if ((project = worker_token_project(w, token, 0, &err)) == NULL) {
+		reply = json_pack("{s:b, s:s}", "ok", 0, "error", err.msg);
+		goto cleanup;
+	}
+	if (strcmp(action, "list") == 0) {
+		reply = json_pack("{s:b, s:o}", "ok", 1, "builds", worker_list(w, project));
+		goto cleanup;
+	}
+	if (worker_authorize(w, project, j, &err) != 0)
+		goto cleanup;	/* not theirs: as if unknown here */
 	if (strcmp(action, "status") == 0) {
 		reply = json_pack("{s:b, s:o}", "ok", 1, "build", job_to_json(j));
 		json_object_set_new(json_object_get(reply, "build"), "history",
@@ -438,6 +526,7 @@ worker_on_control(struct worker *w, amqp_envelope_t *env)
 				b->cancel = 1;
 		}
 		pthread_mutex_unlock(&w->mu);
+		log_info("build %s: %s asked", build_id, action);
 		reply = b != NULL ? json_pack("{s:b, s:s, s:s}", "ok", 1, "build_id", build_id,
 		    "state", job_state_name(j->state)) :
 		    json_pack("{s:b, s:s, s:s}", "ok", 0, "build_id", build_id, "error",
@@ -449,6 +538,7 @@ cleanup:
 		worker_reply(w, env, reply);
 		json_decref(reply);
 	}
+	free(project);
 	job_free(&j);
 	json_decref(msg);
 }
@@ -587,9 +677,9 @@ worker_build_done(struct worker_build *b)
 	loop_wakeup(w->loop);
 }
 
-/* Removes what a build in terminal state created (an active build keeps its image). */
+/* Removes what a build created (an active build keeps its image); ws may be NULL. */
 static void
-worker_cleanup(struct worker *w, const char *build_id, enum job_state state)
+worker_cleanup(struct worker *w, const char *build_id, enum job_state state, struct ws *ws)
 {
 	struct job	*j;
 	struct err	 err;
@@ -602,10 +692,19 @@ worker_cleanup(struct worker *w, const char *build_id, enum job_state state)
 	json_array_foreach(j->resources, i, r) {
 		kind = json_string_value(json_object_get(r, "kind"));
 		value = json_string_value(json_object_get(r, "value"));
-		if (strcmp(kind, "glance_image") == 0 && state == JOB_ACTIVE)
-			continue;
 		err_clear(&err);
-		if (strcmp(kind, "file") == 0 || strcmp(kind, "dir") == 0) {
+		if (strcmp(kind, "glance_image") == 0) {
+			if (state == JOB_ACTIVE)
+				continue;
+			if (ws == NULL || ws->glance == NULL) {
+				log_warnx("build %s: image %s left in Glance: no session to delete "
+				    "it", build_id, value);
+				continue;
+			}
+			if (ws_delete_image(ws, value, &err) != 0)
+				continue;
+			log_info("build %s: image %s deleted", build_id, value);
+		} else if (strcmp(kind, "file") == 0 || strcmp(kind, "dir") == 0) {
 			if (util_rmtree(value, &err) != 0) {
 				log_warnx("build %s: cleanup: %s", build_id, err.msg);
 				continue;
@@ -620,45 +719,157 @@ worker_cleanup(struct worker *w, const char *build_id, enum job_state state)
 	job_free(&j);
 }
 
-/* Ends a build in a terminal state: records, announces, cleans what it created. */
+/* Ends a build: records and announces the terminal state, cleans up, forgets the token. */
 static void
 worker_build_end(struct worker *w, const char *build_id, enum job_state state,
-    const char *message)
+    const char *message, struct ws *ws)
 {
 	struct err	 err;
 
 	err_clear(&err);
 	if (worker_transition(w, build_id, state, message, &err) != 0)
 		log_warnx("build %s: %s", build_id, err.msg);
-	worker_cleanup(w, build_id, state);
+	worker_cleanup(w, build_id, state, ws);
+	jobstore_forget_token(w->js, build_id, NULL);
+}
+
+/* The build's request (with its token put back) for the pipeline; caller frees. */
+static struct build_request *
+worker_load_request(const struct job *j, struct err *err)
+{
+	struct build_request	*req;
+	json_t			*o;
+	char			*body;
+
+	if ((o = json_loads(j->request, 0, NULL)) == NULL) {
+		err_set(err, ERR_INTERNAL, "the stored request is not JSON");
+		return NULL;
+	}
+	if (j->token != NULL)
+		json_object_set_new(o, "token", json_string(j->token));
+	body = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	req = request_parse(body, strlen(body), REQUEST_FULL, err);
+	explicit_bzero(body, strlen(body));
+	free(body);
+	return req;
+}
+
+/* 1 when a cancel was asked for the build. */
+static int
+worker_cancelled(struct worker_build *b)
+{
+	int	 c;
+
+	pthread_mutex_lock(&b->w->mu);
+	c = b->cancel;
+	pthread_mutex_unlock(&b->w->mu);
+	return c;
+}
+
+/* Another worker may have built this build_id already (a redelivered request): look in Glance. */
+static char *
+worker_built_before(struct ws *ws, const char *build_id)
+{
+	struct glance_list_opts	 o;
+	json_t			*imgs;
+	char			*id = NULL;
+
+	memset(&o, 0, sizeof(o));
+	o.filters = json_pack("{s:s}", "isoforge_build_id", build_id);
+	o.status = "active";
+	imgs = glance_image_list(ws->glance, &o, NULL);
+	json_decref(o.filters);
+	if (imgs != NULL && json_array_size(imgs) > 0)
+		id = xstrdup(json_string_value(json_object_get(json_array_get(imgs, 0), "id")));
+	json_decref(imgs);
+	return id;
 }
 
 /*
- * One build's pipeline (DESIGN.md). The steps (Keystone, Glance, nova, qemu-img, libvirt)
- * come from service/build and the drivers as they land; until then a build is failed
- * right after resolving so nothing is left half-done.
+ * One build's pipeline (DESIGN.md). Resolving and fetching are the worker's (Keystone,
+ * Glance, Nova as the requester); assembling, installing and snapshotting come from
+ * service/build and drivers/virt (the local build's steps) and are not joined here yet, so
+ * a build ends failed at assembling, cleaned up.
  */
 static void *
 worker_build_thread(void *arg)
 {
 	struct worker_build	*b = arg;
 	struct worker		*w = b->w;
+	struct build_request	*req = NULL;
+	struct job		*j = NULL;
+	struct ws		 ws;
 	struct err		 err;
+	enum job_state		 end = JOB_FAILED;
+	char			*msg = NULL, *done = NULL;
 
+	memset(&ws, 0, sizeof(ws));
 	err_clear(&err);
-	if (b->how == RESUME_WATCH) {
-		worker_build_end(w, b->build_id, JOB_FAILED,
-		    "this worker can't watch installs yet");
-		worker_build_done(b);
-		return NULL;
-	}
-	if (worker_transition(w, b->build_id, JOB_RESOLVING, "checking the request", &err) != 0) {
+	if ((j = jobstore_get(w->js, b->build_id, &err)) == NULL) {
 		log_warnx("build %s: %s", b->build_id, err.msg);
-		worker_build_done(b);
-		return NULL;
+		goto out;
 	}
-	worker_build_end(w, b->build_id, JOB_FAILED,
-	    "this worker has no build pipeline yet (resolving needs Keystone, Glance and Nova)");
+	if (b->how == RESUME_FAIL || job_state_terminal(j->state)) {
+		/* failed (or ended) before a restart: only the clean-up is left */
+		if (j->token != NULL)
+			ws_open(&ws, w->cfg, j->token, &err);
+		worker_cleanup(w, b->build_id, j->state, &ws);
+		jobstore_forget_token(w->js, b->build_id, NULL);
+		goto out;
+	}
+	if (b->how == RESUME_WATCH) {
+		msg = xstrdup("this worker can't watch installs yet");
+		goto end;
+	}
+	if (worker_transition(w, b->build_id, JOB_RESOLVING, "checking the token, images and "
+	    "flavor", &err) != 0)
+		goto fail;
+	if ((req = worker_load_request(j, &err)) == NULL ||
+	    ws_open(&ws, w->cfg, req->token, &err) != 0)
+		goto fail;
+	jobstore_set_field(w->js, b->build_id, "project_id", ws.project_id, NULL);
+	jobstore_set_field(w->js, b->build_id, "user_id", ws.user_id, NULL);
+	if ((done = worker_built_before(&ws, b->build_id)) != NULL) {
+		jobstore_set_field(w->js, b->build_id, "image_id", done, NULL);
+		msg = xasprintf("built before: image %s", done);
+		end = JOB_ACTIVE;
+		goto end;
+	}
+	if (ws_resolve(&ws, req, &err) != 0)
+		goto fail;
+	if (worker_cancelled(b))
+		goto cancelled;
+	msg = xasprintf("ISO %s into the cache",
+	    json_string_value(json_object_get(ws.iso, "id")));
+	if (worker_transition(w, b->build_id, JOB_FETCHING, msg, &err) != 0 ||
+	    ws_fetch(&ws, &err) != 0)
+		goto fail;
+	free(msg);
+	msg = NULL;
+	if (worker_cancelled(b))
+		goto cancelled;
+	if (worker_transition(w, b->build_id, JOB_ASSEMBLING, "root disk and domain", &err) != 0)
+		goto fail;
+	msg = xstrdup("assembling: this worker has no hypervisor steps yet (service/build, "
+	    "drivers/virt)");
+	goto end;
+cancelled:
+	end = JOB_CANCELLED;
+	free(msg);
+	msg = xstrdup("cancelled by the requester");
+	goto end;
+fail:
+	free(msg);
+	msg = xstrdup(err.msg);
+end:
+	worker_build_end(w, b->build_id, end, msg, &ws);
+out:
+	ws_close(&ws);
+	request_free(&req);
+	job_free(&j);
+	free(done);
+	free(msg);
 	worker_build_done(b);
 	return NULL;
 }
@@ -684,7 +895,9 @@ worker_build_start(struct worker *w, const char *build_id, enum job_resume how)
 		w->builds = b->next;
 		w->running--;
 		pthread_mutex_unlock(&w->mu);
-		worker_build_end(w, build_id, JOB_FAILED, "the worker could not start a thread");
+		if (how != RESUME_FAIL)
+			worker_build_end(w, build_id, JOB_FAILED,
+			    "the worker could not start a thread", NULL);
 		free(b->build_id);
 		free(b);
 	}
@@ -706,15 +919,15 @@ worker_recover(struct worker *w, struct err *err)
 		    job_resume_name(actions[i]), job_state_name(jobs[i]->state));
 		switch (actions[i]) {
 		case RESUME_FAIL:
-			/* recorded as failed by jobstore_recover: announce, clean */
+			/* recorded as failed by jobstore_recover: announce; a thread cleans up */
 			worker_event(w, jobs[i]->build_id, JOB_FAILED, jobs[i]->message,
 			    jobs[i]->image_id, NULL);
-			worker_cleanup(w, jobs[i]->build_id, JOB_FAILED);
+			worker_build_start(w, jobs[i]->build_id, RESUME_FAIL);
 			break;
 		case RESUME_RESTART:
 			/* recorded as queued again by jobstore_recover: announce, clean, run */
 			worker_event(w, jobs[i]->build_id, JOB_QUEUED, jobs[i]->message, NULL, NULL);
-			worker_cleanup(w, jobs[i]->build_id, JOB_QUEUED);
+			worker_cleanup(w, jobs[i]->build_id, JOB_QUEUED, NULL);
 			worker_build_start(w, jobs[i]->build_id, actions[i]);
 			break;
 		case RESUME_WATCH:
@@ -726,6 +939,13 @@ worker_recover(struct worker *w, struct err *err)
 	}
 	jobs_free(&jobs, n);
 	free(actions);
+	/* ended builds whose clean-up a stop cut short still hold a token */
+	if (jobstore_list(w->js, 0, &jobs, &n, err) != 0)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (job_state_terminal(jobs[i]->state) && jobs[i]->token != NULL)
+			worker_build_start(w, jobs[i]->build_id, RESUME_FAIL);
+	jobs_free(&jobs, n);
 	return 0;
 }
 
@@ -812,6 +1032,8 @@ worker_free(struct worker **wp)
 		loop_timer_remove(w->loop, w->tick);
 	worker_disconnect(w);
 	mq_close(&w->pub);
+	keystone_free(&w->auth);
+	http_client_free(&w->auth_http);
 	jobstore_close(&w->js);
 	mq_url_free(&w->url);
 	pthread_mutex_destroy(&w->pub_mu);

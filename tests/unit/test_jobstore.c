@@ -113,13 +113,22 @@ test_lifecycle(void **state)
 	job_free(&j);
 	assert_int_equal(jobstore_remove_resource(js, id, "file", "/w/x/root.qcow2", &err), 0);
 
-	/* terminal: the token is erased, and the build can't move any more */
+	/* a running build keeps its token */
+	assert_int_equal(jobstore_forget_token(js, id, &err), 0);
+	j = jobstore_get(js, id, &err);
+	assert_string_equal(j->token, "TOKEN-SECRET");
+	job_free(&j);
+	/* terminal: the build can't move any more; the token goes after the clean-up */
 	assert_int_equal(jobstore_set_state(js, id, JOB_FAILED, "boom", &err), 0);
 	assert_int_equal(jobstore_set_state(js, id, JOB_ACTIVE, "late", &err), -1);
 	assert_int_equal(err.kind, ERR_CONFLICT);
 	err_clear(&err);
 	j = jobstore_get(js, id, &err);
 	assert_int_equal(j->state, JOB_FAILED);
+	assert_string_equal(j->token, "TOKEN-SECRET");
+	job_free(&j);
+	assert_int_equal(jobstore_forget_token(js, id, &err), 0);
+	j = jobstore_get(js, id, &err);
 	assert_null(j->token);
 	assert_int_equal(json_array_size(j->resources), 1);
 	job_free(&j);
@@ -225,7 +234,8 @@ test_recover(void **state)
 		assert_non_null(j);
 		assert_int_equal(j->state, b[i].after);
 		if (b[i].after == JOB_FAILED) {
-			assert_null(j->token);
+			/* kept for the clean-up the worker does next */
+			assert_non_null(j->token);
 			assert_non_null(strstr(j->message, "can't be resumed"));
 		}
 		job_free(&j);
