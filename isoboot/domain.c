@@ -299,32 +299,62 @@ place(xmlNode *root, xmlNode **last, xmlNode *n)
 	*last = n;
 }
 
+/* The first error of parsing the template. */
+struct template_err {
+	int	 line;
+	char	 msg[256];
+};
+
+/* libxml2's structured error handler: keeps the first error (without its newline). */
+static void
+template_error(void *data, xmlError *xe)
+{
+	xmlParserCtxt		*ctxt = data;
+	struct template_err	*first = ctxt->_private;
+	size_t			 n;
+
+	if (first->msg[0] != '\0' || xe == NULL || xe->level < XML_ERR_ERROR)
+		return;
+	first->line = xe->line;
+	snprintf(first->msg, sizeof(first->msg), "%s",
+	    xe->message != NULL ? xe->message : "not XML");
+	n = strlen(first->msg);
+	while (n > 0 && first->msg[n - 1] == '\n')
+		first->msg[--n] = '\0';
+}
+
 /* Builds the domain XML; see isoboot.h. */
 char *
 isoboot_domain_xml(const struct isoboot_plan *pl, const char *base_xml, struct err *err)
 {
 	xmlDoc		*doc = NULL;
-	xmlNode		*root, *last = NULL, *n, *meta, *b, *features, *clock, *devices, *anchor;
+	xmlNode		*root, *last = NULL, *n, *next, *meta, *b, *features, *clock, *devices;
+	xmlNode		*anchor;
 	xmlBuffer	*out = NULL;
-	const xmlError	*xe;
+	xmlParserCtxt	*ctxt = NULL;
+	struct template_err first;
 	char		*xml = NULL, *desc;
-	const char	*where;
 
 	if (pl == NULL || base_xml == NULL) {
 		err_set(err, ERR_INTERNAL, "isoboot_domain_xml: missing argument");
 		return NULL;
 	}
 	xmlInitParser();
-	doc = xmlReadMemory(base_xml, (int)strlen(base_xml), "domain.xml", NULL,
-	    XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-	if (doc == NULL) {
-		xe = xmlGetLastError();
-		err_set(err, ERR_INVAL, "domain template: line %d: %s",
-		    xe != NULL ? xe->line : 0, xe != NULL && xe->message != NULL ?
-		    xe->message : "not XML\n");
-		/* libxml2's messages end in a newline */
-		if (err != NULL && err->msg[0] != '\0' && err->msg[strlen(err->msg) - 1] == '\n')
-			err->msg[strlen(err->msg) - 1] = '\0';
+	ctxt = xmlNewParserCtxt();
+	if (ctxt == NULL) {
+		err_set(err, ERR_INTERNAL, "domain template: out of memory");
+		goto cleanup;
+	}
+	/* the first error says what is wrong; later ones are consequences */
+	first.line = 0;
+	first.msg[0] = '\0';
+	ctxt->_private = &first;
+	ctxt->sax->serror = template_error;
+	doc = xmlCtxtReadMemory(ctxt, base_xml, (int)strlen(base_xml), "domain.xml", NULL,
+	    XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOWARNING);
+	if (doc == NULL || first.msg[0] != '\0') {
+		err_set(err, ERR_INVAL, "domain template: line %d: %s", first.line,
+		    first.msg[0] != '\0' ? first.msg : "not XML");
 		goto cleanup;
 	}
 	root = xmlDocGetRootElement(doc);
@@ -348,6 +378,14 @@ isoboot_domain_xml(const struct isoboot_plan *pl, const char *base_xml, struct e
 	else
 		meta = new_elem(doc, "metadata", NULL);
 	place(root, &last, meta);
+	for (n = meta->children; n != NULL; n = next) {
+		/* an operator who copied a generated domain: ours is written anew */
+		next = n->next;
+		if (n->ns != NULL && xmlStrcmp(n->ns->href, BAD_CAST ISOFORGE_XMLNS) == 0) {
+			xmlUnlinkNode(n);
+			xmlFreeNode(n);
+		}
+	}
 	b = xmlNewDocNode(doc, NULL, BAD_CAST "build", NULL);
 	xmlSetNs(b, xmlNewNs(b, BAD_CAST ISOFORGE_XMLNS, BAD_CAST "isoforge"));
 	xmlAddChild(meta, b);
@@ -418,11 +456,12 @@ isoboot_domain_xml(const struct isoboot_plan *pl, const char *base_xml, struct e
 		err_set(err, ERR_INTERNAL, "domain XML: could not serialise");
 		goto cleanup;
 	}
-	where = (const char *)xmlBufferContent(out);
-	xml = xasprintf("%s\n", where);
+	xml = xasprintf("%s\n", (const char *)xmlBufferContent(out));
 cleanup:
 	if (out != NULL)
 		xmlBufferFree(out);
 	xmlFreeDoc(doc);
+	if (ctxt != NULL)
+		xmlFreeParserCtxt(ctxt);
 	return xml;
 }

@@ -67,6 +67,17 @@ void	isoboot_profile_free(struct isoboot_profile **);
 const char *isoboot_profile_choose(const char *os_type, const char *os_distro,
 	    const char *os_version);
 
+/*
+ * The whole rule: the request's OS triple when any of it is given, else the ISO image's Glance
+ * properties os_type, os_distro, os_version (image_props: a JSON object or NULL).
+ */
+const char *isoboot_profile_choose_for(const char *os_type, const char *os_distro,
+	    const char *os_version, const json_t *image_props);
+/* Applies the image's Glance hw_* properties (string values) to a profile, as
+ * isoboot_profile_set; other properties are ignored. */
+int	isoboot_profile_apply_properties(struct isoboot_profile *, const json_t *image_props,
+	    struct err *);
+
 /* The flavor's size; 0 vcpus / ram_mib take the profile's defaults, disk_gib is required. */
 struct isoboot_flavor {
 	unsigned	 vcpus;
@@ -165,7 +176,8 @@ struct isoboot_plan *isoboot_plan_build(const struct isoboot_profile *,
  * devices) + the plan, written with libxml2 (every value escaped). The plan replaces what it
  * owns (name, memory, vcpu, os, disks, NICs, graphics, serial, TPM, USB, video) and keeps
  * the rest. on_poweroff destroy (the install ends at power-off), on_reboot restart
- * (installers reboot). Caller frees.
+ * (installers reboot). Caller frees. Thread-safe once libxml2 is initialised: a threaded
+ * program calls xmlInitParser() from its main thread before starting threads.
  */
 char	*isoboot_domain_xml(const struct isoboot_plan *, const char *base_xml, struct err *);
 

@@ -407,7 +407,10 @@ choose_unix(const char *distro, long major)
 	};
 	size_t	 i;
 
-	if (strcmp(distro, "msdos") == 0 || strcmp(distro, "freedos") == 0)
+	/* Glance's os_distro values for systems without virtio drivers */
+	if (strcmp(distro, "msdos") == 0 || strcmp(distro, "freedos") == 0 ||
+	    strcmp(distro, "netware") == 0 || strcmp(distro, "opensolaris") == 0 ||
+	    strcmp(distro, "solaris") == 0)
 		return "linux-novirtio";
 	if (major < 0)
 		return "linux";
@@ -463,4 +466,41 @@ isoboot_profile_choose(const char *os_type, const char *os_distro, const char *o
 		return choose_unix(distro, major_of(version));
 	}
 	return "linux";
+}
+
+/* A string property of a JSON object, or NULL. */
+static const char *
+prop_str(const json_t *props, const char *key)
+{
+	return props != NULL ? json_string_value(json_object_get(props, key)) : NULL;
+}
+
+/* The request's OS triple, else the image's os_* properties; see isoboot.h. */
+const char *
+isoboot_profile_choose_for(const char *os_type, const char *os_distro, const char *os_version,
+    const json_t *image_props)
+{
+	if (os_type != NULL || os_distro != NULL || os_version != NULL)
+		return isoboot_profile_choose(os_type, os_distro, os_version);
+	return isoboot_profile_choose(prop_str(image_props, "os_type"),
+	    prop_str(image_props, "os_distro"), prop_str(image_props, "os_version"));
+}
+
+/* Applies hw_* properties in key order (jansson keeps insertion order); see isoboot.h. */
+int
+isoboot_profile_apply_properties(struct isoboot_profile *p, const json_t *image_props,
+    struct err *err)
+{
+	const char	*key;
+	json_t		*v;
+
+	if (image_props == NULL)
+		return 0;
+	json_object_foreach((json_t *)image_props, key, v) {
+		if (strncmp(key, "hw_", 3) != 0 || !json_is_string(v))
+			continue;
+		if (isoboot_profile_set(p, key, json_string_value(v), err) == -1)
+			return -1;
+	}
+	return 0;
 }

@@ -104,18 +104,8 @@ plan_number(const char *opt, const char *s, unsigned *out, struct err *err)
 	return 0;
 }
 
-/* The value of key in "K=V" properties, or NULL. */
-static const char *
-plan_prop(char **props, size_t n, const char *key)
-{
-	size_t	 i, len = strlen(key);
-
-	for (i = 0; i < n; i++)
-		if (strncmp(props[i], key, len) == 0 && props[i][len] == '=')
-			return props[i] + len + 1;
-	return NULL;
-}
-
+/* isoforge plan: request + media + flavor → the domain XML on stdout (or the image's
+ * properties with --properties); no side effects. Returns a CMD_* exit code. */
 int
 cmd_plan(int argc, char **argv)
 {
@@ -154,7 +144,7 @@ cmd_plan(int argc, char **argv)
 	const char		*iso = NULL, *virtio = NULL, *floppy = NULL, *profile_name = NULL;
 	const char		*templates = NULL, *build_id = NULL, *work = NULL, *root = NULL;
 	const char		*dtype = NULL, *network = NULL, *listen = NULL, *password = NULL;
-	const char		*cdroms[ISOBOOT_MAX_EXTRA + 2], *os_type, *os_distro, *os_version;
+	const char		*cdroms[ISOBOOT_MAX_EXTRA + 2];
 	char			*props[PLAN_MAX_PROPS];
 	char			*body = NULL, *xml = NULL, *base = NULL, *iso_real = NULL;
 	char			*virtio_real = NULL, *floppy_real = NULL, *work_abs = NULL;
@@ -164,7 +154,7 @@ cmd_plan(int argc, char **argv)
 	char			 uuid[37], pw[9];
 	size_t			 len, ncdrom = 0, nprops = 0, i;
 	int			 c, rc = CMD_USAGE, want_props = 0;
-	json_t			*jprops = NULL;
+	json_t			*jprops = NULL, *image_props = NULL;
 
 	err_clear(&err);
 	memset(&media, 0, sizeof(media));
@@ -236,7 +226,7 @@ cmd_plan(int argc, char **argv)
 		goto cleanup;
 	}
 
-	body = util_read_file(argv[optind], REQUEST_MAX_BODY + 1, &len, &err);
+	body = util_read_file(argv[optind], REQUEST_MAX_BODY, &len, &err);
 	if (body == NULL)
 		goto fail;
 	req = request_parse(body, len, REQUEST_PARTIAL, &err);
@@ -246,46 +236,44 @@ cmd_plan(int argc, char **argv)
 	}
 
 	/* the profile: asked for, else the request's os, else the ISO image's properties */
-	if (profile_name == NULL) {
-		if (req->os_type != NULL || req->os_distro != NULL || req->os_version != NULL) {
-			os_type = req->os_type;
-			os_distro = req->os_distro;
-			os_version = req->os_version;
-		} else {
-			os_type = plan_prop(props, nprops, "os_type");
-			os_distro = plan_prop(props, nprops, "os_distro");
-			os_version = plan_prop(props, nprops, "os_version");
-		}
-		profile_name = isoboot_profile_choose(os_type, os_distro, os_version);
+	image_props = json_object();
+	for (i = 0; i < nprops; i++) {
+		char	*key = xstrndup(props[i], strcspn(props[i], "="));
+
+		json_object_set_new(image_props, key, json_string(props[i] + strlen(key) + 1));
+		free(key);
 	}
+	if (profile_name == NULL)
+		profile_name = isoboot_profile_choose_for(req->os_type, req->os_distro,
+		    req->os_version, image_props);
 	if (templates == NULL)
 		templates = templates_dir();
 	profile = templates_load_profile(templates, profile_name, &err);
 	if (profile == NULL)
 		goto fail;
-	for (i = 0; i < nprops; i++) {
-		char	*key = xstrndup(props[i], strcspn(props[i], "="));
-		int	 r = 0;
-
-		if (strncmp(key, "hw_", 3) == 0)
-			r = isoboot_profile_set(profile, key, props[i] + strlen(key) + 1, &err);
-		free(key);
-		if (r == -1) {
-			ctx = xstrdup("--image-property: ");
-			goto fail;
-		}
+	if (isoboot_profile_apply_properties(profile, image_props, &err) == -1) {
+		ctx = xstrdup("--image-property: ");
+		goto fail;
 	}
 
 	iso_real = plan_media("--iso", iso, &err);
 	if (iso_real == NULL)
 		goto fail;
-	if (virtio != NULL && (virtio_real = plan_media("--virtio-win", virtio, &err)) == NULL)
-		goto fail;
-	if (floppy != NULL && (floppy_real = plan_media("--floppy", floppy, &err)) == NULL)
-		goto fail;
-	for (i = 0; i < ncdrom; i++)
-		if ((cdrom_real[i] = plan_media("--cdrom", cdroms[i], &err)) == NULL)
+	if (virtio != NULL) {
+		virtio_real = plan_media("--virtio-win", virtio, &err);
+		if (virtio_real == NULL)
 			goto fail;
+	}
+	if (floppy != NULL) {
+		floppy_real = plan_media("--floppy", floppy, &err);
+		if (floppy_real == NULL)
+			goto fail;
+	}
+	for (i = 0; i < ncdrom; i++) {
+		cdrom_real[i] = plan_media("--cdrom", cdroms[i], &err);
+		if (cdrom_real[i] == NULL)
+			goto fail;
+	}
 	cdrom_real[ncdrom] = NULL;
 
 	if (build_id == NULL)
@@ -347,6 +335,7 @@ fail:
 	rc = err.kind == ERR_INVAL || err.kind == ERR_NOTFOUND ? CMD_USAGE : CMD_FAILED;
 cleanup:
 	json_decref(jprops);
+	json_decref(image_props);
 	free(ctx);
 	free(out);
 	isoboot_plan_free(&plan);

@@ -19,7 +19,6 @@
 /* Collects the problems of one request. */
 struct req_check {
 	struct buf	 problems;
-	int		 mode;
 };
 
 static void
@@ -277,7 +276,6 @@ request_parse(const char *body, size_t len, int mode, struct err *err)
 	int			 full = mode == REQUEST_FULL;
 
 	buf_init(&c.problems);
-	c.mode = mode;
 	if (mode != REQUEST_FULL && mode != REQUEST_PARTIAL) {
 		err_set(err, ERR_INTERNAL, "request_parse: bad mode %d", mode);
 		goto cleanup;
