@@ -6,7 +6,9 @@
 
 #include <jansson.h>
 
+#include "drivers/virt.h"
 #include "service/amqp.h"
+#include "service/build.h"
 #include "service/jobstore.h"
 #include "service/log.h"
 #include "service/request.h"
@@ -32,7 +34,21 @@ struct worker_build {
 	int			 done;		/* under w->mu */
 	int			 cancel;	/* under w->mu: cancel asked */
 	int			 finish;	/* under w->mu: end the install asked */
+	struct build		*bb;		/* service/build's steps (assemble .. snapshot) */
+	/* the install, driven from the loop thread */
+	int			 install_rc;	/* virt_start's result */
+	struct err		 install_err;
+	int			 outcome_done;	/* under w->mu */
+	int			 timeout_timer;
 	struct worker_build	*next;
+};
+
+/* A function a build thread runs on the loop thread (libvirt is used from there only). */
+struct worker_call {
+	void			(*fn)(void *);
+	void			*arg;
+	int			 done;		/* under w->mu */
+	struct worker_call	*next;
 };
 
 struct worker {
@@ -60,8 +76,16 @@ struct worker {
 	struct http_client	*auth_http;
 	struct keystone		*auth;
 
+	/* libvirt, on the loop */
+	struct virt		*virt;
+	pthread_t		 loop_thread;
+	struct worker_call	*calls;		/* under mu */
+	int			 calls_timer;
+
 	/* builds */
 	pthread_mutex_t		 mu;
+	pthread_cond_t		 cv;		/* calls done, install outcomes */
+	int			 abandon;	/* under mu: stopping, leave installs running */
 	struct worker_build	*builds;
 	int			 running;
 };
@@ -188,8 +212,14 @@ worker_event(struct worker *w, const char *build_id, enum job_state state,
 	ev = json_pack("{s:s, s:s, s:i, s:s?, s:s?, s:s, s:s}", "build_id", build_id,
 	    "state", job_state_name(state), "progress", worker_progress(state),
 	    "message", message, "image_id", image_id, "worker", w->cfg->host, "at", stamp);
-	if (console != NULL)
-		json_object_set(ev, "console", console);
+	/*
+	 * Everyone with access to the broker can read events: the console's address goes out,
+	 * its password only in answers to the build's own project (isoforge console).
+	 */
+	if (console != NULL) {
+		json_object_set_new(ev, "console", json_deep_copy(console));
+		json_object_del(json_object_get(ev, "console"), "password");
+	}
 	body = json_dumps(ev, JSON_COMPACT);
 	key = xasprintf("build.%s.%s", build_id, job_state_name(state));
 	err_clear(&err);
@@ -526,6 +556,13 @@ worker_on_control(struct worker *w, amqp_envelope_t *env)
 				b->cancel = 1;
 		}
 		pthread_mutex_unlock(&w->mu);
+		/* an install in progress: tell the domain now (we are on the loop thread) */
+		if (b != NULL && b->bb != NULL && b->bb->state == BUILD_INSTALLING) {
+			if (action[0] == 'f')
+				build_request_finish(b->bb);
+			else
+				build_request_cancel(b->bb);
+		}
 		log_info("build %s: %s asked", build_id, action);
 		reply = b != NULL ? json_pack("{s:b, s:s, s:s}", "ok", 1, "build_id", build_id,
 		    "state", job_state_name(j->state)) :
@@ -677,6 +714,33 @@ worker_build_done(struct worker_build *b)
 	loop_wakeup(w->loop);
 }
 
+struct worker_rm {
+	struct worker	*w;
+	const char	*name;
+};
+
+static void
+worker_remove_domain_call(void *arg)
+{
+	struct worker_rm	*r = arg;
+	struct err		 e;
+
+	err_clear(&e);
+	if (virt_remove_by_name(r->w->virt, r->name, &e) != 0)
+		log_warnx("domain %s not removed: %s", r->name, e.msg);
+}
+
+static void	worker_in_loop(struct worker *, void (*)(void *), void *);
+
+/* Destroys and undefines a build's domain (from any thread). */
+static void
+worker_remove_domain(struct worker *w, const char *name)
+{
+	struct worker_rm	 r = { w, name };
+
+	worker_in_loop(w, worker_remove_domain_call, &r);
+}
+
 /* Removes what a build created (an active build keeps its image); ws may be NULL. */
 static void
 worker_cleanup(struct worker *w, const char *build_id, enum job_state state, struct ws *ws)
@@ -704,6 +768,10 @@ worker_cleanup(struct worker *w, const char *build_id, enum job_state state, str
 			if (ws_delete_image(ws, value, &err) != 0)
 				continue;
 			log_info("build %s: image %s deleted", build_id, value);
+		} else if (strcmp(kind, "domain") == 0) {
+			if (w->virt == NULL)
+				continue;
+			worker_remove_domain(w, value);
 		} else if (strcmp(kind, "file") == 0 || strcmp(kind, "dir") == 0) {
 			if (util_rmtree(value, &err) != 0) {
 				log_warnx("build %s: cleanup: %s", build_id, err.msg);
@@ -755,6 +823,18 @@ worker_load_request(const struct job *j, struct err *err)
 	return req;
 }
 
+/* 1 once the worker stops and leaves running installs to libvirt. */
+static int
+worker_abandoned(struct worker *w)
+{
+	int	 a;
+
+	pthread_mutex_lock(&w->mu);
+	a = w->abandon;
+	pthread_mutex_unlock(&w->mu);
+	return a;
+}
+
 /* 1 when a cancel was asked for the build. */
 static int
 worker_cancelled(struct worker_build *b)
@@ -786,11 +866,351 @@ worker_built_before(struct ws *ws, const char *build_id)
 	return id;
 }
 
+/* Runs fn(arg) on the loop thread and waits for it (directly when already there). */
+static void
+worker_in_loop(struct worker *w, void (*fn)(void *), void *arg)
+{
+	struct worker_call	 c, **cp;
+
+	if (pthread_equal(pthread_self(), w->loop_thread)) {
+		fn(arg);
+		return;
+	}
+	memset(&c, 0, sizeof(c));
+	c.fn = fn;
+	c.arg = arg;
+	pthread_mutex_lock(&w->mu);
+	for (cp = &w->calls; *cp != NULL; cp = &(*cp)->next)
+		;
+	*cp = &c;
+	pthread_mutex_unlock(&w->mu);
+	loop_wakeup(w->loop);
+	pthread_mutex_lock(&w->mu);
+	while (!c.done)
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Loop timer at every iteration: runs the calls build threads queued. */
+static void
+worker_calls_cb(int id, void *arg)
+{
+	struct worker		*w = arg;
+	struct worker_call	*c;
+
+	(void)id;
+	for (;;) {
+		pthread_mutex_lock(&w->mu);
+		if ((c = w->calls) != NULL)
+			w->calls = c->next;
+		pthread_mutex_unlock(&w->mu);
+		if (c == NULL)
+			return;
+		c->fn(c->arg);
+		pthread_mutex_lock(&w->mu);
+		c->done = 1;
+		pthread_cond_broadcast(&w->cv);
+		pthread_mutex_unlock(&w->mu);
+	}
+}
+
+/* service/build's state changes → the job store and events (the worker's own states aside). */
+static void
+worker_on_build_state(struct build *bb, enum build_state s, const char *message, void *arg)
+{
+	struct worker_build	*b = arg;
+	struct err		 err;
+	enum job_state		 js;
+
+	(void)bb;
+	switch (s) {
+	case BUILD_ASSEMBLING:		js = JOB_ASSEMBLING; break;
+	case BUILD_INSTALLING:		js = JOB_INSTALLING; break;
+	case BUILD_CUSTOMIZING:		js = JOB_CUSTOMIZING; break;
+	case BUILD_SNAPSHOTTING:	js = JOB_SNAPSHOTTING; break;
+	case BUILD_REGISTERING:		js = JOB_UPLOADING; break;
+	default:
+		return;		/* resolving and the ends are the worker's */
+	}
+	err_clear(&err);
+	if (worker_transition(b->w, b->build_id, js, message, &err) != 0)
+		log_warnx("build %s: %s", b->build_id, err.msg);
+}
+
+/* Loop thread: build_assemble (qemu-img create, plan, XML, define). */
+static void
+worker_assemble_call(void *arg)
+{
+	struct worker_build	*b = arg;
+
+	err_clear(&b->install_err);
+	b->install_rc = build_assemble(b->bb, &b->install_err);
+}
+
+/* Loop thread: removes the domain and work files of the build. */
+static void
+worker_build_cleanup_call(void *arg)
+{
+	struct worker_build	*b = arg;
+
+	build_cleanup(b->bb);
+}
+
+/* Loop thread: the install's outcome; wakes the build thread. */
+static void
+worker_outcome_cb(struct virt_domain *d, enum virt_outcome o, const char *reason, void *arg)
+{
+	struct worker_build	*b = arg;
+
+	(void)d;
+	b->bb->outcome = o;
+	free(b->bb->outcome_reason);
+	b->bb->outcome_reason = reason != NULL ? xstrdup(reason) : NULL;
+	if (b->timeout_timer > 0) {
+		loop_timer_remove(b->w->loop, b->timeout_timer);
+		b->timeout_timer = 0;
+	}
+	pthread_mutex_lock(&b->w->mu);
+	b->outcome_done = 1;
+	pthread_cond_broadcast(&b->w->cv);
+	pthread_mutex_unlock(&b->w->mu);
+}
+
+static void
+worker_install_timeout_cb(int id, void *arg)
+{
+	struct worker_build	*b = arg;
+
+	loop_timer_remove(b->w->loop, id);
+	b->timeout_timer = 0;
+	b->bb->timed_out = 1;
+	log_warnx("build %s: install timed out after %.0f s", b->build_id, b->bb->timeout_s);
+	build_request_cancel(b->bb);
+}
+
+/* Loop thread: starts the install, records and announces its console, arms the timeout. */
+static void
+worker_install_call(void *arg)
+{
+	struct worker_build	*b = arg;
+	struct build		*bb = b->bb;
+	struct virt_console	 c;
+	struct err		 e;
+	json_t			*console;
+	char			*cs;
+
+	err_clear(&b->install_err);
+	b->outcome_done = 0;
+	bb->install_started_at = util_now();
+	bb->outcome = VIRT_RUNNING;
+	/* build_request_finish/cancel act only on an installing build */
+	bb->state = BUILD_INSTALLING;
+	if ((b->install_rc = virt_start(bb->dom, worker_outcome_cb, b, &b->install_err)) != 0)
+		return;
+	if (bb->timeout_s > 0)
+		b->timeout_timer = loop_timer_add(b->w->loop, (int)(bb->timeout_s * 1000),
+		    worker_install_timeout_cb, b, NULL);
+	memset(&c, 0, sizeof(c));
+	err_clear(&e);
+	if (virt_console_get(bb->dom, 1, &c, &e) == 0 && c.port > 0) {
+		console = json_pack("{s:s, s:i, s:s?}", "host", c.host, "port", c.port,
+		    "password", c.password);
+		cs = json_dumps(console, JSON_COMPACT);
+		jobstore_set_field(b->w->js, b->build_id, "console", cs, NULL);
+		explicit_bzero(cs, strlen(cs));
+		free(cs);
+		json_decref(console);
+		build_set_state(bb, BUILD_INSTALLING, "console on vnc://%s:%d", c.host, c.port);
+	} else
+		build_set_state(bb, BUILD_INSTALLING, "no console: %s", e.msg);
+	virt_console_clear(&c);
+	pthread_mutex_lock(&b->w->mu);
+	if (b->cancel)
+		bb->cancel_requested = 1;
+	if (b->finish)
+		bb->finish_requested = 1;
+	pthread_mutex_unlock(&b->w->mu);
+	if (bb->cancel_requested)
+		build_request_cancel(bb);
+	else if (bb->finish_requested)
+		build_request_finish(bb);
+}
+
+/* installing: as build_install, with the domain watched from the worker's loop thread. */
+static int
+worker_install(struct worker_build *b, struct err *err)
+{
+	struct build	*bb = b->bb;
+
+	worker_in_loop(b->w, worker_install_call, b);
+	if (b->install_rc != 0) {
+		err_set(err, b->install_err.kind, "%s", b->install_err.msg);
+		return -1;
+	}
+	pthread_mutex_lock(&b->w->mu);
+	while (!b->outcome_done && !b->w->abandon)
+		pthread_cond_wait(&b->w->cv, &b->w->mu);
+	pthread_mutex_unlock(&b->w->mu);
+	if (!b->outcome_done) {
+		/* the worker stops: the install goes on in libvirt, the job store says installing */
+		err_set(err, ERR_CANCELLED, "the worker stopped");
+		return -1;
+	}
+	jobstore_set_field(b->w->js, b->build_id, "console", NULL, NULL);
+	switch (bb->outcome) {
+	case VIRT_POWEROFF:
+	case VIRT_FINISHED:
+		log_info("build %s: install done (%s) after %.0f s", b->build_id,
+		    bb->outcome_reason != NULL ? bb->outcome_reason : "",
+		    util_now() - bb->install_started_at);
+		return 0;
+	case VIRT_CANCELLED:
+		if (bb->timed_out)
+			err_set(err, ERR_TIMEOUT, "install timed out after %.0f s", bb->timeout_s);
+		else
+			err_set(err, ERR_CANCELLED, "cancelled by the requester");
+		return -1;
+	default:
+		err_set(err, ERR_IO, "install failed: %s",
+		    bb->outcome_reason != NULL ? bb->outcome_reason : "unknown");
+		return -1;
+	}
+}
+
+/* A string property of a Glance image, or NULL. */
+static const char *
+worker_image_prop(const json_t *img, const char *name)
+{
+	return json_string_value(json_object_get(img, name));
+}
+
+/* Fills service/build's build from the request and what resolving found. */
+static struct build *
+worker_build_prepare(struct worker_build *b, const struct build_request *req, struct ws *ws)
+{
+	const struct config	*cfg = b->w->cfg;
+	struct build		*bb;
+	const char		*s;
+	long			 t;
+
+	bb = build_new(b->build_id, b->w->loop, b->w->virt);
+	bb->name = xstrdup(req->name);
+	bb->chain = xstrdup(req->chain != NULL ? req->chain : req->name);
+	bb->parent = req->parent_image != NULL ? xstrdup(req->parent_image) : NULL;
+	bb->iso = xstrdup(ws->iso_path);
+	bb->iso_ref = xstrdup(req->iso_image);
+	if ((s = worker_image_prop(ws->iso, "os_hash_value")) != NULL)
+		bb->iso_hash = xstrdup(s);	/* Glance's, verified while fetching */
+	if (ws->virtio_path != NULL) {
+		bb->virtio_win = xstrdup(ws->virtio_path);
+		bb->virtio_win_ref = xstrdup(worker_image_prop(ws->virtio, "id"));
+	}
+	/* the request's OS triple, else the ISO image's own os_* properties */
+	s = req->os_type != NULL ? req->os_type : worker_image_prop(ws->iso, "os_type");
+	bb->os_type = s != NULL ? xstrdup(s) : NULL;
+	s = req->os_distro != NULL ? req->os_distro : worker_image_prop(ws->iso, "os_distro");
+	bb->os_distro = s != NULL ? xstrdup(s) : NULL;
+	s = req->os_version != NULL ? req->os_version : worker_image_prop(ws->iso, "os_version");
+	bb->os_version = s != NULL ? xstrdup(s) : NULL;
+	bb->firmware = req->firmware != NULL ? xstrdup(req->firmware) : NULL;
+	bb->flavor.vcpus = ws->flavor->vcpus;
+	bb->flavor.ram_mib = ws->flavor->ram_mib;
+	bb->flavor.disk_gib = ws->flavor->disk_gib;
+	t = req->timeout_s > 0 && req->timeout_s < cfg->install_timeout ? req->timeout_s :
+	    cfg->install_timeout;
+	bb->timeout_s = (double)t;
+	bb->compress = req->compress;
+	bb->domain_type = xstrdup(cfg->domain_type);
+	bb->vnc_listen = xstrdup(cfg->vnc_listen);
+	if (req->properties != NULL)
+		bb->properties = json_incref(req->properties);
+	bb->work_root = xstrdup(cfg->work_dir);
+	bb->log_dir = xasprintf("%s/logs", cfg->work_dir);
+	bb->on_state = worker_on_build_state;
+	bb->cb_arg = b;
+	return bb;
+}
+
+/* ws_register's callback: the job store learns the image before its data is sent. */
+static int
+worker_image_created(void *arg, const char *id)
+{
+	struct worker_build	*b = arg;
+
+	if (jobstore_add_resource(b->w->js, b->build_id, "glance_image", id, NULL) != 0)
+		return -1;
+	return jobstore_set_field(b->w->js, b->build_id, "image_id", id, NULL);
+}
+
+/* assembling → installing → snapshotting → uploading; 0 when the image is registered. */
+static int
+worker_build_steps(struct worker_build *b, const struct build_request *req, struct ws *ws,
+    struct err *err)
+{
+	struct build	*bb;
+	json_t		*props;
+	char		*id, stamp[32];
+	int		 version, rc;
+
+	if (worker_abandoned(b->w)) {
+		err_set(err, ERR_CANCELLED, "the worker stopped");
+		return -1;
+	}
+	if (b->w->virt == NULL) {
+		err_set(err, ERR_INTERNAL, "assembling: no libvirt connection");
+		return -1;
+	}
+	bb = b->bb = worker_build_prepare(b, req, ws);
+	if (build_resolve(bb, err) != 0)
+		return -1;
+	worker_in_loop(b->w, worker_assemble_call, b);
+	if (bb->work_dir != NULL)
+		jobstore_add_resource(b->w->js, b->build_id, "dir", bb->work_dir, NULL);
+	if (bb->domain_name != NULL) {
+		jobstore_set_field(b->w->js, b->build_id, "domain", bb->domain_name, NULL);
+		jobstore_add_resource(b->w->js, b->build_id, "domain", bb->domain_name, NULL);
+	}
+	if (b->install_rc != 0) {
+		err_set(err, b->install_err.kind, "%s", b->install_err.msg);
+		return -1;
+	}
+	if (worker_cancelled(b)) {
+		err_set(err, ERR_CANCELLED, "cancelled by the requester");
+		return -1;
+	}
+	if (worker_abandoned(b->w)) {
+		err_set(err, ERR_CANCELLED, "the worker stopped");
+		return -1;
+	}
+	if (worker_install(b, err) != 0)
+		return -1;
+	if (build_snapshot(bb, err) != 0)
+		return -1;
+	if (worker_cancelled(b)) {
+		err_set(err, ERR_CANCELLED, "cancelled by the requester");
+		return -1;
+	}
+	build_set_state(bb, BUILD_REGISTERING, "version of chain %s", bb->chain);
+	util_utc_stamp(stamp);
+	props = build_image_properties(bb, stamp);
+	/* the chain settles those two */
+	json_object_del(props, "isoforge_chain");
+	json_object_del(props, "isoforge_version");
+	id = ws_register(ws, req, b->build_id, bb->snapshot, props, &version,
+	    worker_image_created, b, err);
+	json_decref(props);
+	rc = id != NULL ? 0 : -1;
+	if (id != NULL) {
+		bb->version = version;
+		bb->image_id = id;
+	}
+	return rc;
+}
+
 /*
- * One build's pipeline (DESIGN.md). Resolving and fetching are the worker's (Keystone,
- * Glance, Nova as the requester); assembling, installing and snapshotting come from
- * service/build and drivers/virt (the local build's steps) and are not joined here yet, so
- * a build ends failed at assembling, cleaned up.
+ * One build's pipeline (DESIGN.md). Resolving, fetching and uploading are the worker's
+ * (Keystone, Glance, Nova as the requester); assembling, installing and snapshotting are
+ * service/build's steps (the local build's), libvirt calls made on the loop thread.
  */
 static void *
 worker_build_thread(void *arg)
@@ -849,10 +1269,16 @@ worker_build_thread(void *arg)
 	msg = NULL;
 	if (worker_cancelled(b))
 		goto cancelled;
-	if (worker_transition(w, b->build_id, JOB_ASSEMBLING, "root disk and domain", &err) != 0)
+	if (worker_build_steps(b, req, &ws, &err) != 0) {
+		if (worker_abandoned(w))
+			goto out;
+		if (err.kind == ERR_CANCELLED)
+			goto cancelled;
 		goto fail;
-	msg = xstrdup("assembling: this worker has no hypervisor steps yet (service/build, "
-	    "drivers/virt)");
+	}
+	end = JOB_ACTIVE;
+	msg = xasprintf("image %s, version %d of chain %s", b->bb->image_id, b->bb->version,
+	    b->bb->chain);
 	goto end;
 cancelled:
 	end = JOB_CANCELLED;
@@ -863,8 +1289,18 @@ fail:
 	free(msg);
 	msg = xstrdup(err.msg);
 end:
+	if (b->bb != NULL) {
+		/* the domain and the work files go in every terminal state */
+		worker_in_loop(w, worker_build_cleanup_call, b);
+		if (b->bb->work_dir != NULL)
+			jobstore_remove_resource(w->js, b->build_id, "dir", b->bb->work_dir, NULL);
+		if (b->bb->domain_name != NULL)
+			jobstore_remove_resource(w->js, b->build_id, "domain", b->bb->domain_name,
+			    NULL);
+	}
 	worker_build_end(w, b->build_id, end, msg, &ws);
 out:
+	build_free(&b->bb);
 	ws_close(&ws);
 	request_free(&req);
 	job_free(&j);
@@ -961,6 +1397,8 @@ worker_new(const struct config *cfg, struct loop *loop, struct err *err)
 	w->loop = loop;
 	pthread_mutex_init(&w->pub_mu, NULL);
 	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	w->loop_thread = pthread_self();
 	if (mq_url_parse(cfg->transport_url, &w->url, err) != 0 ||
 	    util_mkdirs(cfg->work_dir, err) != 0)
 		goto fail;
@@ -978,10 +1416,19 @@ fail:
 int
 worker_start(struct worker *w, struct err *err)
 {
-	if ((w->tick = loop_timer_add(w->loop, WORKER_TICK_MS, worker_tick, w, NULL)) < 0) {
+	struct err	 e;
+
+	if ((w->tick = loop_timer_add(w->loop, WORKER_TICK_MS, worker_tick, w, NULL)) < 0 ||
+	    (w->calls_timer = loop_timer_add(w->loop, 0, worker_calls_cb, w, NULL)) < 0) {
 		err_set(err, ERR_INTERNAL, "no timer");
 		return -1;
 	}
+	/* libvirt reconnects by itself; a worker without it still answers and cleans up */
+	err_clear(&e);
+	if (virt_event_init(w->loop, &e) != 0 ||
+	    (w->virt = virt_open(w->loop, w->cfg->libvirt_uri, &e)) == NULL)
+		log_warnx("libvirt %s: %s; builds will fail at assembling", w->cfg->libvirt_uri,
+		    e.msg);
 	if (worker_recover(w, err) != 0)
 		return -1;
 	worker_connect(w);
@@ -1015,21 +1462,28 @@ worker_free(struct worker **wp)
 
 	if (wp == NULL || (w = *wp) == NULL)
 		return;
-	/* the threads use the job store and the publisher: let them end first */
+	/*
+	 * The threads use the job store, the publisher and (through the loop) libvirt: let
+	 * them end first, serving their loop calls; installs are left running.
+	 */
+	pthread_mutex_lock(&w->mu);
+	w->abandon = 1;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
 	for (;;) {
+		worker_reap(w);
 		pthread_mutex_lock(&w->mu);
 		b = w->builds;
-		if (b != NULL)
-			w->builds = b->next;
 		pthread_mutex_unlock(&w->mu);
 		if (b == NULL)
 			break;
-		pthread_join(b->thread, NULL);
-		free(b->build_id);
-		free(b);
+		loop_run_once(w->loop, 100, NULL);
 	}
 	if (w->tick > 0)
 		loop_timer_remove(w->loop, w->tick);
+	if (w->calls_timer > 0)
+		loop_timer_remove(w->loop, w->calls_timer);
+	virt_free(&w->virt);
 	worker_disconnect(w);
 	mq_close(&w->pub);
 	keystone_free(&w->auth);
@@ -1038,6 +1492,7 @@ worker_free(struct worker **wp)
 	mq_url_free(&w->url);
 	pthread_mutex_destroy(&w->pub_mu);
 	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
 	free(w);
 	*wp = NULL;
 }
