@@ -128,4 +128,7 @@ cat "$TEST_TMP/hang.json"
 virsh dominfo "isoforge-$hid" >/dev/null 2>&1 && fail "cancelled domain left behind"
 n=$("$bin/isoforge" versions --json "$chain" | jq length)
 [ "$n" = 2 ] || fail "$n images in the chain after a cancelled build"
+# the worker stops cleanly (under ASan: no leak, no error)
+kill "$wpid"; wait "$wpid"; rc=$?; wpid=
+[ $rc = 0 ] || fail "the worker exited $rc"
 echo ok
