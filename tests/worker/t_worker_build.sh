@@ -4,7 +4,7 @@
 # 1. `isoforge build --wait --json` of alice's ISO: queued → … → installing (console) →
 #    snapshotting → uploading → active; the image is alice's project's, private, with Nova's and
 #    the lineage properties, version 1 of its chain; no domain or work files are left.
-# 2. a second build of the chain is version 2 (`isoforge versions`).
+# 2. a second build of the chain, from the first, is version 2 (`isoforge versions`, `tree`).
 # 3. an install that never ends is cancelled with `isoforge cancel`: cancelled, no image, no
 #    domain.
 set -u
@@ -103,9 +103,14 @@ id=$(last first build_id)
 virsh dominfo "isoforge-$id" >/dev/null 2>&1 && fail "domain left behind"
 [ -z "$(ls -A "$TEST_TMP/work/$id" 2>/dev/null)" ] || fail "work files left"
 
-# 2
-build second --iso "$iso" || fail "second build: $(last second message)"
-images+=("$(last second image_id)")
+# 2 (a descendant of the first)
+build second --iso "$iso" --parent "$img" || fail "second build: $(last second message)"
+img2=$(last second image_id)
+images+=("$img2")
+[ "$($os image show "$img2" -f json | jq -r '.properties.isoforge_parent // .isoforge_parent')" = "$img" ] \
+	|| fail "isoforge_parent of the second image"
+"$bin/isoforge" tree "$img" | tee "$TEST_TMP/tree.txt"
+grep -q "^$img " "$TEST_TMP/tree.txt" && grep -q "^  $img2 " "$TEST_TMP/tree.txt" || fail "tree"
 "$bin/isoforge" versions "$chain"
 v=$("$bin/isoforge" versions --json "$chain" | jq -r 'map(.isoforge_version) | join(",")')
 [ "$v" = "1,2" ] || fail "versions of $chain: $v"
