@@ -91,6 +91,8 @@ static const struct conf_option conf_options[] = {
 	    "builds at once on this worker (AMQP prefetch)" },
 	{ "builds", "install_timeout", CONF_INT, "14400", OFF(install_timeout), 0, 60,
 	    7 * 24 * 3600, NULL, "seconds before an install is failed (a request may ask less)" },
+	{ "builds", "finish_grace", CONF_INT, "60", OFF(finish_grace), 0, 1, 3600, NULL,
+	    "seconds `isoforge finish` waits for the guest to shut down before pulling the plug" },
 	{ "builds", "vnc_listen", CONF_STRING, "127.0.0.1", OFF(vnc_listen), 0, 0, 0, check_ip,
 	    "address the consoles listen on" },
 	{ "builds", "virtio_win_image", CONF_STRING, NULL, OFF(virtio_win_image), 0, 0, 0,

@@ -38,6 +38,7 @@ struct config {
 	char	*cache_dir;
 	long	 max_builds;
 	long	 install_timeout;	/* seconds */
+	long	 finish_grace;		/* seconds from ACPI shutdown to destroy on finish */
 	char	*vnc_listen;
 	char	*virtio_win_image;	/* Glance id, or NULL */
 };

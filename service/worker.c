@@ -1119,6 +1119,7 @@ worker_build_prepare(struct worker_build *b, const struct build_request *req, st
 	t = req->timeout_s > 0 && req->timeout_s < cfg->install_timeout ? req->timeout_s :
 	    cfg->install_timeout;
 	bb->timeout_s = (double)t;
+	bb->finish_grace_s = (double)cfg->finish_grace;
 	bb->compress = req->compress;
 	bb->domain_type = xstrdup(cfg->domain_type);
 	bb->vnc_listen = xstrdup(cfg->vnc_listen);

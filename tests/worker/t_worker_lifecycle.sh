@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # t_worker_lifecycle.sh — a worker with max_builds = 1 and installs that never end:
 # 1. while one build installs, a second request waits in RabbitMQ (the worker stops consuming
-#    when full: early acks can't limit it) and starts once the first is cancelled;
+#    when full: early acks can't limit it) and starts once the first ends: `isoforge finish`
+#    ends that install as done (ACPI, then the plug after finish_grace) and it is registered;
 # 2. a worker stopped during an install leaves the domain running; restarted, it fails the
 #    build it can't resume (written, announced) and removes its domain and files.
 set -u
@@ -28,6 +29,7 @@ domain_type = qemu
 work_dir = $TEST_TMP/work
 cache_dir = $TEST_TMP/cache
 max_builds = 1
+finish_grace = 3
 CONF
 hang=$($os image create --disk-format iso --container-format bare --private \
 	--file "$ISOFORGE_MEDIA/installer-hang.iso" "t-life-hang-$$" -f value -c id) || fail "image create"
@@ -44,7 +46,7 @@ stop_worker() { kill "$wpid"; wait "$wpid"; local rc=$?; wpid=; [ $rc = 0 ] || f
 cleanup() {
 	[ -n "${wpid:-}" ] && kill "$wpid" 2>/dev/null && wait "$wpid"
 	for p in "${bpids[@]}"; do kill "$p" 2>/dev/null; done
-	$os image delete "$hang" >/dev/null 2>&1
+	$os image delete "$hang" ${img:+"$img"} >/dev/null 2>&1
 }
 bpids=()
 trap cleanup EXIT
@@ -69,10 +71,12 @@ wait_state one installing 120
 submit two
 sleep 4
 seen two queued && fail "a second build was taken while max_builds = 1 was running"
-"$bin/isoforge" cancel "$(bid one)" || fail "cancel one"
-wait_state one cancelled 30
+"$bin/isoforge" finish "$(bid one)" || fail "finish one"
+wait_state one active 120
+img=$(tail -n 1 "$TEST_TMP/one.json" | jq -r .image_id)
+[ "$($os image show "$img" -f value -c status)" = active ] || fail "the finished build's image"
 wait_state two installing 120
-echo "max_builds held: the second build started after the first ended"
+echo "max_builds held: the second build started after the first was finished"
 
 # 2
 id=$(bid two)
