@@ -28,7 +28,7 @@ DEPS_RUN   = libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-syst
 	qemu-utils ovmf swtpm swtpm-tools libxml2-utils
 DEPS_MEDIA = xorriso isolinux syslinux-common extlinux busybox-static cpio
 DEPS_CLOUD = keystone glance-api nova-api python3-openstackclient python3-glanceclient \
-	rabbitmq-server amqp-tools uwsgi uwsgi-plugin-python3 sqlite3 curl
+	rabbitmq-server amqp-tools uwsgi uwsgi-plugin-python3 sqlite3 curl openssl
 DEPS	   = $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_MEDIA) $(DEPS_CLOUD)
 
 .PHONY: all san deps check check-run demo demo-run bench clean

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "drivers/glance.h"
-#include "drivers/hash.h"
+#include <openssl/evp.h>
 #include "service/log.h"
 
 /*
@@ -379,51 +379,106 @@ glance_image_delete(struct glance *g, const char *id, struct err *err)
 	return rc;
 }
 
+/* One digest computed by its own thread over the ring. */
+struct glance_digest {
+	struct glance_stream	*s;
+	const EVP_MD		*md;
+	EVP_MD_CTX		*ctx;
+	pthread_t		 thread;
+	long long		 done;		/* slots hashed so far */
+};
+
 struct glance_stream {
 	struct glance_xfer	*x;		/* caller's, may be NULL */
-	struct hash_ctx		*hash;		/* NULL when not hashing */
+	int			 hashing;
 	long long		 bytes;
 	int			 fd;		/* the temp file of a download, else -1 */
 	long long		 synced;	/* download bytes handed to writeback */
-	/* The ring: slots cons .. cons + ready - 1 wait for (or are under) hashing; the producer
-	 * fills slot (cons + ready) % GLANCE_SLOTS. */
-	pthread_t		 thread;
-	int			 started;
+	/* The ring: slot k % GLANCE_SLOTS is filled by the producer while k == pushed, then
+	 * hashed by both digests; it is free again once both have passed it. */
 	pthread_mutex_t		 mu;
 	pthread_cond_t		 cv;
 	unsigned char		**slot;		/* the client's ring */
 	size_t			 len[GLANCE_SLOTS];
-	int			 cons;
-	int			 ready;
-	int			 done;
+	long long		 pushed;
+	int			 finished;
+	struct glance_digest	 dg[2];		/* sha512, md5 */
 };
 
 static void *
-glance_hash_thread(void *arg)
+glance_digest_thread(void *arg)
 {
-	struct glance_stream	*s = arg;
+	struct glance_digest	*d = arg;
+	struct glance_stream	*s = d->s;
 	int			 i;
 
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		while (s->ready == 0 && !s->done)
+		while (d->done == s->pushed && !s->finished)
 			pthread_cond_wait(&s->cv, &s->mu);
-		if (s->ready == 0 && s->done)
+		if (d->done == s->pushed)
 			break;
-		i = s->cons;
+		i = (int)(d->done % GLANCE_SLOTS);
 		pthread_mutex_unlock(&s->mu);
-		hash_update(s->hash, s->slot[i], s->len[i]);
+		if (EVP_DigestUpdate(d->ctx, s->slot[i], s->len[i]) != 1)
+			fatalx("digest update failed");
 		pthread_mutex_lock(&s->mu);
-		s->len[i] = 0;
-		s->cons = (s->cons + 1) % GLANCE_SLOTS;
-		s->ready--;
+		d->done++;
 		pthread_cond_broadcast(&s->cv);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
 }
 
-/* Sets up s; hashing (and its thread) only when hash is set. */
+/* Starts the two digest threads. */
+static void
+glance_digests_start(struct glance_stream *s)
+{
+	int	 i;
+
+	s->pushed = 0;
+	s->finished = 0;
+	s->len[0] = 0;
+	for (i = 0; i < 2; i++) {
+		s->dg[i].s = s;
+		s->dg[i].md = i == 0 ? EVP_sha512() : EVP_md5();
+		s->dg[i].done = 0;
+		if ((s->dg[i].ctx = EVP_MD_CTX_new()) == NULL ||
+		    EVP_DigestInit_ex(s->dg[i].ctx, s->dg[i].md, NULL) != 1)
+			fatalx("cannot initialise %s", i == 0 ? "sha512" : "md5");
+		if (pthread_create(&s->dg[i].thread, NULL, glance_digest_thread, &s->dg[i]) != 0)
+			fatalx("pthread_create failed");
+	}
+}
+
+/* Hashes what is left, stops the threads; fills the hex digests when sha/md5 are set. */
+static void
+glance_digests_stop(struct glance_stream *s, char sha[129], char md5[33])
+{
+	unsigned char	 md[EVP_MAX_MD_SIZE];
+	unsigned int	 n;
+	int		 i;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->len[s->pushed % GLANCE_SLOTS] > 0)
+		s->pushed++;
+	s->finished = 1;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	for (i = 0; i < 2; i++) {
+		pthread_join(s->dg[i].thread, NULL);
+		if (EVP_DigestFinal_ex(s->dg[i].ctx, md, &n) != 1)
+			fatalx("digest final failed");
+		if (i == 0 && sha != NULL)
+			util_hex(md, n, sha);
+		if (i == 1 && md5 != NULL)
+			util_hex(md, n, md5);
+		EVP_MD_CTX_free(s->dg[i].ctx);
+		s->dg[i].ctx = NULL;
+	}
+}
+
+/* Sets up s; hashing (and its threads) only when hash is set. */
 static void
 glance_stream_init(struct glance_stream *s, struct glance *g, struct glance_xfer *x, int fd,
     int hash)
@@ -435,44 +490,14 @@ glance_stream_init(struct glance_stream *s, struct glance *g, struct glance_xfer
 	s->fd = fd;
 	if (!hash)
 		return;
-	s->hash = hash_new();
-	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cv, NULL);
 	for (i = 0; i < GLANCE_SLOTS; i++)
 		if (g->slots[i] == NULL)
 			g->slots[i] = xmalloc(GLANCE_SLOT_SIZE);
 	s->slot = g->slots;
-	if (pthread_create(&s->thread, NULL, glance_hash_thread, s) != 0)
-		fatalx("pthread_create failed");
-	s->started = 1;
-}
-
-/* Queues the slot being filled (when it holds data) and waits for room for the next one. */
-static void
-glance_stream_push(struct glance_stream *s)
-{
-	int	 fill;
-
-	pthread_mutex_lock(&s->mu);
-	fill = (s->cons + s->ready) % GLANCE_SLOTS;
-	if (s->len[fill] > 0) {
-		s->ready++;
-		pthread_cond_broadcast(&s->cv);
-	}
-	while (s->ready == GLANCE_SLOTS)
-		pthread_cond_wait(&s->cv, &s->mu);
-	pthread_mutex_unlock(&s->mu);
-}
-
-/* Waits until everything queued is hashed. */
-static void
-glance_stream_drain(struct glance_stream *s)
-{
-	glance_stream_push(s);
-	pthread_mutex_lock(&s->mu);
-	while (s->ready > 0)
-		pthread_cond_wait(&s->cv, &s->mu);
-	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	glance_digests_start(s);
+	s->hashing = 1;
 }
 
 static void
@@ -489,13 +514,11 @@ glance_stream_data(void *arg, const void *data, size_t n)
 		(void)sync_file_range(s->fd, s->synced, s->bytes - s->synced, SYNC_FILE_RANGE_WRITE);
 		s->synced = s->bytes;
 	}
-	if (s->hash == NULL)
+	if (!s->hashing)
 		return;
+	/* Only this thread moves pushed and touches the slot being filled. */
+	fill = (int)(s->pushed % GLANCE_SLOTS);
 	while (n > 0) {
-		/* Only this thread changes the fill slot's length while it is not queued. */
-		pthread_mutex_lock(&s->mu);
-		fill = (s->cons + s->ready) % GLANCE_SLOTS;
-		pthread_mutex_unlock(&s->mu);
 		k = GLANCE_SLOT_SIZE - s->len[fill];
 		if (k > n)
 			k = n;
@@ -503,8 +526,18 @@ glance_stream_data(void *arg, const void *data, size_t n)
 		s->len[fill] += k;
 		p += k;
 		n -= k;
-		if (s->len[fill] == GLANCE_SLOT_SIZE)
-			glance_stream_push(s);
+		if (s->len[fill] < GLANCE_SLOT_SIZE)
+			break;
+		pthread_mutex_lock(&s->mu);
+		s->pushed++;
+		pthread_cond_broadcast(&s->cv);
+		/* Wait until both digests are done with the slot we fill next. */
+		while (s->pushed - (s->dg[0].done < s->dg[1].done ? s->dg[0].done :
+		    s->dg[1].done) >= GLANCE_SLOTS)
+			pthread_cond_wait(&s->cv, &s->mu);
+		pthread_mutex_unlock(&s->mu);
+		fill = (int)(s->pushed % GLANCE_SLOTS);
+		s->len[fill] = 0;
 	}
 }
 
@@ -516,41 +549,38 @@ glance_stream_restart(void *arg)
 
 	if (s->fd >= 0 && (ftruncate(s->fd, 0) == -1 || lseek(s->fd, 0, SEEK_SET) == -1))
 		return -1;
-	if (s->hash != NULL) {
-		glance_stream_drain(s);
-		hash_free(&s->hash);
-		s->hash = hash_new();
+	if (s->hashing) {
+		glance_digests_stop(s, NULL, NULL);
+		glance_digests_start(s);
 	}
 	s->bytes = 0;
 	s->synced = 0;
 	return 0;
 }
 
-/* Hashes what is left and finishes the digests into s->x (when hashing). */
+/* Hashes what is left and finishes both digests. */
 static void
 glance_stream_finish(struct glance_stream *s, char sha[129], char md5[33])
 {
-	glance_stream_drain(s);
-	hash_final(s->hash, sha, md5);
+	glance_digests_stop(s, sha, md5);
+	s->hashing = 0;
 }
 
-/* Stops the thread (the ring stays with the client). */
+/* Stops the threads when still running (the ring stays with the client). */
 static void
 glance_stream_free(struct glance_stream *s)
 {
-	if (s->started) {
-		pthread_mutex_lock(&s->mu);
-		s->done = 1;
-		pthread_cond_broadcast(&s->cv);
-		pthread_mutex_unlock(&s->mu);
-		pthread_join(s->thread, NULL);
-		s->started = 0;
+	if (s->hashing) {
+		glance_digests_stop(s, NULL, NULL);
+		s->hashing = 0;
+	}
+	if (s->slot != NULL) {
 		pthread_mutex_destroy(&s->mu);
 		pthread_cond_destroy(&s->cv);
+		s->slot = NULL;
 	}
-	s->slot = NULL;
-	hash_free(&s->hash);
 }
+
 
 static int
 glance_stream_progress(void *arg, long long done, long long total)

@@ -590,6 +590,8 @@ http_request(struct http_client *c, const struct http_req *req, struct http_resp
 		resp->status = 0;
 		resp->body.len = 0;
 		resp->headers.len = 0;
+		if (resp->headers.data != NULL)
+			resp->headers.data[0] = '\0';
 		errbuf[0] = '\0';
 		hl = http_setup(c, req, &x, errbuf);
 		rc = curl_easy_perform(c->curl);

@@ -48,7 +48,8 @@ struct keystone_token_info {
 struct keystone;
 
 /* A session with its own credentials (copied; the password is kept in memory to renew the
- * token). Does not authenticate yet. http is borrowed and must outlive the session. */
+ * token). Does not authenticate yet. http is borrowed and must outlive the session. A session
+ * (like its http client) is used from one thread at a time. */
 struct keystone	*keystone_new(struct http_client *, const struct keystone_auth *, struct err *);
 /*
  * A session acting for a user: requests carry the user's token (X-Auth-Token) together with

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "drivers/hash.h"
@@ -44,6 +45,14 @@ count_progress(void *arg, long long done, long long total)
 	(void)total;
 	(*(int *)arg)++;
 	return 0;
+}
+
+static int
+cancel_progress(void *arg, long long done, long long total)
+{
+	(void)arg;
+	(void)total;
+	return done > 0;
 }
 
 /* Number of entries in tmpdir whose name contains s. */
@@ -113,6 +122,16 @@ test_life_cycle(void **state)
 	assert_string_equal(sha2, sha);
 	assert_string_equal(x.md5, md5);
 	assert_int_equal(count_files(".part"), 0);
+
+	/* A cancelled download fails as cancelled and leaves nothing behind. */
+	unlink(dst);
+	memset(&x, 0, sizeof(x));
+	x.progress = cancel_progress;
+	assert_int_equal(glance_image_download(g, id, dst, &x, &e), -1);
+	assert_int_equal(e.kind, ERR_CANCELLED);
+	assert_int_equal(access(dst, F_OK), -1);
+	assert_int_equal(count_files(".part"), 0);
+	err_clear(&e);
 
 	/* Properties: add, replace, remove. */
 	props = json_pack("{s:s,s:s}", "isoforge_chain", "c1", "os_type", "linux");
@@ -225,6 +244,83 @@ test_list(void **state)
 	}
 }
 
+/* Unknown length: chunked transfer encoding from a pipe fed by a child of ours. */
+static void
+test_chunked_upload_from_pipe(void **state)
+{
+	struct glance_xfer	 x;
+	struct err		 e;
+	char			*src = make_file("pipe.raw", 5 << 20), sha[129], md5[33], *id;
+	json_t			*img;
+	pid_t			 pid;
+	int			 p[2], fd;
+
+	(void)state;
+	err_clear(&e);
+	assert_int_equal(hash_file(src, sha, md5, &e), 0);
+	assert_int_equal(pipe(p), 0);
+	if ((pid = fork()) == 0) {
+		char	 b[65536];
+		ssize_t	 n;
+
+		close(p[0]);
+		fd = open(src, O_RDONLY);
+		while ((n = read(fd, b, sizeof(b))) > 0)
+			if (write(p[1], b, (size_t)n) != n)
+				_exit(1);
+		_exit(0);
+	}
+	close(p[1]);
+	id = cloud_image_new(g, "chunked");
+	memset(&x, 0, sizeof(x));
+	x.hash = 1;
+	if (glance_image_upload(g, id, p[0], -1, &x, &e) == -1)
+		fail_msg("chunked upload: %s", e.msg);
+	close(p[0]);
+	waitpid(pid, NULL, 0);
+	assert_string_equal(x.sha512, sha);
+	img = glance_image_show(g, id, &e);
+	assert_int_equal(json_integer_value(json_object_get(img, "size")), 5 << 20);
+	assert_string_equal(json_string_value(json_object_get(img, "checksum")), md5);
+	json_decref(img);
+	assert_int_equal(glance_image_delete(g, id, &e), 0);
+	free(id);
+	free(src);
+}
+
+/* Without "Expect: 100-continue" (for servers that never answer it, e.g. uwsgi). */
+static void
+test_upload_without_expect(void **state)
+{
+	struct http_opts	 o;
+	struct http_client	*h;
+	struct keystone		*ks;
+	struct glance		*g2;
+	struct err		 e;
+	char			*src = make_file("noexpect.raw", 2 << 20), *id;
+	double			 t0;
+
+	(void)state;
+	memset(&o, 0, sizeof(o));
+	o.no_expect = 1;
+	h = http_client_new(&o);
+	ks = cloud_session(h, "");
+	err_clear(&e);
+	g2 = glance_new(ks, NULL, &e);
+	assert_non_null(g2);
+	id = cloud_image_new(g2, "no-expect");
+	t0 = util_now();
+	if (glance_image_upload_file(g2, id, src, NULL, &e) == -1)
+		fail_msg("upload: %s", e.msg);
+	printf("upload without Expect: %.2f s\n", util_now() - t0);
+	assert_int_equal(glance_image_delete(g2, id, &e), 0);
+	free(id);
+	free(src);
+	glance_free(&g2);
+	keystone_free(&ks);
+	http_client_free(&h);
+}
+
 static void
 test_not_found(void **state)
 {
@@ -335,6 +431,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_life_cycle),
 		cmocka_unit_test(test_list),
+		cmocka_unit_test(test_chunked_upload_from_pipe),
+		cmocka_unit_test(test_upload_without_expect),
 		cmocka_unit_test(test_not_found),
 		cmocka_unit_test(test_other_projects_private_image),
 		cmocka_unit_test(test_hash_mismatch),

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "service/proc.h"
 #include "service/util.h"
 #include "tests/cloud/clients_common.h"
 
@@ -258,6 +259,76 @@ test_for_user_with_service_token(void **state)
 	keystone_free(&svc);
 }
 
+/* Hours later: bob's token has expired. Alone it is refused (401); with isoforge's service token
+ * Glance accepts it, and the image is still made in bob's project. */
+static void
+test_expired_user_token_with_service_token(void **state)
+{
+	struct keystone		*svc = cloud_service_session(http);
+	struct keystone		*bob = cloud_session(http, "ALT_"), *as_bob;
+	struct proc_result	 res;
+	struct http_req		 req;
+	struct http_resp	 resp;
+	struct glance		*g;
+	struct err		 e;
+	const char		*hdrs[2] = { NULL, NULL };
+	char			*argv[6], *expired, *h, *url, *id;
+	json_t			*img;
+
+	(void)state;
+	err_clear(&e);
+	argv[0] = xasprintf("%s/tests/cloud/minicloud", getenv("ISOFORGE_TOP") ?
+	    getenv("ISOFORGE_TOP") : ".");
+	argv[1] = "expire-token";
+	argv[2] = (char *)cloud_dir();
+	argv[3] = (char *)keystone_token(bob, &e);
+	argv[4] = "120";
+	argv[5] = NULL;
+	memset(&res, 0, sizeof(res));
+	if (proc_run(argv, 60, &res, &e) == -1)
+		fail_msg("expire-token: %s", e.msg);
+	expired = xstrndup(res.out.data, strcspn(res.out.data, "\n"));
+	proc_result_free(&res);
+
+	/* Alone: 401. */
+	h = xasprintf("X-Auth-Token: %s", expired);
+	hdrs[0] = h;
+	url = xasprintf("%s/v2/images", getenv("GLANCE_URL"));
+	http_req_init(&req);
+	http_resp_init(&resp);
+	req.url = url;
+	req.headers = hdrs;
+	assert_int_equal(http_request(http, &req, &resp, &e), -1);
+	assert_int_equal(e.kind, ERR_AUTH);
+	assert_int_equal(e.status, 401);
+	http_resp_free(&resp);
+
+	/* With the service token. */
+	err_clear(&e);
+	as_bob = keystone_new_for_user(svc, expired, &e);
+	if (as_bob == NULL)
+		fail_msg("for user: %s", e.msg);
+	assert_true(keystone_info(as_bob, &e)->expires < time(NULL));
+	g = glance_new(as_bob, NULL, &e);
+	assert_non_null(g);
+	id = cloud_image_new(g, "bob-hours-later");
+	img = glance_image_show(g, id, &e);
+	assert_non_null(img);
+	assert_string_equal(json_string_value(json_object_get(img, "owner")),
+	    keystone_info(bob, &e)->project_id);
+	json_decref(img);
+	assert_int_equal(glance_image_delete(g, id, &e), 0);
+	free(id);
+	glance_free(&g);
+	keystone_free(&as_bob);
+	free(url);
+	free(h);
+	free(expired);
+	free(argv[0]);
+	keystone_free(&bob);
+	keystone_free(&svc);
+}
+
 static void
 test_connection_refused(void **state)
 {
@@ -314,6 +385,7 @@ main(void)
 		cmocka_unit_test(test_renew_after_401),
 		cmocka_unit_test(test_application_credential),
 		cmocka_unit_test(test_for_user_with_service_token),
+		cmocka_unit_test(test_expired_user_token_with_service_token),
 		cmocka_unit_test(test_connection_refused),
 	};
 	int	 rc;

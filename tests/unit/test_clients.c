@@ -11,6 +11,7 @@
 #include "drivers/http.h"
 #include "drivers/keystone.h"
 #include "drivers/nova.h"
+#include "service/osenv.h"
 
 static void
 test_error_message(void **state)
@@ -157,6 +158,43 @@ test_patch_and_flavor(void **state)
 	json_decref(fl);
 }
 
+static void
+test_osenv(void **state)
+{
+	struct keystone_auth	 a;
+	struct err		 e;
+
+	(void)state;
+	setenv("OS_AUTH_URL", "http://k:5000/v3", 1);
+	setenv("OS_USERNAME", "alice", 1);
+	setenv("OS_PASSWORD", "pw", 1);
+	setenv("OS_PROJECT_NAME", "alpha", 1);
+	setenv("OS_USER_DOMAIN_NAME", "Default", 1);
+	setenv("OS_REGION_NAME", "RegionOne", 1);
+	setenv("ALT_OS_USERNAME", "bob", 1);
+	setenv("ALT_OS_PASSWORD", "pw2", 1);
+	setenv("ALT_OS_PROJECT_NAME", "beta", 1);
+	unsetenv("OS_INTERFACE");
+	err_clear(&e);
+	assert_int_equal(osenv_auth("", &a, &e), 0);
+	assert_string_equal(a.username, "alice");
+	assert_string_equal(a.user_domain_name, "Default");
+	assert_null(a.interface);
+	assert_int_equal(osenv_auth("ALT_", &a, &e), 0);
+	assert_string_equal(a.username, "bob");
+	assert_string_equal(a.project_name, "beta");
+	assert_string_equal(a.auth_url, "http://k:5000/v3");	/* falls back to the main one */
+	assert_string_equal(a.user_domain_name, "Default");
+	assert_string_equal(a.region, "RegionOne");
+	unsetenv("ALT_OS_PASSWORD");
+	assert_int_equal(osenv_auth("ALT_", &a, &e), -1);
+	assert_int_equal(e.kind, ERR_INVAL);
+	err_clear(&e);
+	setenv("OS_INTERFACE", "sideways", 1);
+	assert_int_equal(osenv_auth("", &a, &e), -1);
+	unsetenv("OS_INTERFACE");
+}
+
 int
 main(void)
 {
@@ -165,6 +203,7 @@ main(void)
 		cmocka_unit_test(test_auth_body),
 		cmocka_unit_test(test_catalog_and_token),
 		cmocka_unit_test(test_patch_and_flavor),
+		cmocka_unit_test(test_osenv),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
