@@ -625,7 +625,7 @@ cmd_list(int argc, char **argv)
 	const char	*transport = NULL;
 	char		*s;
 	size_t		 i, k;
-	int		 ch, ret = CMD_FAILED;
+	int		 ch, ret = CMD_FAILED, failed = 0;
 
 	memset(&r, 0, sizeof(r));
 	r.cmd = "list";
@@ -649,11 +649,19 @@ cmd_list(int argc, char **argv)
 		goto cleanup;
 	}
 	all = json_array();
-	json_array_foreach(replies, i, rep)
+	json_array_foreach(replies, i, rep) {
+		if (!json_is_true(json_object_get(rep, "ok"))) {
+			/* a worker that could not check the token says why */
+			fprintf(stderr, "isoforge list: worker %s: %s\n", jstr(rep, "worker", "?"),
+			    jstr(rep, "error", "refused"));
+			failed++;
+			continue;
+		}
 		json_array_foreach(json_object_get(rep, "builds"), k, b) {
 			json_object_set(b, "worker", json_object_get(rep, "worker"));
 			json_array_append(all, b);
 		}
+	}
 	if (r.json) {
 		s = json_dumps(all, JSON_COMPACT);
 		printf("%s\n", s);
@@ -667,8 +675,9 @@ cmd_list(int argc, char **argv)
 			    jstr(b, "updated_at", ""),
 			    jstr(json_object_get(b, "request"), "name", ""));
 	}
+	/* every worker that answered refused: the list would be a lie */
+	ret = failed > 0 && (size_t)failed == json_array_size(replies) ? CMD_FAILED : CMD_OK;
 	json_decref(all);
-	ret = CMD_OK;
 cleanup:
 	json_decref(replies);
 	remote_free(&r);
