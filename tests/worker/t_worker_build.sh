@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # t_worker_build.sh — full builds through a worker: the minicloud (RabbitMQ, Keystone, Glance,
 # nova-api), a private libvirtd and the test installer ISO.
-# 1. `isoforge build --wait --json` of alice's ISO: queued → … → installing (console) →
-#    snapshotting → uploading → active; the image is alice's project's, private, with Nova's and
-#    the lineage properties, version 1 of its chain; no domain or work files are left.
+# 1. `isoforge build --wait --json` of alice's ISO (virtio-win: auto, the worker's): queued → …
+#    → installing (console) → snapshotting → uploading → active; the image is alice's
+#    project's, private, with Nova's and the lineage properties, version 1 of its chain; no
+#    domain or work files are left.
 # 2. a second build of the chain, from the first, is version 2 (`isoforge versions`, `tree`).
 # 3. an install that never ends is cancelled with `isoforge cancel`: cancelled, no image, no
 #    domain.
@@ -43,6 +44,8 @@ hang=$($os image create --disk-format iso --container-format bare --private \
 virtio=$($os image create --disk-format iso --container-format bare --private \
 	--file "$ISOFORGE_MEDIA/virtio-win.iso" "t-worker-virtio-$$" -f value -c id) || fail "image create"
 images=("$iso" "$hang" "$virtio")
+# the operator's virtio-win image, for requests that say "auto"
+echo "virtio_win_image = $virtio" >> "$TEST_TMP/isoforge.conf"
 cleanup() {
 	[ -n "${wpid:-}" ] && kill "$wpid" 2>/dev/null && wait "$wpid"
 	$os image delete "${images[@]}" >/dev/null 2>&1
@@ -64,7 +67,7 @@ build() {	# build NAME ARGS... → stdout in $TEST_TMP/NAME.json
 last() { tail -n 1 "$TEST_TMP/$1.json" | jq -r ".$2 // empty"; }
 
 # 1
-build first --iso "$iso" --virtio-win "$virtio" || fail "first build: $(last first message)"
+build first --iso "$iso" --virtio-win auto || fail "first build: $(last first message)"
 [ "$(last first state)" = active ] || fail "first build ended $(last first state)"
 img=$(last first image_id)
 images+=("$img")
