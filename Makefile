@@ -34,7 +34,7 @@ DEPS	   = $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_MEDIA) $(DEPS_CLOUD)
 .PHONY: all san deps check check-run demo demo-run bench clean
 .SUFFIXES:
 
-all: build/isoforge build/isoforged
+all: build/isoforge build/isoforged build/subreaper
 
 san: build/san/isoforge build/san/isoforged $(TESTS)
 
@@ -69,6 +69,11 @@ build/san/tests/%: tests/%.c build/san/libisoforge.a
 build/bench/%: bench/%.c build/libisoforge.a
 	@mkdir -p $(@D)
 	$(CC) $(BASE) -O2 $(PKGCFLAGS) -o $@ $< build/libisoforge.a $(PKGLIBS)
+
+# Runs the private libvirtd of tests/lib/libvirtd as a child subreaper (reaps qemu at once).
+build/subreaper: tests/lib/subreaper.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE) -O2 -o $@ $<
 
 # Installs what is missing (as root, idempotent); does nothing when all is there.
 deps:

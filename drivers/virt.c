@@ -36,6 +36,7 @@ struct virt_domain {
 	int			 cancelling;
 	int			 grace_timer;
 	int			 deliver_timer;
+	int			 autodestroy;
 	enum virt_outcome	 outcome;
 	char			*reason;
 	virt_outcome_cb		 cb;
@@ -569,12 +570,19 @@ virt_start(struct virt_domain *d, virt_outcome_cb cb, void *arg, struct err *e)
 		return -1;
 	d->cb = cb;
 	d->arg = arg;
-	if (virDomainCreate(d->dom) == -1) {
+	if (virDomainCreateWithFlags(d->dom, d->autodestroy ? VIR_DOMAIN_START_AUTODESTROY : 0)
+	    == -1) {
 		d->cb = NULL;
 		virt_error(e, "starting the domain");
 		return -1;
 	}
 	return 0;
+}
+
+void
+virt_domain_autodestroy(struct virt_domain *d, int on)
+{
+	d->autodestroy = on;
 }
 
 static void
@@ -741,7 +749,8 @@ virt_domain_remove(virDomainPtr dom, struct err *e)
 	virResetLastError();
 	if (virDomainIsPersistent(dom) == 1 &&
 	    virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_NVRAM |
-	    VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) == -1) {
+	    VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+	    VIR_DOMAIN_UNDEFINE_TPM) == -1) {
 		ve = virGetLastError();
 		if (ve == NULL || ve->code != VIR_ERR_NO_DOMAIN) {
 			virt_error(e, "undefining the domain");

@@ -61,6 +61,9 @@ const char	*virt_domain_name(const struct virt_domain *);
  * The lifecycle callback is in place before the start, so no event is missed.
  */
 int	virt_start(struct virt_domain *, virt_outcome_cb, void *arg, struct err *);
+/* With on, virt_start starts the domain so that libvirtd destroys it when this connection
+ * closes (the process died): for a build nobody else can pick up (isoforge local build). */
+void	virt_domain_autodestroy(struct virt_domain *, int on);
 /* Asks the guest to shut down (ACPI); destroys it when it has not stopped after grace_s.
  * The outcome is then VIRT_FINISHED (or VIRT_POWEROFF when the guest was already stopping). */
 int	virt_finish(struct virt_domain *, double grace_s, struct err *);

@@ -35,6 +35,8 @@ static const char virtd_qemu_conf[] =
     "remember_owner = 0\n"
     "cgroup_controllers = [ ]\n"
     "namespaces = [ ]\n"
+    "swtpm_user = \"root\"\n"
+    "swtpm_group = \"root\"\n"
     "vnc_listen = \"127.0.0.1\"\n"
     "stdio_handler = \"file\"\n";
 
@@ -204,6 +206,11 @@ virtd_start(const char *statedir, const char *cachedir, double timeout_s, struct
 	pid_t		 pid;
 	int		 st, i;
 
+	if (geteuid() != 0) {
+		err_set(e, ERR_INVAL, "a private libvirtd needs root (its own mount namespace); "
+		    "give a libvirt URI instead (--connect or ISOFORGE_LIBVIRT_URI)");
+		return NULL;
+	}
 	if (strpbrk(statedir, "\"\\\n") != NULL) {
 		err_set(e, ERR_INVAL, "%s: unusable as libvirtd state directory", statedir);
 		return NULL;

@@ -284,15 +284,61 @@ cleanup:
 	return rc;
 }
 
+/* Ends the install: maps the outcome to rc/err, drops the timer, tells the owner once. */
+static void
+build_install_done(struct build *b)
+{
+	build_install_done_cb	 done = b->install_done;
+	struct err		 e;
+	int			 rc = -1;
+
+	if (done == NULL)
+		return;
+	b->install_done = NULL;
+	if (b->timeout_timer) {
+		loop_timer_remove(b->loop, b->timeout_timer);
+		b->timeout_timer = 0;
+	}
+	err_clear(&e);
+	switch (b->outcome) {
+	case VIRT_POWEROFF:
+	case VIRT_FINISHED:
+		log_info("build %s: install done (%s) after %.1f s", b->id, b->outcome_reason,
+		    util_now() - b->install_started_at);
+		rc = 0;
+		break;
+	case VIRT_CANCELLED:
+		if (b->timed_out)
+			err_set(&e, ERR_TIMEOUT, "install timed out after %.0f s", b->timeout_s);
+		else
+			err_set(&e, ERR_CANCELLED, "cancelled");
+		break;
+	default:
+		err_set(&e, ERR_IO, "install failed: %s", b->outcome_reason);
+		break;
+	}
+	done(b, rc, &e, b->install_done_arg);
+}
+
+/* Records the install's end by the build itself (libvirt could not be asked). */
+static void
+build_end_install(struct build *b, enum virt_outcome o, const char *reason)
+{
+	if (b->outcome != VIRT_RUNNING)
+		return;
+	b->outcome = o;
+	free(b->outcome_reason);
+	b->outcome_reason = xstrdup(reason);
+	build_install_done(b);
+}
+
 static void
 build_outcome_cb(struct virt_domain *d, enum virt_outcome o, const char *reason, void *arg)
 {
 	struct build	*b = arg;
 
 	(void)d;
-	b->outcome = o;
-	free(b->outcome_reason);
-	b->outcome_reason = xstrdup(reason != NULL ? reason : "");
+	build_end_install(b, o, reason != NULL ? reason : "");
 }
 
 static void
@@ -308,56 +354,73 @@ build_timeout_cb(int id, void *arg)
 	log_info("build %s: install timed out after %.0f s", b->id, b->timeout_s);
 	b->timed_out = 1;
 	err_clear(&e);
-	if (virt_cancel(b->dom, &e) == -1)
+	if (virt_cancel(b->dom, &e) == -1) {
 		log_warnx("build %s: %s", b->id, e.msg);
+		build_end_install(b, VIRT_CANCELLED, "timed out");
+	}
+}
+
+int
+build_install_start(struct build *b, build_install_done_cb done, void *arg, struct err *e)
+{
+	build_set_state(b, BUILD_INSTALLING, NULL);
+	if (b->cancel_requested) {
+		err_set(e, ERR_CANCELLED, "cancelled");
+		return -1;
+	}
+	b->install_started_at = util_now();
+	b->outcome = VIRT_RUNNING;
+	b->install_done = done;
+	b->install_done_arg = arg;
+	virt_domain_autodestroy(b->dom, b->autodestroy);
+	if (virt_start(b->dom, build_outcome_cb, b, e) == -1) {
+		b->install_done = NULL;
+		return -1;
+	}
+	if (b->timeout_s > 0)
+		b->timeout_timer = loop_timer_add(b->loop, (int)(b->timeout_s * 1000),
+		    build_timeout_cb, b, NULL);
+	return 0;
+}
+
+struct build_wait {
+	int		 done;
+	int		 rc;
+	struct err	 err;
+};
+
+static void
+build_install_wait_cb(struct build *b, int rc, const struct err *e, void *arg)
+{
+	struct build_wait	*w = arg;
+
+	(void)b;
+	w->done = 1;
+	w->rc = rc;
+	w->err = *e;
 }
 
 int
 build_install(struct build *b, struct err *e)
 {
-	int	 rc = -1;
+	struct build_wait	 w;
 
-	build_set_state(b, BUILD_INSTALLING, NULL);
+	memset(&w, 0, sizeof(w));
 	if (build_poll(b, e) == -1)
 		return -1;
-	b->install_started_at = util_now();
-	b->outcome = VIRT_RUNNING;
-	if (virt_start(b->dom, build_outcome_cb, b, e) == -1)
+	if (build_install_start(b, build_install_wait_cb, &w, e) == -1)
 		return -1;
-	if (b->timeout_s > 0)
-		b->timeout_timer = loop_timer_add(b->loop, (int)(b->timeout_s * 1000),
-		    build_timeout_cb, b, NULL);
 	/* a cancel or finish asked for while the domain was being started */
 	if (b->cancel_requested)
 		build_request_cancel(b);
 	else if (b->finish_requested)
 		build_request_finish(b);
-	while (b->outcome == VIRT_RUNNING)
+	while (!w.done)
 		if (loop_run_once(b->loop, -1, e) == -1)
-			goto cleanup;
-	switch (b->outcome) {
-	case VIRT_POWEROFF:
-	case VIRT_FINISHED:
-		log_info("build %s: install done (%s) after %.1f s", b->id, b->outcome_reason,
-		    util_now() - b->install_started_at);
-		rc = 0;
-		break;
-	case VIRT_CANCELLED:
-		if (b->timed_out)
-			err_set(e, ERR_TIMEOUT, "install timed out after %.0f s", b->timeout_s);
-		else
-			err_set(e, ERR_CANCELLED, "cancelled");
-		break;
-	default:
-		err_set(e, ERR_IO, "install failed: %s", b->outcome_reason);
-		break;
-	}
-cleanup:
-	if (b->timeout_timer) {
-		loop_timer_remove(b->loop, b->timeout_timer);
-		b->timeout_timer = 0;
-	}
-	return rc;
+			return -1;
+	if (w.rc == -1)
+		err_set(e, w.err.kind, "%s", w.err.msg);
+	return w.rc;
 }
 
 int
@@ -392,8 +455,10 @@ build_request_cancel(struct build *b)
 	if (b->state != BUILD_INSTALLING || b->dom == NULL || b->outcome != VIRT_RUNNING)
 		return;
 	err_clear(&e);
-	if (virt_cancel(b->dom, &e) == -1)
+	if (virt_cancel(b->dom, &e) == -1) {
 		log_warnx("build %s: cancel: %s", b->id, e.msg);
+		build_end_install(b, VIRT_CANCELLED, "cancelled");
+	}
 }
 
 static void

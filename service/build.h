@@ -58,6 +58,9 @@ extern const struct registry_ops registry_local_ops;
 
 struct build;
 
+/* The end of an install started with build_install_start: rc 0 (done) or -1 with e. */
+typedef void (*build_install_done_cb)(struct build *, int rc, const struct err *e, void *arg);
+
 /* Told about every state change (after it happened); message may be NULL. */
 typedef void (*build_state_cb)(struct build *, enum build_state, const char *message,
     void *arg);
@@ -86,6 +89,7 @@ struct build {
 	double			 timeout_s;	/* install timeout; 0 = none */
 	double			 finish_grace_s; /* ACPI shutdown → destroy; default 60 */
 	int			 compress;	/* qemu-img convert -c */
+	int			 autodestroy;	/* the guest dies with our libvirt connection */
 	char			*domain_type;	/* "kvm" | "qemu" (see virt_probe_kvm) */
 	char			*vnc_listen;	/* NULL = 127.0.0.1 */
 	char			*templates;	/* templates dir; NULL = templates_dir() */
@@ -118,6 +122,8 @@ struct build {
 	int			 finish_requested;
 	int			 timed_out;
 	int			 timeout_timer;
+	build_install_done_cb	 install_done;
+	void			*install_done_arg;
 	build_state_cb		 on_state;
 	build_progress_cb	 on_progress;
 	void			*cb_arg;
@@ -144,6 +150,9 @@ int	build_assemble(struct build *, struct err *);
  * -1 with ERR_CANCELLED.
  */
 int	build_install(struct build *, struct err *);
+/* The same without running the loop (the worker's many builds share one loop): starts the
+ * domain and returns; done is called once, from the loop, with the outcome. */
+int	build_install_start(struct build *, build_install_done_cb done, void *arg, struct err *);
 /* Console of the running install (the password only when asked); see virt_console_get. */
 int	build_console(struct build *, int want_password, struct virt_console *, struct err *);
 /* Asks the install to end as done (ACPI shutdown, destroy after finish_grace_s). */

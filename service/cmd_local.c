@@ -280,6 +280,15 @@ local_print_result(struct build *b, const struct registry *reg, int json, const 
 	if (b->image_id != NULL) {
 		rec = reg->ops->get(reg->ctx, b->image_id, &e);
 		path = xasprintf("%s/%s.qcow2", store, b->image_id);
+		if (path[0] != '/') {
+			char	 cwd[PATH_MAX], *abs;
+
+			if (getcwd(cwd, sizeof(cwd)) != NULL) {
+				abs = xasprintf("%s/%s", cwd, path);
+				free(path);
+				path = abs;
+			}
+		}
 	}
 	out = json_pack("{s:s, s:s}", "build_id", b->id, "state", build_state_name(b->state));
 	if (b->state != BUILD_ACTIVE)
@@ -359,6 +368,7 @@ local_build(int argc, char **argv)
 	char			*pidfile = NULL, *pidtext = NULL;
 	char			*vdcache = NULL, *name = NULL;
 	char			 tmpl[] = "/tmp/isoforge-libvirtd.XXXXXX";
+	char			 absdir[PATH_MAX];
 	unsigned		 timeout = LOCAL_DEFAULT_TIMEOUT;
 	int			 c, rc = CMD_USAGE, verbose = 0;
 
@@ -504,8 +514,13 @@ local_build(int argc, char **argv)
 		goto fail;
 	reg.ops = &registry_local_ops;
 	reg.ctx = store;
-	b->work_root = xasprintf("%s/.work", localstore_dir(store));
-	b->log_dir = xasprintf("%s/.logs", localstore_dir(store));
+	/* libvirt wants absolute paths */
+	if (realpath(localstore_dir(store), absdir) == NULL) {
+		err_set(&err, ERR_IO, "%s: %s", localstore_dir(store), strerror(errno));
+		goto fail;
+	}
+	b->work_root = xasprintf("%s/.work", absdir);
+	b->log_dir = xasprintf("%s/.logs", absdir);
 	if (util_mkdirs(b->work_root, &err) == -1)
 		goto fail;
 	/* `isoforge local finish|cancel ID` find this process here */
@@ -536,6 +551,8 @@ local_build(int argc, char **argv)
 	fprintf(stderr, "build %s: %s on %s (%s)\n", b->id, b->iso, uri,
 		    strcmp(b->domain_type, "kvm") == 0 ? "KVM" : "TCG, no KVM");
 
+	/* nobody can pick this install up once we are gone: it must not outlive us */
+	b->autodestroy = 1;
 	b->on_state = local_on_state;
 	b->on_progress = local_on_progress;
 	b->cb_arg = &ui;

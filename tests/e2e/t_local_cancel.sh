@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # t_local_cancel.sh — SIGTERM (and SIGINT) to `isoforge local build` mid-install cancels it
 # cleanly: state cancelled, exit 1, no domain, no work files, no image; and so does
-# `isoforge local cancel BUILD_ID`.
+# `isoforge local cancel BUILD_ID`. A SIGKILLed build's guest does not outlive it either.
 . "$(dirname "$0")/local-lib.sh"
 
 cancel_with() {
@@ -19,6 +19,20 @@ cancel_with() {
 		sleep 0.1
 	done
 	sleep 1
+	if [ "$sig" = KILL ]; then
+		# no clean-up possible: libvirtd must still destroy the guest with the connection
+		kill -KILL $pid
+		wait $pid
+		n=0
+		while [ "$(virsh domstate "isoforge-$id" 2>/dev/null)" = running ]; do
+			n=$((n + 1))
+			[ $n -lt 100 ] || fail "the guest outlived its killed build"
+			sleep 0.1
+		done
+		virsh undefine "isoforge-$id" >/dev/null 2>&1
+		rm -rf "$out/.work"/*
+		return 0
+	fi
 	if [ "$sig" = CMD ]; then
 		"$isoforge" local cancel "$id" --out "$out" || fail "isoforge local cancel $id"
 	else
@@ -34,4 +48,5 @@ cancel_with() {
 cancel_with TERM
 cancel_with INT
 cancel_with CMD		# isoforge local cancel BUILD_ID, from another process
+cancel_with KILL	# no chance to clean up: the guest still goes (autodestroy)
 echo PASS
