@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# t_worker_cli.sh — the CLI and a worker against the minicloud: `isoforge build --wait --json`
+# goes queued → resolving → fetching (the ISO lands in the cache, verified) and then fails for
+# want of a hypervisor (this group has no libvirtd; tests/worker builds for real);
+# ISOs that are not ISOs or not visible to the requester's project fail at resolving with
+# the reason; status/list answer only the build's own project.
+set -u
+[ -n "${ISOFORGE_TRANSPORT_URL:-}" ] && [ -n "${OS_AUTH_URL:-}" ] || { echo "no minicloud: skipped"; exit 77; }
+bin=$ISOFORGE_BIN
+os=/usr/bin/openstack
+fail() { echo "FAIL: $*"; [ -f "$TEST_TMP/isoforged.log" ] && tail -n 30 "$TEST_TMP/isoforged.log"; exit 1; }
+
+conf=$TEST_TMP/isoforge.conf
+cat > "$conf" <<CONF
+[DEFAULT]
+transport_url = $ISOFORGE_TRANSPORT_URL
+heartbeat = 10
+host = cli-test-worker
+[keystone_authtoken]
+auth_url = $OS_AUTH_URL
+username = $ISOFORGE_SERVICE_USERNAME
+password = "$ISOFORGE_SERVICE_PASSWORD"
+project_name = $ISOFORGE_SERVICE_PROJECT_NAME
+[libvirt]
+# none here, and never the host's
+uri = qemu+unix:///system?socket=$TEST_TMP/no-libvirt-sock
+[builds]
+work_dir = $TEST_TMP/work
+cache_dir = $TEST_TMP/cache
+max_builds = 2
+CONF
+
+# media: alice's ISO, alice's raw image, bob's private ISO
+head -c 1048576 /dev/urandom > "$TEST_TMP/fake.iso"
+iso=$($os image create --disk-format iso --container-format bare --private \
+	--file "$TEST_TMP/fake.iso" "t-cli-iso-$$" -f value -c id) || fail "image create"
+raw=$($os image create --disk-format raw --container-format bare --private \
+	--file "$TEST_TMP/fake.iso" "t-cli-raw-$$" -f value -c id) || fail "image create"
+bobs=$(OS_USERNAME=$ALT_OS_USERNAME OS_PASSWORD=$ALT_OS_PASSWORD OS_PROJECT_NAME=$ALT_OS_PROJECT_NAME \
+	$os image create --disk-format iso --container-format bare --private \
+	--file "$TEST_TMP/fake.iso" "t-cli-bob-$$" -f value -c id) || fail "image create"
+cleanup() {
+	[ -n "${wpid:-}" ] && kill "$wpid" 2>/dev/null && wait "$wpid"
+	$os image delete "$iso" "$raw" >/dev/null 2>&1
+	OS_USERNAME=$ALT_OS_USERNAME OS_PASSWORD=$ALT_OS_PASSWORD OS_PROJECT_NAME=$ALT_OS_PROJECT_NAME \
+		$os image delete "$bobs" >/dev/null 2>&1
+}
+trap cleanup EXIT
+
+"$bin/isoforged" -d -c "$conf" 2> "$TEST_TMP/isoforged.log" &
+wpid=$!
+for i in $(seq 50); do grep -q "connected to RabbitMQ" "$TEST_TMP/isoforged.log" && break; sleep 0.2; done
+
+# 1. a build of alice's ISO: through fetching, then no hypervisor
+out=$("$bin/isoforge" build --iso "t-cli-iso-$$" --flavor "$ISOFORGE_FLAVOR_TINY" --name t-cli \
+	--chain "t-cli-$$" --wait --json); rc=$?
+echo "$out"
+last=$(tail -n 1 <<<"$out")
+id=$(jq -r .build_id <<<"$last")
+[ "$(jq -r .state <<<"$last")" = failed ] || fail "build 1 ended $(jq -r .state <<<"$last")"
+[ $rc = 1 ] || fail "build 1: exit $rc, want 1"
+for s in queued resolving fetching failed; do
+	jq -s -e --arg s "$s" 'map(select(.state == $s)) | length > 0' <<<"$out" >/dev/null || fail "no $s event"
+done
+grep -q '"message":"assembling: no libvirt connection' <<<"$last" || fail "build 1: unexpected reason"
+hash=$(sha512sum < "$TEST_TMP/fake.iso" | cut -d" " -f1)
+cmp "$TEST_TMP/cache/$hash.iso" "$TEST_TMP/fake.iso" || fail "the ISO is not in the cache as $hash.iso"
+[ -z "$(ls "$TEST_TMP/cache" | grep -v '\.iso$')" ] || fail "temporary files left in the cache"
+
+# 2. a raw image is not an ISO; 3. bob's private ISO is not visible to alice
+out=$("$bin/isoforge" build --iso "$raw" --flavor "$ISOFORGE_FLAVOR_TINY" --name t-raw --wait --json)
+echo "$out" | tail -n 1
+grep -q 'disk_format raw, not iso' <<<"$(tail -n 1 <<<"$out")" || fail "raw image not refused"
+out=$("$bin/isoforge" build --iso "$bobs" --flavor "$ISOFORGE_FLAVOR_TINY" --name t-bob --wait --json)
+echo "$out" | tail -n 1
+[ "$(tail -n 1 <<<"$out" | jq -r .state)" = failed ] || fail "bob's ISO used by alice"
+grep -qi 'iso_image: .*not' <<<"$(tail -n 1 <<<"$out")" || fail "bob's ISO: unexpected reason"
+
+# 4. status and list: alice sees her build; bob does not
+"$bin/isoforge" status "$id" || fail "status"
+st=$("$bin/isoforge" status --json "$id") || fail "status --json"
+[ "$(jq -r .state <<<"$st")" = failed ] || fail "status says $(jq -r .state <<<"$st")"
+[ "$(jq '.history | length' <<<"$st")" -ge 4 ] || fail "status: short history"
+jq -e '.request.token' <<<"$st" >/dev/null && fail "status shows the token"
+"$bin/isoforge" list --json | jq -e --arg id "$id" 'map(select(.build_id == $id)) | length == 1' \
+	>/dev/null || fail "list misses the build"
+if OS_USERNAME=$ALT_OS_USERNAME OS_PASSWORD=$ALT_OS_PASSWORD OS_PROJECT_NAME=$ALT_OS_PROJECT_NAME \
+	"$bin/isoforge" status "$id"; then fail "bob sees alice's build"; fi
+OS_USERNAME=$ALT_OS_USERNAME OS_PASSWORD=$ALT_OS_PASSWORD OS_PROJECT_NAME=$ALT_OS_PROJECT_NAME \
+	"$bin/isoforge" list --json | jq -e --arg id "$id" 'map(select(.build_id == $id)) | length == 0' \
+	>/dev/null || fail "bob's list shows alice's build"
+
+# 5. usage errors exit 2 without sending anything
+"$bin/isoforge" build --iso "$iso" --name x; [ $? = 2 ] || fail "missing --flavor: not exit 2"
+"$bin/isoforge" build --iso "$iso" --flavor x --name x --visibility everyone; [ $? = 2 ] \
+	|| fail "bad visibility: not exit 2"
+
+grep -q "$OS_PASSWORD" "$TEST_TMP/isoforged.log" && fail "a password in the log"
+echo ok

@@ -1,0 +1,280 @@
+/*
+ * test_worker_register.c — the worker's registering step against the minicloud: the image is
+ * created as the requester (their project owns it, private), with Nova's and the lineage
+ * properties, as the next version of its chain, verified; with a token that expired during
+ * the build (accepted with isoforge's service token); a failed upload leaves no image.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "service/config.h"
+#include "service/chain.h"
+#include "service/worker_steps.h"
+#include "tests/cloud/clients_common.h"
+
+static struct config	*cfg;
+static char		*qcow2;
+static char		*iso_id;
+static struct http_client *http;
+static struct keystone	*alice;
+static struct glance	*alice_g;
+
+static void
+must(int rc, struct err *err)
+{
+	if (rc != 0)
+		fail_msg("%s", err->msg);
+}
+
+/* A token of alice's that expired seconds_ago, through minicloud expire-token. */
+static char *
+expired_token(const char *token, int seconds_ago)
+{
+	char	*argv[6], ago[16], *out;
+	FILE	*p;
+	char	 line[4096];
+	int	 fds[2], status;
+	pid_t	 pid;
+
+	snprintf(ago, sizeof(ago), "%d", seconds_ago);
+	argv[0] = xasprintf("%s/tests/cloud/minicloud", getenv("ISOFORGE_TOP") != NULL ?
+	    getenv("ISOFORGE_TOP") : ".");
+	argv[1] = "expire-token";
+	argv[2] = (char *)cloud_dir();
+	argv[3] = (char *)token;
+	argv[4] = ago;
+	argv[5] = NULL;
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	p = fdopen(fds[0], "r");
+	out = fgets(line, sizeof(line), p) != NULL ? xstrdup(line) : NULL;
+	fclose(p);
+	waitpid(pid, &status, 0);
+	free(argv[0]);
+	assert_non_null(out);
+	out[strcspn(out, "\n")] = '\0';
+	return out;
+}
+
+static int
+setup(void **state)
+{
+	struct err	 err;
+	char		*text, *isofile;
+	char		*argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", NULL, "64M", NULL };
+	const char	*tmp = getenv("TEST_TMP") != NULL ? getenv("TEST_TMP") : "/tmp";
+	FILE		*f;
+
+	(void)state;
+	err_clear(&err);
+	text = xasprintf("[DEFAULT]\ntransport_url = rabbit://x:y@127.0.0.1:1/\n"
+	    "[keystone_authtoken]\nauth_url = %s\nusername = %s\npassword = \"%s\"\n"
+	    "project_name = %s\n[builds]\nwork_dir = %s/work\ncache_dir = %s/cache\n",
+	    getenv("OS_AUTH_URL"), getenv("ISOFORGE_SERVICE_USERNAME"),
+	    getenv("ISOFORGE_SERVICE_PASSWORD"), getenv("ISOFORGE_SERVICE_PROJECT_NAME"), tmp, tmp);
+	cfg = config_parse(text, "test", &err);
+	free(text);
+	if (cfg == NULL)
+		fail_msg("%s", err.msg);
+	qcow2 = xasprintf("%s/disk.qcow2", tmp);
+	argv[5] = qcow2;
+	if (fork() == 0) {
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	wait(NULL);
+	http = cloud_http();
+	alice = cloud_session(http, "");
+	alice_g = glance_new(alice, NULL, &err);
+	assert_non_null(alice_g);
+	/* the source ISO the lineage names */
+	isofile = xasprintf("%s/src.iso", tmp);
+	f = fopen(isofile, "w");
+	fputs("not really an ISO", f);
+	fclose(f);
+	{
+		json_t	*body, *img;
+
+		body = json_pack("{s:s, s:s, s:s, s:s}", "name", "t-register-src", "disk_format",
+		    "iso", "container_format", "bare", "visibility", "private");
+		img = glance_image_create(alice_g, body, &err);
+		if (img == NULL)
+			fail_msg("%s", err.msg);
+		iso_id = xstrdup(json_string_value(json_object_get(img, "id")));
+		json_decref(img);
+		json_decref(body);
+	}
+	must(glance_image_upload_file(alice_g, iso_id, isofile, NULL, &err), &err);
+	free(isofile);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	glance_image_delete(alice_g, iso_id, NULL);
+	free(iso_id);
+	glance_free(&alice_g);
+	keystone_free(&alice);
+	http_client_free(&http);
+	config_free(&cfg);
+	free(qcow2);
+	return 0;
+}
+
+/* A request as a worker would have it (token given). */
+static struct build_request *
+request(const char *token, const char *chain)
+{
+	struct build_request	*r;
+	struct err		 err;
+	json_t			*o;
+	char			*s;
+
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s}, s:{s:{s:s}, s:[s]}}",
+	    "schema", "isoforge.build/1", "token", token, "name", "t-register",
+	    "iso_image", iso_id, "flavor", "isoforge.tiny", "chain", chain,
+	    "os", "distro", "debian12", "image", "properties", "owner_note", "x",
+	    "tags", "t-register");
+	s = json_dumps(o, 0);
+	json_decref(o);
+	err_clear(&err);
+	r = request_parse(s, strlen(s), REQUEST_FULL, &err);
+	free(s);
+	if (r == NULL)
+		fail_msg("%s", err.msg);
+	return r;
+}
+
+static int
+on_created(void *arg, const char *id)
+{
+	snprintf(arg, 64, "%s", id);
+	return 0;
+}
+
+static void
+register_one(const char *token, const char *chain, const char *build_id, int want_version,
+    char **idp)
+{
+	struct build_request	*req;
+	struct ws		 ws;
+	struct err		 err;
+	json_t			*nova, *img;
+	const char		*project;
+	char			 created[64] = "";
+	int			 version;
+
+	err_clear(&err);
+	req = request(token, chain);
+	must(ws_open(&ws, cfg, token, &err), &err);
+	must(ws_resolve(&ws, req, &err), &err);
+	nova = json_pack("{s:s, s:s, s:i, s:i}", "hw_disk_bus", "virtio", "hw_vif_model",
+	    "virtio", "min_disk", 1, "min_ram", 512);
+	*idp = ws_register(&ws, req, build_id, qcow2, nova, &version, on_created, created, &err);
+	if (*idp == NULL)
+		fail_msg("%s", err.msg);
+	assert_string_equal(created, *idp);
+	assert_int_equal(version, want_version);
+	img = glance_image_show(alice_g, *idp, &err);
+	assert_non_null(img);
+	project = keystone_info(alice, &err)->project_id;
+	assert_string_equal(json_string_value(json_object_get(img, "owner")), project);
+	assert_string_equal(json_string_value(json_object_get(img, "status")), "active");
+	assert_string_equal(json_string_value(json_object_get(img, "visibility")), "private");
+	assert_string_equal(json_string_value(json_object_get(img, "hw_disk_bus")), "virtio");
+	assert_int_equal(json_integer_value(json_object_get(img, "min_disk")), 1);
+	assert_string_equal(json_string_value(json_object_get(img, "os_distro")), "debian12");
+	assert_string_equal(json_string_value(json_object_get(img, "owner_note")), "x");
+	assert_string_equal(json_string_value(json_object_get(img, "isoforge_chain")), chain);
+	assert_string_equal(json_string_value(json_object_get(img, "isoforge_build_id")), build_id);
+	assert_string_equal(json_string_value(json_object_get(img, "isoforge_source_iso")), iso_id);
+	assert_non_null(json_string_value(json_object_get(img, "isoforge_source_iso_hash")));
+	assert_non_null(json_string_value(json_object_get(img, "isoforge_built_at")));
+	assert_non_null(json_string_value(json_object_get(img, "os_hash_value")));
+	assert_null(json_object_get(img, "base_image_ref"));
+	json_decref(img);
+	json_decref(nova);
+	ws_close(&ws);
+	request_free(&req);
+}
+
+static void
+test_register_versions_as_user(void **state)
+{
+	struct err	 err;
+	const char	*token;
+	char		*a, *b, *old, chain[64], uuid[37];
+
+	(void)state;
+	util_uuid(uuid);
+	snprintf(chain, sizeof(chain), "t-reg-%.8s", uuid);
+	err_clear(&err);
+	token = keystone_token(alice, &err);
+	assert_non_null(token);
+	register_one(token, chain, "cccccccc-0000-4000-8000-000000000001", 1, &a);
+	/* an hour-long install later: the token has expired; the service token carries it */
+	old = expired_token(token, 120);
+	assert_string_not_equal(old, token);
+	register_one(old, chain, "cccccccc-0000-4000-8000-000000000002", 2, &b);
+	glance_image_delete(alice_g, a, NULL);
+	glance_image_delete(alice_g, b, NULL);
+	free(a);
+	free(b);
+	free(old);
+}
+
+static void
+test_failed_upload_leaves_nothing(void **state)
+{
+	struct build_request	*req;
+	struct ws		 ws;
+	struct err		 err;
+	json_t			*list;
+	char			 created[64] = "", chain[64], uuid[37], *id;
+	int			 version;
+
+	(void)state;
+	util_uuid(uuid);
+	snprintf(chain, sizeof(chain), "t-regfail-%.8s", uuid);
+	err_clear(&err);
+	req = request(keystone_token(alice, &err), chain);
+	must(ws_open(&ws, cfg, req->token, &err), &err);
+	must(ws_resolve(&ws, req, &err), &err);
+	id = ws_register(&ws, req, "cccccccc-0000-4000-8000-000000000003", "/nonexistent/disk",
+	    NULL, &version, on_created, created, &err);
+	assert_null(id);
+	assert_int_not_equal(err.kind, ERR_NONE);
+	assert_true(created[0] != '\0');	/* it was created, then deleted */
+	list = chain_list(ws.glance, chain, &err);
+	assert_non_null(list);
+	assert_int_equal(json_array_size(list), 0);
+	json_decref(list);
+	ws_close(&ws);
+	request_free(&req);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_register_versions_as_user),
+		cmocka_unit_test(test_failed_upload_leaves_nothing),
+	};
+
+	cloud_require();
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

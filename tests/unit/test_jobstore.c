@@ -1,0 +1,267 @@
+/* test_jobstore.c — the job store: durable states, no-op repeats, tokens erased, resume logic. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "service/jobstore.h"
+
+static char *
+store_path(const char *name)
+{
+	const char	*tmp = getenv("TEST_TMP");
+	char		*dir, *path;
+
+	if (tmp == NULL) {
+		dir = xstrdup("/tmp/test_jobstore.XXXXXX");
+		assert_non_null(mkdtemp(dir));
+	} else
+		dir = xstrdup(tmp);
+	path = xasprintf("%s/%s", dir, name);
+	unlink(path);
+	free(dir);
+	return path;
+}
+
+static struct jobstore *
+open_ok(const char *path)
+{
+	struct jobstore	*js;
+	struct err	 err;
+
+	err_clear(&err);
+	if (jobstore_open(path, &js, &err) != 0)
+		fail_msg("%s", err.msg);
+	return js;
+}
+
+static void
+test_states(void **state)
+{
+	enum job_state	 s;
+
+	(void)state;
+	assert_string_equal(job_state_name(JOB_SNAPSHOTTING), "snapshotting");
+	assert_int_equal(job_state_parse("uploading", &s), 0);
+	assert_int_equal(s, JOB_UPLOADING);
+	assert_int_equal(job_state_parse("done", &s), -1);
+	assert_true(job_state_terminal(JOB_CANCELLED));
+	assert_false(job_state_terminal(JOB_INSTALLING));
+}
+
+static void
+test_lifecycle(void **state)
+{
+	struct jobstore	*js;
+	struct job	*j;
+	struct err	 err;
+	struct stat	 st;
+	json_t		*h, *o;
+	char		*path, *wal;
+	const char	*id = "6f1c1b8e-2a52-4b0c-9d43-5a0b9b0c1a11";
+
+	(void)state;
+	path = store_path("jobs.db");
+	js = open_ok(path);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	err_clear(&err);
+	assert_int_equal(jobstore_add(js, id, "{\"name\":\"w\"}", "TOKEN-SECRET", "p1", "u1",
+	    &err), 0);
+	/* a repeated build_id changes nothing */
+	assert_int_equal(jobstore_add(js, id, "{\"name\":\"other\"}", "T2", "p2", "u2", &err), 1);
+	assert_int_equal(jobstore_set_state(js, id, JOB_RESOLVING, "checking", &err), 0);
+	assert_int_equal(jobstore_set_field(js, id, "domain", "isoforge-x", &err), 0);
+	assert_int_equal(jobstore_add_resource(js, id, "file", "/w/x/root.qcow2", &err), 0);
+	assert_int_equal(jobstore_add_resource(js, id, "glance_image", "img-1", &err), 0);
+	assert_int_equal(jobstore_add_resource(js, id, "glance_image", "img-1", &err), 0);
+	assert_int_equal(jobstore_set_field(js, id, "password", "x", &err), -1);
+	assert_int_equal(err.kind, ERR_INTERNAL);
+	err_clear(&err);
+	assert_int_equal(jobstore_set_field(js, "nope", "domain", "x", &err), -1);
+	assert_int_equal(err.kind, ERR_NOTFOUND);
+	jobstore_close(&js);
+	assert_null(js);
+
+	/* everything survives a reopen (a restart) */
+	js = open_ok(path);
+	err_clear(&err);
+	j = jobstore_get(js, id, &err);
+	assert_non_null(j);
+	assert_int_equal(j->state, JOB_RESOLVING);
+	assert_string_equal(j->request, "{\"name\":\"w\"}");
+	assert_string_equal(j->token, "TOKEN-SECRET");
+	assert_string_equal(j->project_id, "p1");
+	assert_string_equal(j->domain, "isoforge-x");
+	assert_string_equal(j->message, "checking");
+	assert_int_equal(json_array_size(j->resources), 2);
+	o = job_to_json(j);
+	{
+		char	*s = json_dumps(o, 0);
+
+		assert_null(strstr(s, "TOKEN-SECRET"));
+		assert_non_null(strstr(s, "\"state\": \"resolving\""));
+		free(s);
+	}
+	json_decref(o);
+	job_free(&j);
+	assert_int_equal(jobstore_remove_resource(js, id, "file", "/w/x/root.qcow2", &err), 0);
+
+	/* a running build keeps its token */
+	assert_int_equal(jobstore_forget_token(js, id, &err), 0);
+	j = jobstore_get(js, id, &err);
+	assert_string_equal(j->token, "TOKEN-SECRET");
+	job_free(&j);
+	/* terminal: the build can't move any more; the token goes after the clean-up */
+	assert_int_equal(jobstore_set_state(js, id, JOB_FAILED, "boom", &err), 0);
+	assert_int_equal(jobstore_set_state(js, id, JOB_ACTIVE, "late", &err), -1);
+	assert_int_equal(err.kind, ERR_CONFLICT);
+	err_clear(&err);
+	j = jobstore_get(js, id, &err);
+	assert_int_equal(j->state, JOB_FAILED);
+	assert_string_equal(j->token, "TOKEN-SECRET");
+	job_free(&j);
+	assert_int_equal(jobstore_forget_token(js, id, &err), 0);
+	j = jobstore_get(js, id, &err);
+	assert_null(j->token);
+	assert_int_equal(json_array_size(j->resources), 1);
+	job_free(&j);
+	h = jobstore_history(js, id, &err);
+	assert_int_equal(json_array_size(h), 3);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(h, 0), "state")),
+	    "queued");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(h, 2), "message")),
+	    "boom");
+	json_decref(h);
+	assert_null(jobstore_get(js, "unknown-id", &err));
+	assert_int_equal(err.kind, ERR_NOTFOUND);
+	jobstore_close(&js);
+	/* the WAL shares the store's mode */
+	wal = xasprintf("%s-wal", path);
+	if (stat(wal, &st) == 0)
+		assert_int_equal(st.st_mode & 0077, 0);
+	free(wal);
+	free(path);
+}
+
+static void
+test_resume_table(void **state)
+{
+	(void)state;
+	assert_int_equal(jobstore_resume_action(JOB_ACTIVE, 0), RESUME_NONE);
+	assert_int_equal(jobstore_resume_action(JOB_CANCELLED, 1), RESUME_NONE);
+	assert_int_equal(jobstore_resume_action(JOB_QUEUED, 0), RESUME_RESTART);
+	assert_int_equal(jobstore_resume_action(JOB_FETCHING, 0), RESUME_RESTART);
+	assert_int_equal(jobstore_resume_action(JOB_ASSEMBLING, 1), RESUME_RESTART);
+	assert_int_equal(jobstore_resume_action(JOB_INSTALLING, 1), RESUME_WATCH);
+	assert_int_equal(jobstore_resume_action(JOB_INSTALLING, 0), RESUME_FAIL);
+	assert_int_equal(jobstore_resume_action(JOB_SNAPSHOTTING, 0), RESUME_FAIL);
+	assert_int_equal(jobstore_resume_action(JOB_UPLOADING, 0), RESUME_FAIL);
+	assert_int_equal(jobstore_resume_action(JOB_CUSTOMIZING, 1), RESUME_FAIL);
+	assert_string_equal(job_resume_name(RESUME_WATCH), "watch");
+}
+
+/* The fake hypervisor's answer: domains named "*-running" run. */
+static int
+fake_running(void *arg, const char *domain)
+{
+	(*(int *)arg)++;
+	return strstr(domain, "-running") != NULL;
+}
+
+static void
+test_recover(void **state)
+{
+	static const struct {
+		const char	*id;
+		enum job_state	 state;
+		const char	*domain;
+		enum job_resume	 want;
+		enum job_state	 after;
+	} b[] = {
+		{ "b-queued", JOB_QUEUED, NULL, RESUME_RESTART, JOB_QUEUED },
+		{ "b-fetch", JOB_FETCHING, NULL, RESUME_RESTART, JOB_QUEUED },
+		{ "b-inst-run", JOB_INSTALLING, "isoforge-running", RESUME_WATCH, JOB_INSTALLING },
+		{ "b-inst-gone", JOB_INSTALLING, "isoforge-gone", RESUME_FAIL, JOB_FAILED },
+		{ "b-upload", JOB_UPLOADING, "isoforge-x", RESUME_FAIL, JOB_FAILED },
+		{ "b-done", JOB_ACTIVE, NULL, RESUME_NONE, JOB_ACTIVE },
+	};
+	struct jobstore	*js;
+	struct job	**jobs, *j;
+	enum job_resume	*actions;
+	struct err	 err;
+	json_t		*h;
+	char		*path;
+	size_t		 n, i, k;
+	int		 calls = 0;
+
+	(void)state;
+	path = store_path("recover.db");
+	js = open_ok(path);
+	err_clear(&err);
+	for (i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
+		assert_int_equal(jobstore_add(js, b[i].id, "{}", "tok", "p", "u", &err), 0);
+		if (b[i].state != JOB_QUEUED)
+			assert_int_equal(jobstore_set_state(js, b[i].id, b[i].state, NULL, &err), 0);
+		if (b[i].domain != NULL)
+			assert_int_equal(jobstore_set_field(js, b[i].id, "domain", b[i].domain,
+			    &err), 0);
+	}
+	jobstore_close(&js);
+
+	js = open_ok(path);
+	if (jobstore_recover(js, fake_running, &calls, &jobs, &actions, &n, &err) != 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(n, 5);		/* every build but the active one */
+	assert_int_equal(calls, 3);	/* asked only for builds with a domain */
+	for (i = 0; i < n; i++) {
+		for (k = 0; strcmp(b[k].id, jobs[i]->build_id) != 0; k++)
+			;
+		assert_int_equal(actions[i], b[k].want);
+		assert_int_equal(jobs[i]->state, b[k].after);
+	}
+	jobs_free(&jobs, n);
+	free(actions);
+	/* the decisions were written before being returned */
+	for (i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
+		j = jobstore_get(js, b[i].id, &err);
+		assert_non_null(j);
+		assert_int_equal(j->state, b[i].after);
+		if (b[i].after == JOB_FAILED) {
+			/* kept for the clean-up the worker does next */
+			assert_non_null(j->token);
+			assert_non_null(strstr(j->message, "can't be resumed"));
+		}
+		job_free(&j);
+	}
+	h = jobstore_history(js, "b-fetch", &err);
+	assert_int_equal(json_array_size(h), 3);	/* queued, fetching, queued again */
+	json_decref(h);
+	/* a second recovery finds nothing more to fail */
+	calls = 0;
+	assert_int_equal(jobstore_recover(js, fake_running, &calls, &jobs, &actions, &n, &err), 0);
+	assert_int_equal(n, 3);
+	jobs_free(&jobs, n);
+	free(actions);
+	jobstore_close(&js);
+	free(path);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_states),
+		cmocka_unit_test(test_lifecycle),
+		cmocka_unit_test(test_resume_table),
+		cmocka_unit_test(test_recover),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

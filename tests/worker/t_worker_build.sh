@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# t_worker_build.sh — full builds through a worker: the minicloud (RabbitMQ, Keystone, Glance,
+# nova-api), a private libvirtd and the test installer ISO.
+# 1. `isoforge build --wait --json` of alice's ISO (virtio-win: auto, the worker's): queued → …
+#    → installing (console) → snapshotting → uploading → active; the image is alice's
+#    project's, private, with Nova's and the lineage properties, version 1 of its chain; no
+#    domain or work files are left.
+# 2. a second build of the chain, from the first, is version 2 (`isoforge versions`, `tree`).
+# 3. an install that never ends is cancelled with `isoforge cancel`: cancelled, no image, no
+#    domain.
+set -u
+[ -n "${ISOFORGE_TRANSPORT_URL:-}" ] && [ -n "${ISOFORGE_LIBVIRT_URI:-}" ] && [ -n "${ISOFORGE_MEDIA:-}" ] \
+	|| { echo "needs the minicloud, a libvirtd and the media: skipped"; exit 77; }
+bin=$ISOFORGE_BIN
+os=/usr/bin/openstack
+chain=t-worker-$$
+fail() { echo "FAIL: $*"; [ -f "$TEST_TMP/isoforged.log" ] && tail -n 40 "$TEST_TMP/isoforged.log"; exit 1; }
+virsh() { command virsh -q -c "$ISOFORGE_LIBVIRT_URI" "$@"; }
+
+cat > "$TEST_TMP/isoforge.conf" <<CONF
+[DEFAULT]
+transport_url = $ISOFORGE_TRANSPORT_URL
+host = build-test-worker
+[keystone_authtoken]
+auth_url = $OS_AUTH_URL
+username = $ISOFORGE_SERVICE_USERNAME
+password = "$ISOFORGE_SERVICE_PASSWORD"
+project_name = $ISOFORGE_SERVICE_PROJECT_NAME
+[libvirt]
+uri = $ISOFORGE_LIBVIRT_URI
+domain_type = qemu
+[builds]
+work_dir = $TEST_TMP/work
+cache_dir = $TEST_TMP/cache
+max_builds = 2
+install_timeout = 600
+CONF
+
+iso=$($os image create --disk-format iso --container-format bare --private \
+	--property os_type=linux --file "$ISOFORGE_MEDIA/installer.iso" "t-worker-iso-$$" -f value -c id) \
+	|| fail "image create"
+hang=$($os image create --disk-format iso --container-format bare --private \
+	--file "$ISOFORGE_MEDIA/installer-hang.iso" "t-worker-hang-$$" -f value -c id) || fail "image create"
+virtio=$($os image create --disk-format iso --container-format bare --private \
+	--file "$ISOFORGE_MEDIA/virtio-win.iso" "t-worker-virtio-$$" -f value -c id) || fail "image create"
+images=("$iso" "$hang" "$virtio")
+# the operator's virtio-win image, for requests that say "auto"
+echo "virtio_win_image = $virtio" >> "$TEST_TMP/isoforge.conf"
+cleanup() {
+	[ -n "${wpid:-}" ] && kill "$wpid" 2>/dev/null && wait "$wpid"
+	$os image delete "${images[@]}" >/dev/null 2>&1
+}
+trap cleanup EXIT
+
+"$bin/isoforged" -d -c "$TEST_TMP/isoforge.conf" 2> "$TEST_TMP/isoforged.log" &
+wpid=$!
+for i in $(seq 50); do grep -q "connected to RabbitMQ" "$TEST_TMP/isoforged.log" && break; sleep 0.2; done
+
+build() {	# build NAME ARGS... → stdout in $TEST_TMP/NAME.json
+	local name=$1; shift
+	"$bin/isoforge" build --flavor "$ISOFORGE_FLAVOR_TINY" --name "$name" --chain "$chain" \
+		--os-distro debian --os-version 12 --wait --json "$@" > "$TEST_TMP/$name.json"
+	local rc=$?
+	cat "$TEST_TMP/$name.json"
+	return $rc
+}
+last() { tail -n 1 "$TEST_TMP/$1.json" | jq -r ".$2 // empty"; }
+
+# 1
+build first --iso "$iso" --virtio-win auto || fail "first build: $(last first message)"
+[ "$(last first state)" = active ] || fail "first build ended $(last first state)"
+img=$(last first image_id)
+images+=("$img")
+for s in queued resolving fetching assembling installing snapshotting uploading active; do
+	jq -s -e --arg s "$s" 'map(select(.progress != null and .state == $s)) | length == 1' \
+		"$TEST_TMP/first.json" >/dev/null \
+		|| fail "event $s not seen once"
+done
+jq -s -e 'map(select(.state == "installing"))[0].console.port > 0' "$TEST_TMP/first.json" >/dev/null \
+	|| fail "no console in the installing event"
+jq -s -e 'map(select(.console.password != null)) | length == 0' "$TEST_TMP/first.json" >/dev/null \
+	|| fail "a console password in an event"
+$os image show "$img" -f json > "$TEST_TMP/img.json" || fail "image show"
+python3 - "$TEST_TMP/img.json" "$chain" "$(last first build_id)" "$iso" "$virtio" <<'PY' || fail "image properties"
+import json, sys
+img = json.load(open(sys.argv[1]))
+p = dict(img.get("properties") or {})
+p.update({k: v for k, v in img.items() if k != "properties"})
+assert p["status"] == "active" and p["visibility"] == "private", (p["status"], p["visibility"])
+assert p["disk_format"] == "qcow2"
+want = {"hw_disk_bus": "virtio", "os_type": "linux", "os_distro": "debian", "os_version": "12",
+        "isoforge_chain": sys.argv[2], "isoforge_version": "1", "isoforge_build_id": sys.argv[3],
+        "isoforge_source_iso": sys.argv[4], "isoforge_virtio_win": sys.argv[5]}
+for k, v in want.items():
+    assert str(p.get(k)) == v, (k, p.get(k), v)
+for k in ("hw_vif_model", "hw_machine_type", "isoforge_source_iso_hash", "isoforge_built_at"):
+    assert p.get(k), k
+assert int(p["min_disk"]) == 2, p["min_disk"]
+for k in p:
+    assert not k.startswith("os_glance_") and k not in ("base_image_ref", "instance_uuid", "image_type"), k
+print("image ok")
+PY
+owner=$(jq -r .owner "$TEST_TMP/img.json")
+[ "$owner" = "$($os token issue -f value -c project_id)" ] || fail "image owner $owner is not alice's project"
+id=$(last first build_id)
+virsh dominfo "isoforge-$id" >/dev/null 2>&1 && fail "domain left behind"
+[ -z "$(ls -A "$TEST_TMP/work/$id" 2>/dev/null)" ] || fail "work files left"
+
+# 2 (a descendant of the first)
+build second --iso "$iso" --parent "$img" || fail "second build: $(last second message)"
+img2=$(last second image_id)
+images+=("$img2")
+[ "$($os image show "$img2" -f json | jq -r '.properties.isoforge_parent // .isoforge_parent')" = "$img" ] \
+	|| fail "isoforge_parent of the second image"
+"$bin/isoforge" tree "$img" | tee "$TEST_TMP/tree.txt"
+grep -q "^$img " "$TEST_TMP/tree.txt" && grep -q "^  $img2 " "$TEST_TMP/tree.txt" || fail "tree"
+"$bin/isoforge" versions "$chain"
+v=$("$bin/isoforge" versions --json "$chain" | jq -r 'map(.isoforge_version) | join(",")')
+[ "$v" = "1,2" ] || fail "versions of $chain: $v"
+
+# 3
+"$bin/isoforge" build --flavor "$ISOFORGE_FLAVOR_TINY" --name hang --chain "$chain" --iso "$hang" \
+	--wait --json > "$TEST_TMP/hang.json" &
+bpid=$!
+for i in $(seq 300); do
+	grep -q '"state":"installing"' "$TEST_TMP/hang.json" 2>/dev/null && break
+	sleep 0.5
+done
+hid=$(head -n 1 "$TEST_TMP/hang.json" | jq -r .build_id)
+"$bin/isoforge" console "$hid" || fail "console"
+"$bin/isoforge" cancel "$hid" || fail "cancel"
+wait "$bpid"; rc=$?
+cat "$TEST_TMP/hang.json"
+[ $rc = 1 ] || fail "cancelled build: exit $rc"
+[ "$(last hang state)" = cancelled ] || fail "hang build ended $(last hang state)"
+virsh dominfo "isoforge-$hid" >/dev/null 2>&1 && fail "cancelled domain left behind"
+n=$("$bin/isoforge" versions --json "$chain" | jq length)
+[ "$n" = 2 ] || fail "$n images in the chain after a cancelled build"
+# the worker stops cleanly (under ASan: no leak, no error)
+kill "$wpid"; wait "$wpid"; rc=$?; wpid=
+[ $rc = 0 ] || fail "the worker exited $rc"
+echo ok
