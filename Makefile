@@ -25,10 +25,10 @@ TESTS	 = $(TESTSRCS:%.c=build/san/%)
 DEPS_BUILD = gcc make pkg-config libc6-dev libxml2-dev libjansson-dev libcurl4-openssl-dev \
 	libvirt-dev librabbitmq-dev libsqlite3-dev libssh2-1-dev libssl-dev libcmocka-dev
 DEPS_RUN   = libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 \
-	qemu-utils ovmf swtpm libxml2-utils
+	qemu-utils ovmf swtpm swtpm-tools libxml2-utils
 DEPS_MEDIA = xorriso isolinux syslinux-common syslinux-efi extlinux busybox-static cpio mtools
 DEPS_CLOUD = keystone glance-api nova-api python3-openstackclient python3-glanceclient \
-	rabbitmq-server amqp-tools uwsgi uwsgi-plugin-python3 sqlite3 curl
+	rabbitmq-server amqp-tools uwsgi uwsgi-plugin-python3 sqlite3 curl openssl
 DEPS	   = $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_MEDIA) $(DEPS_CLOUD)
 
 .PHONY: all san deps check check-run demo demo-run bench clean
@@ -65,6 +65,11 @@ build/san/tests/%: tests/%.c build/san/libisoforge.a
 	$(CC) $(BASE) -O1 $(SAN) $(PKGCFLAGS) -Wno-missing-prototypes -MMD -MP -o $@ $< \
 	    build/san/libisoforge.a $(PKGLIBS) -lcmocka
 
+# Benchmark programs: bench/<name>.c, optimised, linked with the library.
+build/bench/%: bench/%.c build/libisoforge.a
+	@mkdir -p $(@D)
+	$(CC) $(BASE) -O2 $(PKGCFLAGS) -o $@ $< build/libisoforge.a $(PKGLIBS)
+
 # Runs the private libvirtd of tests/lib/libvirtd as a child subreaper (reaps qemu at once).
 build/subreaper: tests/lib/subreaper.c
 	@mkdir -p $(@D)
@@ -96,7 +101,7 @@ demo: deps
 demo-run: all
 	tests/demo
 
-bench: deps all
+bench: deps all build/bench/transfer
 	bench/transfer
 	bench/pipeline
 

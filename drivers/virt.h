@@ -1,0 +1,106 @@
+/* virt.h — the libvirt driver: connection (reconnecting), domains of builds, lifecycle outcomes
+ * delivered through service/loop, consoles, the KVM probe. */
+#ifndef ISOFORGE_VIRT_H
+#define ISOFORGE_VIRT_H
+
+#include "service/loop.h"
+#include "service/util.h"
+
+/* How a watched domain ended. */
+enum virt_outcome {
+	VIRT_RUNNING = 0,	/* not ended yet */
+	VIRT_POWEROFF,		/* the guest powered off: the install is done */
+	VIRT_FINISHED,		/* virt_finish ended it (ACPI shutdown, or destroy after the grace) */
+	VIRT_FAILED,		/* destroyed by someone else, crashed, paused, failed to run */
+	VIRT_CANCELLED		/* virt_cancel destroyed it */
+};
+
+struct virt;
+struct virt_domain;
+
+/* Called once, from the loop, when a watched domain reaches its outcome; reason says why
+ * ("guest powered off", "paused: I/O error", "crashed", ...). */
+typedef void (*virt_outcome_cb)(struct virt_domain *, enum virt_outcome, const char *reason,
+    void *arg);
+
+struct virt_console {
+	char	*host;		/* listen address */
+	int	 port;		/* -1 when no VNC port (not running) */
+	char	*password;	/* NULL unless asked for; never log it */
+};
+
+/*
+ * Registers libvirt's event implementation on loop: libvirt's fds and timers become loop
+ * watches and timers. Once per process, before virt_open; the loop must outlive libvirt use.
+ */
+int	virt_event_init(struct loop *, struct err *);
+
+/*
+ * Opens uri (NULL = libvirt's default). When libvirtd closes the connection (restart),
+ * the driver reconnects from the loop and re-checks every watched domain. Caller frees.
+ */
+struct virt	*virt_open(struct loop *, const char *uri, struct err *);
+void		 virt_free(struct virt **);
+const char	*virt_uri(const struct virt *);
+/* 1 while connected (as far as the loop has seen: a dead peer is noticed from the loop). */
+int		 virt_connected(const struct virt *);
+/* How many times the connection was (re)opened: 1 after virt_open, +1 per reconnect. */
+int		 virt_generation(const struct virt *);
+
+/*
+ * Defines a persistent domain from xml and returns a handle on it (not started); caller frees
+ * with virt_domain_free (which does not undefine).
+ */
+struct virt_domain *virt_define(struct virt *, const char *xml, struct err *);
+/* A handle on an existing domain by name; caller frees. */
+struct virt_domain *virt_lookup(struct virt *, const char *name, struct err *);
+const char	*virt_domain_name(const struct virt_domain *);
+
+/*
+ * Starts the domain and watches it: cb runs once from the loop with the outcome.
+ * The lifecycle callback is in place before the start, so no event is missed.
+ */
+int	virt_start(struct virt_domain *, virt_outcome_cb, void *arg, struct err *);
+/* With on, virt_start starts the domain so that libvirtd destroys it when this connection
+ * closes (the process died): for a build nobody else can pick up (isoforge local build). */
+void	virt_domain_autodestroy(struct virt_domain *, int on);
+/* Asks the guest to shut down (ACPI); destroys it when it has not stopped after grace_s.
+ * The outcome is then VIRT_FINISHED (or VIRT_POWEROFF when the guest was already stopping). */
+int	virt_finish(struct virt_domain *, double grace_s, struct err *);
+/* Destroys a running domain; the outcome is VIRT_CANCELLED. */
+int	virt_cancel(struct virt_domain *, struct err *);
+/* The outcome so far (VIRT_RUNNING until cb ran) and its reason (may be NULL). */
+enum virt_outcome virt_domain_outcome(const struct virt_domain *, const char **reason);
+
+/*
+ * Console address from the live XML; the password only when want_password (the XML is read
+ * with VIR_DOMAIN_XML_SECURE only then). Caller frees with virt_console_clear.
+ */
+int	virt_console_get(struct virt_domain *, int want_password, struct virt_console *,
+	    struct err *);
+void	virt_console_clear(struct virt_console *);
+
+/* Destroys the domain when it runs and undefines it (and its NVRAM); a missing domain is fine. */
+int	virt_undefine(struct virt_domain *, struct err *);
+/* Destroys and undefines a domain by name, when it exists (clean-up of a stale build). */
+int	virt_remove_by_name(struct virt *, const char *name, struct err *);
+/* 1 when a domain of that name exists (defined or running), 0 when not, -1 on error. */
+int	virt_exists(struct virt *, const char *name, struct err *);
+void	virt_domain_free(struct virt_domain **);
+
+/*
+ * Boots a tiny guest (a 512-byte boot sector that powers off through ACPI) as
+ * <domain type='kvm'> and reports whether it powered off within timeout_s: *works = 1, else 0
+ * (KVM fails here with an emulation failure: the guest ends paused). workdir holds the disk
+ * for the duration of the call.
+ */
+int	virt_probe_kvm(struct virt *, const char *workdir, double timeout_s, int *works,
+	    struct err *);
+
+/* The probe's boot sector (512 bytes); pure, for tests. */
+void	virt_probe_bootsector(unsigned char out[512]);
+/* The probe's domain XML (type "kvm" or "qemu", 32 MiB, the raw disk on IDE, no devices
+ * beyond it); pure, also used by tests for a tiny guest. Caller frees. */
+char	*virt_probe_xml(const char *name, const char *domain_type, const char *disk);
+
+#endif

@@ -1,0 +1,107 @@
+/* clients_common.h — shared by the cloud tests of the OpenStack clients: sessions from the
+ * minicloud's env.sh (sourced by tests/run). Header-only: each test is one program. */
+#ifndef ISOFORGE_TESTS_CLIENTS_COMMON_H
+#define ISOFORGE_TESTS_CLIENTS_COMMON_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drivers/glance.h"
+#include "drivers/http.h"
+#include "drivers/keystone.h"
+#include "drivers/nova.h"
+#include "service/osenv.h"
+
+/* Exits 77 (skip) outside the cloud group. */
+static inline void
+cloud_require(void)
+{
+	if (getenv("OS_AUTH_URL") == NULL || getenv("GLANCE_URL") == NULL) {
+		printf("no minicloud (OS_AUTH_URL unset): run through tests/run\n");
+		exit(77);
+	}
+}
+
+static inline struct http_client *
+cloud_http(void)
+{
+	struct http_opts	 o;
+
+	memset(&o, 0, sizeof(o));
+	osenv_http_opts(&o);
+	return http_client_new(&o);
+}
+
+/* A session for prefix "" (alice/alpha), "ALT_" (bob/beta) or "ADMIN_"; aborts on failure. */
+static inline struct keystone *
+cloud_session(struct http_client *http, const char *prefix)
+{
+	struct keystone_auth	 a;
+	struct keystone		*ks;
+	struct err		 e;
+
+	err_clear(&e);
+	if (osenv_auth(prefix, &a, &e) == -1 || (ks = keystone_new(http, &a, &e)) == NULL ||
+	    keystone_token(ks, &e) == NULL) {
+		fprintf(stderr, "session %s: %s\n", prefix, e.msg);
+		abort();
+	}
+	return ks;
+}
+
+/* isoforge's own service user (roles admin + service) from ISOFORGE_SERVICE_*. */
+static inline struct keystone *
+cloud_service_session(struct http_client *http)
+{
+	struct keystone_auth	 a;
+	struct keystone		*ks;
+	struct err		 e;
+
+	memset(&a, 0, sizeof(a));
+	a.auth_url = getenv("OS_AUTH_URL");
+	a.username = getenv("ISOFORGE_SERVICE_USERNAME");
+	a.password = getenv("ISOFORGE_SERVICE_PASSWORD");
+	a.project_name = getenv("ISOFORGE_SERVICE_PROJECT_NAME");
+	a.user_domain_name = "Default";
+	a.project_domain_name = "Default";
+	a.region = getenv("OS_REGION_NAME");
+	err_clear(&e);
+	if ((ks = keystone_new(http, &a, &e)) == NULL || keystone_token(ks, &e) == NULL) {
+		fprintf(stderr, "service session: %s\n", e.msg);
+		abort();
+	}
+	return ks;
+}
+
+/* The minicloud's state directory. */
+static inline const char *
+cloud_dir(void)
+{
+	const char	*d = getenv("ISOFORGE_CLOUD_DIR");
+
+	return d != NULL ? d : getenv("MINICLOUD_DIR");
+}
+
+/* A new private raw image named name in g's project; its id (caller frees). */
+static inline char *
+cloud_image_new(struct glance *g, const char *name)
+{
+	struct err	 e;
+	json_t		*body, *img;
+	char		*id;
+
+	body = json_pack("{s:s,s:s,s:s,s:s}", "name", name, "disk_format", "raw",
+	    "container_format", "bare", "visibility", "private");
+	err_clear(&e);
+	if ((img = glance_image_create(g, body, &e)) == NULL) {
+		fprintf(stderr, "image create: %s\n", e.msg);
+		abort();
+	}
+	id = strdup(json_string_value(json_object_get(img, "id")));
+	json_decref(img);
+	json_decref(body);
+	return id;
+}
+
+#endif
