@@ -26,7 +26,7 @@ cleanup() {
 trap cleanup EXIT
 
 # Guest settings, changed by the cases below.
-machine=pc disk_bus=virtio panic=yes firmware=bios until_line= until_count=1
+machine=pc disk_bus=virtio panic=yes firmware=bios until_line='' until_count=1
 
 # domain_xml DISK SERIAL_LOG CDROM... — a TCG guest: the root disk first, the CD-ROMs after it
 domain_xml() {
