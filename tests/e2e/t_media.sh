@@ -4,9 +4,10 @@
 #     and virtio-win.iso as IDE CD-ROMs → the guest installs and powers off by itself;
 #  2. verify: the disk alone boots → the serial log shows ISOFORGE-INSTALLED-OK with the
 #     install id the installer printed.
-# T_MEDIA_FULL=1 also runs every other behaviour of the media (~3 min more): a missing virtio-win
-# CD, a non-virtio first disk, installer-linux.iso, installer-reboot.iso, q35 with SATA CD-ROMs,
-# installer-crash.iso with and without a pvpanic device, installer-hang.iso.
+# T_MEDIA_FULL=1 also runs every other behaviour of the media (5-9 min more): UEFI (OVMF)
+# install and disk boot, a missing virtio-win CD, a non-virtio first disk, installer-linux.iso,
+# installer-reboot.iso on q35 with SATA CD-ROMs, installer-crash.iso with and without a pvpanic
+# device, installer-hang.iso.
 # Needs ISOFORGE_LIBVIRT_URI (tests/lib/libvirtd) and ISOFORGE_MEDIA (tests/fixtures/make-media).
 set -u
 : "${ISOFORGE_LIBVIRT_URI:?}" "${ISOFORGE_MEDIA:?}"
@@ -20,12 +21,12 @@ elapsed() { awk -v t0="$1" -v now="$(date +%s.%N)" 'BEGIN { printf "%.1f", now -
 
 cleanup() {
 	virsh destroy "$name" >/dev/null 2>&1
-	virsh undefine "$name" >/dev/null 2>&1
+	virsh undefine --nvram "$name" >/dev/null 2>&1
 }
 trap cleanup EXIT
 
 # Guest settings, changed by the cases below.
-machine=pc disk_bus=virtio panic=yes until_line= until_count=1
+machine=pc disk_bus=virtio panic=yes firmware=bios until_line='' until_count=1
 
 # domain_xml DISK SERIAL_LOG CDROM... — a TCG guest: the root disk first, the CD-ROMs after it
 domain_xml() {
@@ -41,7 +42,15 @@ domain_xml() {
 	  <name>$name</name>
 	  <memory unit='MiB'>256</memory>
 	  <vcpu>1</vcpu>
-	  <os><type arch='x86_64' machine='$machine'>hvm</type></os>
+	  <os>
+	    <type arch='x86_64' machine='$machine'>hvm</type>
+	EOF
+	[ "$firmware" = uefi ] && cat <<-EOF
+	    <loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>
+	    <nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>$tmp/vars.fd</nvram>
+	EOF
+	cat <<-EOF
+	  </os>
 	  <features><acpi/></features>
 	  <on_poweroff>destroy</on_poweroff>
 	  <on_reboot>restart</on_reboot>
@@ -107,7 +116,7 @@ boot() {
 		sleep 0.1
 	done
 	took=$(elapsed "$t0")
-	virsh undefine "$name" >/dev/null || fail "virsh undefine"
+	virsh undefine --nvram "$name" >/dev/null || fail "virsh undefine"
 	echo "   $state after $took s; markers: $(grep -a '^ISOFORGE-' "$log" | cut -c1-60 | tr '\n' '|')"
 }
 
@@ -139,6 +148,17 @@ expect_line "^ISOFORGE-INSTALLED-OK .*variant=installer .*install-id=$id" "$tmp/
 echo "ok: installed and booted (install-id=$id)"
 
 [ "${T_MEDIA_FULL:-0}" = 1 ] || exit 0
+
+echo "== UEFI (OVMF) on q35, SATA CD-ROMs: installer.iso installs, the disk boots by itself"
+machine=q35 firmware=uefi
+new_disk "$tmp/d.qcow2"
+boot "$tmp/u1.log" 180 "$tmp/d.qcow2" "$media/installer.iso" "$vw"
+expect_state "shut off (shutdown)" "$tmp/u1.log"
+expect_line "^ISOFORGE-INSTALL-DONE" "$tmp/u1.log"
+boot "$tmp/u2.log" 120 "$tmp/d.qcow2"
+machine=pc firmware=bios
+expect_state "shut off (shutdown)" "$tmp/u2.log"
+expect_line "^ISOFORGE-INSTALLED-OK .*variant=installer " "$tmp/u2.log"
 
 echo "== installer.iso without the virtio-win CD: fails, disk stays blank"
 new_disk "$tmp/d.qcow2"
