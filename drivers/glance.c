@@ -15,8 +15,8 @@
 /*
  * Hashing off the transfer thread: libcurl's callback copies each piece into a small ring of
  * slots that one thread per digest hashes (a download: sha512, or md5 for images without the
- * multihash), so receiving, writing and hashing overlap. Memory stays constant: GLANCE_SLOTS x GLANCE_SLOT_SIZE, allocated once per
- * client and reused by each transfer.
+ * multihash), so receiving, writing and hashing overlap. Memory stays constant:
+ * GLANCE_SLOTS x GLANCE_SLOT_SIZE, allocated once per client and reused by each transfer.
  */
 #define GLANCE_SLOTS		4
 #define GLANCE_SLOT_SIZE	(512u << 10)
