@@ -45,7 +45,7 @@ main(int argc, char *argv[])
 	double			 t0;
 	int			 rc = 1;
 
-	log_init("bench-transfer", 0);
+	log_init("bench-transfer", getenv("BENCH_VERBOSE") != NULL);
 	if (argc < 3 || (strcmp(argv[1], "upload") == 0 && argc != 3) ||
 	    (strcmp(argv[1], "download") == 0 && argc != 4)) {
 		fprintf(stderr, "usage: transfer upload FILE | transfer download ID FILE\n");

@@ -42,7 +42,9 @@ struct glance_xfer {
 	int		  hash;			/* also hash what is sent and compare (costs a core) */
 	const char	 *expect_sha512;	/* what Glance must have computed; NULL = unknown */
 	const char	 *expect_md5;
-	/* Out: */
+	/* Download only: */
+	int		  also_md5;		/* md5 even when the image has a sha512 multihash */
+	/* Out: the digests computed, "" for one that was not: */
 	char		  sha512[129];	/* of the data received (download) or sent (upload, hash) */
 	char		  md5[33];
 	long long	  bytes;
@@ -59,8 +61,10 @@ int		 glance_image_upload_file(struct glance *, const char *id, const char *path
 		    struct glance_xfer *, struct err *);
 
 /* Downloads active image id to path with constant memory: into a temp file next to path,
- * hashing on the way; renamed to path only when sha512 (os_hash_value) and md5 (checksum) and
- * size match, else removed (ERR_IO "hash mismatch"). x may be NULL. */
+ * hashing on the way; made durable and renamed to path only when the size and the digest
+ * match, else removed (ERR_IO "hash mismatch"). The digest is the image's multihash
+ * (os_hash_algo sha512, os_hash_value) when it has one, else md5 (checksum, older images);
+ * x->also_md5 adds md5 to the multihash. x may be NULL. */
 int		 glance_image_download(struct glance *, const char *id, const char *path,
 		    struct glance_xfer *, struct err *);
 

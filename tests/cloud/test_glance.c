@@ -1,6 +1,7 @@
 /* test_glance.c — Glance v2 against the minicloud: the image life cycle (create, upload,
  * show, download verified, properties, tags, protected, delete), listing with filters and
- * pages, and the errors: 404, 409, another project's private image, a corrupted stored file. */
+ * pages, and the errors: 404, 409, another project's private image, a corrupted stored file
+ * (checked by the sha512 multihash, and by md5 for an image that has none). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <cmocka.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -113,14 +115,28 @@ test_life_cycle(void **state)
 	assert_int_equal(e.status, 409);
 	printf("409: %s\n", e.msg);
 
-	/* Download: verified, renamed into place. */
+	/* Download: verified by the multihash alone (md5 not computed), renamed into place. */
 	dst = xasprintf("%s/dst.raw", tmpdir);
 	err_clear(&e);
 	memset(&x, 0, sizeof(x));
 	assert_int_equal(glance_image_download(g, id, dst, &x, &e), 0);
 	assert_int_equal(hash_file(dst, sha2, md52, &e), 0);
 	assert_string_equal(sha2, sha);
+	assert_string_equal(md52, md5);
+	assert_string_equal(x.sha512, sha);
+	assert_string_equal(x.md5, "");
+	assert_int_equal(x.bytes, 3 << 20);
+	assert_int_equal(count_files(".part"), 0);
+
+	/* md5 as well when asked. */
+	unlink(dst);
+	memset(&x, 0, sizeof(x));
+	x.also_md5 = 1;
+	assert_int_equal(glance_image_download(g, id, dst, &x, &e), 0);
+	assert_string_equal(x.sha512, sha);
 	assert_string_equal(x.md5, md5);
+	assert_int_equal(hash_file(dst, sha2, md52, &e), 0);
+	assert_string_equal(sha2, sha);
 	assert_int_equal(count_files(".part"), 0);
 
 	/* A cancelled download fails as cancelled and leaves nothing behind. */
@@ -413,10 +429,82 @@ test_hash_mismatch(void **state)
 	dst = xasprintf("%s/corrupt.raw", tmpdir);
 	assert_int_equal(glance_image_download(g, id, dst, NULL, &e), -1);
 	assert_int_equal(e.kind, ERR_IO);
-	assert_non_null(strstr(e.msg, "hash mismatch"));
+	assert_non_null(strstr(e.msg, "hash mismatch: sha512"));
 	printf("corrupt: %s\n", e.msg);
 	assert_int_equal(access(dst, F_OK), -1);
 	assert_int_equal(count_files("corrupt"), 0);
+	err_clear(&e);
+	assert_int_equal(glance_image_delete(g, id, &e), 0);
+	free(dst);
+	free(stored);
+	free(src);
+	free(id);
+}
+
+/* Makes image id look like one from before Glance's multihash: no os_hash_algo/value. A fault
+ * injected into the real Glance's database (what older releases left in it). */
+static void
+forget_multihash(const char *id)
+{
+	char		*db = xasprintf("%s/glance/glance.db", cloud_dir());
+	sqlite3		*c;
+	sqlite3_stmt	*st;
+
+	assert_int_equal(sqlite3_open(db, &c), SQLITE_OK);
+	sqlite3_busy_timeout(c, 10000);
+	assert_int_equal(sqlite3_prepare_v2(c, "UPDATE images SET os_hash_algo = NULL, "
+	    "os_hash_value = NULL WHERE id = ?", -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	assert_int_equal(sqlite3_changes(c), 1);
+	sqlite3_finalize(st);
+	sqlite3_close(c);
+	free(db);
+}
+
+/* An image without the multihash is verified by md5 (checksum): good data passes, a corrupted
+ * stored file is refused and leaves nothing. */
+static void
+test_md5_only_image(void **state)
+{
+	struct glance_xfer x;
+	struct err	 e;
+	char		*src = make_file("old.raw", 1 << 20), *id, *stored, *dst;
+	char		 sha[129], md5[33];
+	json_t		*img;
+	int		 fd;
+
+	(void)state;
+	err_clear(&e);
+	assert_int_equal(hash_file(src, sha, md5, &e), 0);
+	id = cloud_image_new(g, "no-multihash");
+	assert_int_equal(glance_image_upload_file(g, id, src, NULL, &e), 0);
+	forget_multihash(id);
+	img = glance_image_show(g, id, &e);
+	assert_non_null(img);
+	assert_null(json_string_value(json_object_get(img, "os_hash_value")));
+	assert_string_equal(json_string_value(json_object_get(img, "checksum")), md5);
+	json_decref(img);
+
+	dst = xasprintf("%s/old.dst", tmpdir);
+	memset(&x, 0, sizeof(x));
+	if (glance_image_download(g, id, dst, &x, &e) == -1)
+		fail_msg("download: %s", e.msg);
+	assert_string_equal(x.md5, md5);
+	assert_string_equal(x.sha512, "");
+	assert_int_equal(unlink(dst), 0);
+
+	stored = xasprintf("%s/glance/images/%s", cloud_dir(), id);
+	fd = open(stored, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "CORRUPT", 7, 4242), 7);
+	close(fd);
+	assert_int_equal(glance_image_download(g, id, dst, NULL, &e), -1);
+	assert_int_equal(e.kind, ERR_IO);
+	assert_non_null(strstr(e.msg, "hash mismatch: md5"));
+	printf("corrupt, md5 only: %s\n", e.msg);
+	assert_int_equal(access(dst, F_OK), -1);
+	assert_int_equal(count_files("old.dst"), 0);
 	err_clear(&e);
 	assert_int_equal(glance_image_delete(g, id, &e), 0);
 	free(dst);
@@ -436,6 +524,7 @@ main(void)
 		cmocka_unit_test(test_not_found),
 		cmocka_unit_test(test_other_projects_private_image),
 		cmocka_unit_test(test_hash_mismatch),
+		cmocka_unit_test(test_md5_only_image),
 	};
 	struct err	 e;
 	int		 rc;
