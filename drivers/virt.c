@@ -619,6 +619,21 @@ virt_start(struct virt_domain *d, virt_outcome_cb cb, void *arg, struct err *e)
 	return 0;
 }
 
+int
+virt_watch(struct virt_domain *d, virt_outcome_cb cb, void *arg, struct err *e)
+{
+	if (virt_need_conn(d->v, e) == -1)
+		return -1;
+	d->cb = cb;
+	d->arg = arg;
+	/* events from here on; what happened before we looked is in the domain's state */
+	if (d->outcome == VIRT_RUNNING)
+		virt_check_state(d);
+	else if (d->deliver_timer == 0)
+		d->deliver_timer = loop_timer_add(d->v->loop, 0, virt_deliver_cb, d, NULL);
+	return 0;
+}
+
 void
 virt_domain_autodestroy(struct virt_domain *d, int on)
 {

@@ -61,6 +61,14 @@ const char	*virt_domain_name(const struct virt_domain *);
  * The lifecycle callback is in place before the start, so no event is missed.
  */
 int	virt_start(struct virt_domain *, virt_outcome_cb, void *arg, struct err *);
+/*
+ * Watches a domain that already runs (started by an earlier process: a restarted worker):
+ * cb runs once from the loop with the outcome. When the domain stopped meanwhile, the outcome
+ * is derived at once from its state (shut off by the guest: VIRT_POWEROFF; destroyed,
+ * crashed, paused: VIRT_FAILED), so domains are defined persistent (virt_define) to stay
+ * inspectable after they stop.
+ */
+int	virt_watch(struct virt_domain *, virt_outcome_cb, void *arg, struct err *);
 /* With on, virt_start starts the domain so that libvirtd destroys it when this connection
  * closes (the process died): for a build nobody else can pick up (isoforge local build). */
 void	virt_domain_autodestroy(struct virt_domain *, int on);

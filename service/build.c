@@ -219,22 +219,30 @@ build_resolve(struct build *b, struct err *e)
 	return build_poll(b, e);
 }
 
-int
-build_assemble(struct build *b, struct err *e)
+/*
+ * The work paths and the isoboot plan of the build; with fresh, also the work dir, the blank
+ * root disk and a VNC password (assembling), else the plan of what an earlier run assembled
+ * (the root disk must be there). The plan is a pure function of the request: the same again.
+ */
+static int
+build_plan(struct build *b, int fresh, struct err *e)
 {
 	struct isoboot_profile	*profile = NULL;
 	struct isoboot_media	 media;
 	struct isoboot_params	 params;
-	char			*base = NULL, *xml = NULL, *nvram = NULL;
+	char			*nvram = NULL;
 	const char		*fw;
 	int			 rc = -1;
 
-	build_set_state(b, BUILD_ASSEMBLING, NULL);
 	b->work_dir = xasprintf("%s/%s", b->work_root, b->id);
 	b->root_disk = xasprintf("%s/root.qcow2", b->work_dir);
 	b->serial_log = xasprintf("%s/console.log", b->work_dir);
-	if (util_mkdirs(b->work_dir, e) == -1)
+	if (fresh && util_mkdirs(b->work_dir, e) == -1)
 		goto cleanup;
+	if (!fresh && access(b->root_disk, R_OK) == -1) {
+		err_set(e, ERR_NOTFOUND, "root disk %s: %s", b->root_disk, strerror(errno));
+		goto cleanup;
+	}
 	if ((profile = templates_load_profile(b->templates, b->profile_name, e)) == NULL)
 		goto cleanup;
 	if (b->machine != NULL &&
@@ -243,9 +251,12 @@ build_assemble(struct build *b, struct err *e)
 	fw = b->firmware != NULL ? b->firmware : profile->firmware;
 	if (fw != NULL && strcmp(fw, "uefi") == 0)
 		nvram = xasprintf("%s/uefi-vars.fd", b->work_dir);
-	if (qemuimg_create(b->root_disk, (unsigned long long)b->flavor.disk_gib << 30, e) == -1)
-		goto cleanup;
-	util_password(b->vnc_password, 8);
+	if (fresh) {
+		if (qemuimg_create(b->root_disk, (unsigned long long)b->flavor.disk_gib << 30,
+		    e) == -1)
+			goto cleanup;
+		util_password(b->vnc_password, 8);
+	}
 
 	memset(&media, 0, sizeof(media));
 	memset(&params, 0, sizeof(params));
@@ -257,12 +268,28 @@ build_assemble(struct build *b, struct err *e)
 	params.domain_type = b->domain_type;
 	params.firmware = b->firmware;
 	params.vnc_listen = b->vnc_listen;
-	params.vnc_password = b->vnc_password;
+	params.vnc_password = b->vnc_password[0] != '\0' ? b->vnc_password : NULL;
 	params.serial_log = b->serial_log;
 	params.nvram = nvram;
 	if ((b->plan = isoboot_plan_build(profile, &b->flavor, &media, &params, e)) == NULL)
 		goto cleanup;
 	b->domain_name = xstrdup(b->plan->domain_name);
+	rc = 0;
+cleanup:
+	free(nvram);
+	isoboot_profile_free(&profile);
+	return rc;
+}
+
+int
+build_assemble(struct build *b, struct err *e)
+{
+	char	*base = NULL, *xml = NULL;
+	int	 rc = -1;
+
+	build_set_state(b, BUILD_ASSEMBLING, NULL);
+	if (build_plan(b, 1, e) == -1)
+		goto cleanup;
 	if ((base = templates_load_domain(b->templates, e)) == NULL ||
 	    (xml = isoboot_domain_xml(b->plan, base, e)) == NULL)
 		goto cleanup;
@@ -279,9 +306,17 @@ cleanup:
 		explicit_bzero(xml, strlen(xml));	/* holds the VNC password */
 	free(xml);
 	free(base);
-	free(nvram);
-	isoboot_profile_free(&profile);
 	return rc;
+}
+
+int
+build_reattach(struct build *b, struct err *e)
+{
+	if (build_plan(b, 0, e) == -1)
+		return -1;
+	if ((b->dom = virt_lookup(b->virt, b->domain_name, e)) == NULL)
+		return -1;
+	return 0;
 }
 
 /* Ends the install: maps the outcome to rc/err, drops the timer, tells the owner once. */

@@ -145,6 +145,12 @@ int	build_resolve(struct build *, struct err *);
  * domain XML, define (a stale domain of the same name is removed first). */
 int	build_assemble(struct build *, struct err *);
 /*
+ * After a restart (the worker's): the paths, the plan and a handle on the domain an earlier
+ * run of this build assembled and started (nothing is created; the root disk must be there).
+ * Then watch the domain with virt_watch.
+ */
+int	build_reattach(struct build *, struct err *);
+/*
  * installing: starts the domain and runs the loop until its outcome: guest power-off (or a
  * finish) → 0; destroyed, crashed, paused, timeout → -1 (ERR_TIMEOUT / ERR_IO); cancel →
  * -1 with ERR_CANCELLED.

@@ -99,7 +99,10 @@ enum job_resume {
 	RESUME_FAIL		/* can't know what happened: fail it and clean up */
 };
 
-/* domain_state: 1 the build's domain is running, 0 it is not (absent or shut off). */
+/*
+ * domain_running: 1 the build's domain is still in libvirt (running, or stopped: the watch
+ * derives how it ended from its state), 0 it is gone.
+ */
 enum job_resume	 jobstore_resume_action(enum job_state, int domain_running);
 const char	*job_resume_name(enum job_resume);
 

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -1001,12 +1002,28 @@ worker_install_call(void *arg)
 
 	err_clear(&b->install_err);
 	b->outcome_done = 0;
-	bb->install_started_at = util_now();
 	bb->outcome = VIRT_RUNNING;
-	/* build_request_finish/cancel act only on an installing build */
-	bb->state = BUILD_INSTALLING;
-	if ((b->install_rc = virt_start(bb->dom, worker_outcome_cb, b, &b->install_err)) != 0)
-		return;
+	if (b->how == RESUME_WATCH) {
+		/* started by the worker's previous run: the domain, the plan, then the watch */
+		if ((b->install_rc = build_reattach(bb, &b->install_err)) != 0)
+			return;
+		bb->state = BUILD_INSTALLING;
+		if ((b->install_rc = virt_watch(bb->dom, worker_outcome_cb, b,
+		    &b->install_err)) != 0)
+			return;
+		if (virt_domain_outcome(bb->dom, NULL) != VIRT_RUNNING) {
+			build_set_state(bb, BUILD_INSTALLING, "watched again after a restart: the "
+			    "guest stopped while the worker was down");
+			return;
+		}
+	} else {
+		bb->install_started_at = util_now();
+		/* build_request_finish/cancel act only on an installing build */
+		bb->state = BUILD_INSTALLING;
+		if ((b->install_rc = virt_start(bb->dom, worker_outcome_cb, b,
+		    &b->install_err)) != 0)
+			return;
+	}
 	if (bb->timeout_s > 0)
 		b->timeout_timer = loop_timer_add(b->w->loop, (int)(bb->timeout_s * 1000),
 		    worker_install_timeout_cb, b, NULL);
@@ -1020,9 +1037,11 @@ worker_install_call(void *arg)
 		explicit_bzero(cs, strlen(cs));
 		free(cs);
 		json_decref(console);
-		build_set_state(bb, BUILD_INSTALLING, "console on vnc://%s:%d", c.host, c.port);
+		build_set_state(bb, BUILD_INSTALLING, "%sconsole on vnc://%s:%d",
+		    b->how == RESUME_WATCH ? "watched again after a restart; " : "", c.host, c.port);
 	} else
-		build_set_state(bb, BUILD_INSTALLING, "no console: %s", e.msg);
+		build_set_state(bb, BUILD_INSTALLING, "%sno console: %s",
+		    b->how == RESUME_WATCH ? "watched again after a restart; " : "", e.msg);
 	virt_console_clear(&c);
 	pthread_mutex_lock(&b->w->mu);
 	if (b->cancel)
@@ -1143,6 +1162,43 @@ worker_image_created(void *arg, const char *id)
 	return jobstore_set_field(b->w->js, b->build_id, "image_id", id, NULL);
 }
 
+/*
+ * A resumed install keeps its clock: the time since the (first) installing transition counts
+ * against the install timeout.
+ */
+static void
+worker_resume_clock(struct worker_build *b)
+{
+	struct build	*bb = b->bb;
+	json_t		*h, *t;
+	const char	*at = NULL, *st;
+	struct tm	 tm;
+	double		 elapsed = 0;
+	size_t		 i;
+
+	bb->install_started_at = util_now();
+	if ((h = jobstore_history(b->w->js, b->build_id, NULL)) == NULL)
+		return;
+	json_array_foreach(h, i, t) {
+		st = json_string_value(json_object_get(t, "state"));
+		if (st == NULL)
+			continue;
+		if (strcmp(st, "installing") != 0)
+			at = NULL;
+		else if (at == NULL)
+			at = json_string_value(json_object_get(t, "at"));
+	}
+	memset(&tm, 0, sizeof(tm));
+	if (at != NULL && strptime(at, "%Y-%m-%dT%H:%M:%SZ", &tm) != NULL)
+		elapsed = difftime(time(NULL), timegm(&tm));
+	json_decref(h);
+	if (elapsed <= 0)
+		return;
+	bb->install_started_at -= elapsed;
+	if (bb->timeout_s > 0)
+		bb->timeout_s = elapsed < bb->timeout_s - 1 ? bb->timeout_s - elapsed : 1;
+}
+
 /* assembling → installing → snapshotting → uploading; 0 when the image is registered. */
 static int
 worker_build_steps(struct worker_build *b, const struct build_request *req, struct ws *ws,
@@ -1164,6 +1220,11 @@ worker_build_steps(struct worker_build *b, const struct build_request *req, stru
 	bb = b->bb = worker_build_prepare(b, req, ws);
 	if (build_resolve(bb, err) != 0)
 		return -1;
+	if (b->how == RESUME_WATCH) {
+		/* assembled and started by the previous run: watch it (worker_install_call) */
+		worker_resume_clock(b);
+		goto install;
+	}
 	worker_in_loop(b->w, worker_assemble_call, b);
 	if (bb->work_dir != NULL)
 		jobstore_add_resource(b->w->js, b->build_id, "dir", bb->work_dir, NULL);
@@ -1183,6 +1244,7 @@ worker_build_steps(struct worker_build *b, const struct build_request *req, stru
 		err_set(err, ERR_CANCELLED, "the worker stopped");
 		return -1;
 	}
+install:
 	if (worker_install(b, err) != 0)
 		return -1;
 	if (build_snapshot(bb, err) != 0)
@@ -1240,8 +1302,16 @@ worker_build_thread(void *arg)
 		goto out;
 	}
 	if (b->how == RESUME_WATCH) {
-		msg = xstrdup("this worker can't watch installs yet");
-		goto end;
+		/*
+		 * The install outlived the previous run: the same lookups again (the user's
+		 * session, the images, the flavor, the cached ISO) without the transitions, then
+		 * the pipeline goes on from installing.
+		 */
+		if ((req = worker_load_request(j, &err)) == NULL ||
+		    ws_open(&ws, w->cfg, req->token, &err) != 0 ||
+		    ws_resolve(&ws, req, &err) != 0 || ws_fetch(&ws, &err) != 0)
+			goto fail;
+		goto steps;
 	}
 	if (worker_transition(w, b->build_id, JOB_RESOLVING, "checking the token, images and "
 	    "flavor", &err) != 0)
@@ -1270,6 +1340,7 @@ worker_build_thread(void *arg)
 	msg = NULL;
 	if (worker_cancelled(b))
 		goto cancelled;
+steps:
 	if (worker_build_steps(b, req, &ws, &err) != 0) {
 		if (worker_abandoned(w))
 			goto out;
@@ -1340,7 +1411,27 @@ worker_build_start(struct worker *w, const char *build_id, enum job_resume how)
 	}
 }
 
-/* Picks up what a previous run left: fails what can't resume, runs the rest again. */
+/*
+ * jobstore_recover's question (loop thread): is the build's domain still in libvirt? Running,
+ * or stopped (domains are persistent): virt_watch then tells how it ended. Without libvirt,
+ * no: the build can't be watched.
+ */
+static int
+worker_domain_present(void *arg, const char *name)
+{
+	struct worker	*w = arg;
+	struct err	 e;
+	int		 rc;
+
+	if (w->virt == NULL)
+		return 0;
+	err_clear(&e);
+	if ((rc = virt_exists(w->virt, name, &e)) == -1)
+		log_warnx("domain %s: %s", name, e.msg);
+	return rc == 1;
+}
+
+/* Picks up what a previous run left: watches installs, fails what can't resume, reruns the rest. */
 static int
 worker_recover(struct worker *w, struct err *err)
 {
@@ -1348,8 +1439,7 @@ worker_recover(struct worker *w, struct err *err)
 	enum job_resume	*actions;
 	size_t		 n, i;
 
-	/* libvirt's view of domains comes with drivers/virt; none known: installs can't resume */
-	if (jobstore_recover(w->js, NULL, NULL, &jobs, &actions, &n, err) != 0)
+	if (jobstore_recover(w->js, worker_domain_present, w, &jobs, &actions, &n, err) != 0)
 		return -1;
 	for (i = 0; i < n; i++) {
 		log_info("build %s: after a restart: %s (%s)", jobs[i]->build_id,

@@ -110,6 +110,51 @@ test_poweroff_is_installed(void **state)
 	assert_int_equal(virt_exists(v, "isoforge-test-poweroff", &e), 0);
 }
 
+/*
+ * A restarted worker watches domains an earlier process started: one that powered off while
+ * nobody watched counts as installed (persistent, shut off: reason shutdown); one still running
+ * delivers its later outcome to the new watcher.
+ */
+static void
+test_watch_after_restart(void **state)
+{
+	struct virt_domain	*d;
+	struct seen		 s = { 0 }, s2 = { 0 };
+	struct err		 e;
+
+	(void)state;
+	err_clear(&e);
+	/* powered off while "the worker was dead": the handle that started it is gone */
+	d = define_tiny("isoforge-test-watch-off", 1);
+	assert_int_equal(virt_start(d, on_outcome, &s, &e), 0);
+	assert_int_equal(wait_outcome(&s, 30), 1);
+	virt_domain_free(&d);
+	assert_non_null(d = virt_lookup(v, "isoforge-test-watch-off", &e));
+	assert_int_equal(virt_watch(d, on_outcome, &s2, &e), 0);
+	assert_int_equal(wait_outcome(&s2, 5), 1);
+	assert_int_equal(s2.outcome, VIRT_POWEROFF);
+	assert_string_equal(s2.reason, "guest powered off");
+	assert_int_equal(virt_undefine(d, &e), 0);
+	virt_domain_free(&d);
+
+	/* still running: watched again, its end (a finish here) reaches the new watcher */
+	memset(&s, 0, sizeof(s));
+	memset(&s2, 0, sizeof(s2));
+	d = define_tiny("isoforge-test-watch-run", 0);
+	assert_int_equal(virt_start(d, on_outcome, &s, &e), 0);
+	virt_domain_free(&d);
+	assert_non_null(d = virt_lookup(v, "isoforge-test-watch-run", &e));
+	assert_int_equal(virt_watch(d, on_outcome, &s2, &e), 0);
+	assert_int_equal(wait_outcome(&s2, 1), 0);	/* still running */
+	assert_int_equal(virt_finish(d, 0.5, &e), 0);
+	assert_int_equal(wait_outcome(&s2, 10), 1);
+	assert_int_equal(s2.outcome, VIRT_FINISHED);
+	assert_int_equal(s.calls, 0);
+	assert_int_equal(virt_undefine(d, &e), 0);
+	virt_domain_free(&d);
+	assert_int_equal(virt_exists(v, "isoforge-test-watch-run", &e), 0);
+}
+
 static void
 test_cancel(void **state)
 {
@@ -299,6 +344,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_poweroff_is_installed),
+		cmocka_unit_test(test_watch_after_restart),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_finish_destroys_after_grace),
 		cmocka_unit_test(test_paused_is_failure),

@@ -1,0 +1,101 @@
+# tests/worker/worker-lib.sh — shared by the t_worker_*.sh tests (sourced, not a test itself):
+# skip without the services, an isoforged configuration, start/stop/kill of the worker, ISO
+# uploads, builds in the background and their events.
+# Needs ISOFORGE_BIN, ISOFORGE_TRANSPORT_URL, ISOFORGE_LIBVIRT_URI, ISOFORGE_MEDIA, OS_*,
+# ISOFORGE_SERVICE_*, TEST_TMP (tests/run sets them).
+set -u
+[ -n "${ISOFORGE_TRANSPORT_URL:-}" ] && [ -n "${ISOFORGE_LIBVIRT_URI:-}" ] && [ -n "${ISOFORGE_MEDIA:-}" ] \
+	|| { echo "needs the minicloud, a libvirtd and the media: skipped"; exit 77; }
+bin=$ISOFORGE_BIN
+os=/usr/bin/openstack
+wlog=$TEST_TMP/isoforged.log
+wpid=
+bpids=()
+images=()
+
+fail() { echo "FAIL: $*"; [ -f "$wlog" ] && tail -n 40 "$wlog"; exit 1; }
+virsh() { command virsh -q -c "$ISOFORGE_LIBVIRT_URI" "$@"; }
+
+# worker_conf HOST MAX_BUILDS [LINE...] — $TEST_TMP/isoforge.conf; LINEs go to [builds]
+worker_conf() {
+	local host=$1 max=$2 l
+	shift 2
+	cat > "$TEST_TMP/isoforge.conf" <<-CONF
+	[DEFAULT]
+	transport_url = $ISOFORGE_TRANSPORT_URL
+	host = $host
+	[keystone_authtoken]
+	auth_url = $OS_AUTH_URL
+	username = $ISOFORGE_SERVICE_USERNAME
+	password = "$ISOFORGE_SERVICE_PASSWORD"
+	project_name = $ISOFORGE_SERVICE_PROJECT_NAME
+	[libvirt]
+	uri = $ISOFORGE_LIBVIRT_URI
+	domain_type = qemu
+	[builds]
+	work_dir = $TEST_TMP/work
+	cache_dir = $TEST_TMP/cache
+	max_builds = $max
+	CONF
+	for l in "$@"; do echo "$l" >> "$TEST_TMP/isoforge.conf"; done
+}
+
+# upload_iso FILE NAME [ARGS...] — a private ISO image of alice's; prints its id
+upload_iso() {
+	local f=$1 n=$2 id
+	shift 2
+	id=$($os image create --disk-format iso --container-format bare --private "$@" \
+		--file "$f" "$n" -f value -c id) || fail "image create $n"
+	echo "$id"
+}
+
+# start_worker N — starts isoforged and waits for its Nth "connected" in the shared log
+start_worker() {
+	local i
+	"$bin/isoforged" -d -c "$TEST_TMP/isoforge.conf" 2>> "$wlog" &
+	wpid=$!
+	for i in $(seq 50); do
+		[ "$(grep -c "connected to RabbitMQ" "$wlog")" -ge "$1" ] && return
+		sleep 0.2
+	done
+	fail "the worker did not connect"
+}
+# stop_worker — SIGTERM; the worker must exit 0 (under ASan: no leak, no error)
+stop_worker() { kill "$wpid"; wait "$wpid"; local rc=$?; wpid=; [ $rc = 0 ] || fail "worker exit $rc"; }
+# kill_worker — SIGKILL: nothing of the worker runs its clean-up
+kill_worker() { kill -9 "$wpid"; wait "$wpid" 2>/dev/null; wpid=; }
+
+worker_lib_cleanup() {
+	local p
+	[ -n "${wpid:-}" ] && kill "$wpid" 2>/dev/null && wait "$wpid"
+	for p in "${bpids[@]}"; do kill "$p" 2>/dev/null; done
+	[ ${#images[@]} -gt 0 ] && $os image delete "${images[@]}" >/dev/null 2>&1
+	return 0
+}
+trap worker_lib_cleanup EXIT
+
+# submit NAME ARGS... — `isoforge build --wait --json` in the background, events in $TEST_TMP/NAME.json
+submit() {
+	local name=$1
+	shift
+	"$bin/isoforge" build --flavor "$ISOFORGE_FLAVOR_TINY" --name "$name" "$@" \
+		--wait --json > "$TEST_TMP/$name.json" &
+	bpids+=($!)
+}
+seen() { grep -q "\"state\":\"$2\"" "$TEST_TMP/$1.json" 2>/dev/null; }
+wait_state() {	# NAME STATE SECONDS
+	local i
+	for i in $(seq $(( $3 * 2 ))); do seen "$1" "$2" && return 0; sleep 0.5; done
+	fail "$1 did not reach $2 in $3 s"
+}
+bid() { head -n 1 "$TEST_TMP/$1.json" | jq -r .build_id; }
+last() { tail -n 1 "$TEST_TMP/$1.json" | jq -r ".$2 // empty"; }
+
+# assert_gone BUILD_ID — no domain (within 10 s) and no work files of the build
+assert_gone() {
+	local i
+	for i in $(seq 20); do virsh dominfo "isoforge-$1" >/dev/null 2>&1 || break; sleep 0.5; done
+	virsh dominfo "isoforge-$1" >/dev/null 2>&1 && fail "domain of build $1 left behind"
+	[ -z "$(ls -A "$TEST_TMP/work/$1" 2>/dev/null)" ] || fail "work files of build $1 left"
+	return 0
+}
