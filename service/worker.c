@@ -23,6 +23,8 @@
 #define WORKER_BACKOFF_MAX	60.0
 #define WORKER_CONNECT_TIMEOUT	5.0
 #define WORKER_PUBLISH_TIMEOUT	10.0
+/* Events held while RabbitMQ is away, at most (the oldest are dropped beyond, with a log). */
+#define WORKER_EVENTS_HELD	10000
 /* Bodies larger than this are refused before parsing (contract v1 allows 64 KiB). */
 #define WORKER_MAX_BODY		(64 * 1024)
 
@@ -42,6 +44,13 @@ struct worker_build {
 	int			 outcome_done;	/* under w->mu */
 	int			 timeout_timer;
 	struct worker_build	*next;
+};
+
+/* An event that could not be published yet: kept, in order, until RabbitMQ is back. */
+struct worker_held {
+	char			*key;
+	char			*body;
+	struct worker_held	*next;
 };
 
 /* A function a build thread runs on the loop thread (libvirt is used from there only). */
@@ -72,6 +81,9 @@ struct worker {
 	pthread_mutex_t		 pub_mu;
 	struct mq_conn		*pub;
 	size_t			 pub_attempts;
+	struct worker_held	*held;		/* under pub_mu: events not yet published, oldest */
+	struct worker_held	**held_tail;	/* first; published in order after a reconnect */
+	size_t			 nheld;
 
 	/* isoforge's Keystone session for validating control tokens: loop thread only */
 	struct http_client	*auth_http;
@@ -133,13 +145,12 @@ worker_pub_ready(struct worker *w, struct err *err)
  * (an idle publisher may have been dropped by the broker). Any thread.
  */
 static int
-worker_publish(struct worker *w, const char *exchange, const char *key,
+worker_publish_locked(struct worker *w, const char *exchange, const char *key,
     const amqp_basic_properties_t *props, const char *body, int mandatory, struct err *err)
 {
 	struct err	 e;
 	int		 attempt, ret = -1;
 
-	pthread_mutex_lock(&w->pub_mu);
 	for (attempt = 0; attempt < 2; attempt++) {
 		err_clear(&e);
 		if (worker_pub_ready(w, &e) == 0 && mq_publish(w->pub, exchange, key, props, body,
@@ -150,10 +161,103 @@ worker_publish(struct worker *w, const char *exchange, const char *key,
 		if (w->pub != NULL && !w->pub->broken)
 			break;	/* refused or unroutable: trying again would not help */
 	}
-	pthread_mutex_unlock(&w->pub_mu);
 	if (ret != 0)
 		err_set(err, e.kind, "%s", e.msg);
 	return ret;
+}
+
+/* worker_publish_locked under pub_mu. Any thread. */
+static int
+worker_publish(struct worker *w, const char *exchange, const char *key,
+    const amqp_basic_properties_t *props, const char *body, int mandatory, struct err *err)
+{
+	int	 ret;
+
+	pthread_mutex_lock(&w->pub_mu);
+	ret = worker_publish_locked(w, exchange, key, props, body, mandatory, err);
+	pthread_mutex_unlock(&w->pub_mu);
+	return ret;
+}
+
+/* Appends an event to the held ones (takes key and body); called with pub_mu held. */
+static void
+worker_hold(struct worker *w, char *key, char *body)
+{
+	struct worker_held	*h;
+
+	if (w->nheld >= WORKER_EVENTS_HELD) {
+		h = w->held;
+		log_warnx("more than %d events held: %s dropped", WORKER_EVENTS_HELD, h->key);
+		w->held = h->next;
+		if (w->held == NULL)
+			w->held_tail = &w->held;
+		w->nheld--;
+		free(h->key);
+		free(h->body);
+		free(h);
+	}
+	h = xcalloc(1, sizeof(*h));
+	h->key = key;
+	h->body = body;
+	*w->held_tail = h;
+	w->held_tail = &h->next;
+	w->nheld++;
+}
+
+/*
+ * Publishes the held events, oldest first, until one fails (it stays, with the rest). Returns
+ * how many are still held. Any thread.
+ */
+static size_t
+worker_flush_held(struct worker *w)
+{
+	struct worker_held	*h;
+	struct err		 err;
+	size_t			 sent = 0, left;
+
+	pthread_mutex_lock(&w->pub_mu);
+	if (w->held == NULL) {
+		pthread_mutex_unlock(&w->pub_mu);
+		return 0;
+	}
+	while ((h = w->held) != NULL) {
+		err_clear(&err);
+		if (worker_publish_locked(w, MQ_EVENTS, h->key, NULL, h->body, 0, &err) != 0)
+			break;
+		w->held = h->next;
+		if (w->held == NULL)
+			w->held_tail = &w->held;
+		w->nheld--;
+		sent++;
+		free(h->key);
+		free(h->body);
+		free(h);
+	}
+	left = w->nheld;
+	pthread_mutex_unlock(&w->pub_mu);
+	if (sent > 0)
+		log_info("%zu held event%s published%s", sent, sent == 1 ? "" : "s",
+		    left > 0 ? ", more still held" : "");
+	return left;
+}
+
+/* Frees the held events (the worker ends), saying how many were never published. */
+static void
+worker_drop_held(struct worker *w)
+{
+	struct worker_held	*h;
+
+	if (w->nheld > 0)
+		log_warnx("%zu event%s never published (RabbitMQ away); the job store has the "
+		    "states", w->nheld, w->nheld == 1 ? "" : "s");
+	while ((h = w->held) != NULL) {
+		w->held = h->next;
+		free(h->key);
+		free(h->body);
+		free(h);
+	}
+	w->held_tail = &w->held;
+	w->nheld = 0;
 }
 
 /* Dead-letters env with reason (see mq_dead_letter), reconnecting the publisher once. */
@@ -199,7 +303,9 @@ worker_progress(enum job_state s)
 
 /*
  * Announces a state of a build on isoforge.events (routing key build.<id>.<state>). The job
- * store already holds it: a lost event is logged, never fatal. console is borrowed.
+ * store already holds it. An event that can't be published now (RabbitMQ away) is held, and
+ * so is every later one while any is held, to keep their order: the tick publishes them once
+ * the broker is back. console is borrowed.
  */
 static void
 worker_event(struct worker *w, const char *build_id, enum job_state state,
@@ -224,9 +330,17 @@ worker_event(struct worker *w, const char *build_id, enum job_state state,
 	body = json_dumps(ev, JSON_COMPACT);
 	key = xasprintf("build.%s.%s", build_id, job_state_name(state));
 	err_clear(&err);
-	if (worker_publish(w, MQ_EVENTS, key, NULL, body, 0, &err) != 0)
-		log_warnx("build %s: event %s not published: %s", build_id,
+	pthread_mutex_lock(&w->pub_mu);
+	if (w->held != NULL) {
+		worker_hold(w, key, body);
+		key = body = NULL;
+	} else if (worker_publish_locked(w, MQ_EVENTS, key, NULL, body, 0, &err) != 0) {
+		log_warnx("build %s: event %s held until RabbitMQ answers: %s", build_id,
 		    job_state_name(state), err.msg);
+		worker_hold(w, key, body);
+		key = body = NULL;
+	}
+	pthread_mutex_unlock(&w->pub_mu);
 	free(key);
 	free(body);
 	json_decref(ev);
@@ -686,6 +800,8 @@ worker_tick(int id, void *arg)
 	if (w->cons == NULL && util_now() >= w->next_connect)
 		worker_connect(w);
 	else if (w->cons != NULL) {
+		/* the consumer reached the broker: events held while it was away go out now */
+		worker_flush_held(w);
 		worker_pump(w);
 		err_clear(&err);
 		if (w->cons != NULL && worker_update_consuming(w, &err) != 0) {
@@ -1489,6 +1605,7 @@ worker_new(const struct config *cfg, struct loop *loop, struct err *err)
 	pthread_mutex_init(&w->pub_mu, NULL);
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
+	w->held_tail = &w->held;
 	w->loop_thread = pthread_self();
 	if (mq_url_parse(cfg->transport_url, &w->url, err) != 0 ||
 	    util_mkdirs(cfg->work_dir, err) != 0)
@@ -1576,6 +1693,8 @@ worker_free(struct worker **wp)
 		loop_timer_remove(w->loop, w->calls_timer);
 	virt_free(&w->virt);
 	worker_disconnect(w);
+	worker_flush_held(w);		/* a last try: the broker may be back */
+	worker_drop_held(w);
 	mq_close(&w->pub);
 	keystone_free(&w->auth);
 	http_client_free(&w->auth_http);

@@ -229,15 +229,63 @@ ws_image_body(const struct build_request *req, const char *build_id, const json_
 	return b;
 }
 
-char *
-ws_register(struct ws *ws, const struct build_request *req, const char *build_id,
+/* Upload attempts (each a new image: an upload is not idempotent), deletions of an image. */
+#define WS_REGISTER_TRIES	3
+#define WS_DELETE_TRIES		5
+
+/* Whether a failed Glance call may succeed when made again (network, timeout, 5xx). */
+static int
+ws_transient(const struct err *e)
+{
+	return e->kind == ERR_NET || e->kind == ERR_TIMEOUT ||
+	    (e->kind == ERR_REMOTE && e->status >= 500);
+}
+
+/*
+ * Deletes the images of build_id that are not active (half-made: queued, saving, killed),
+ * also one whose creation Glance did while its answer was lost. Best effort.
+ */
+static void
+ws_sweep(struct ws *ws, const char *build_id)
+{
+	struct glance_list_opts	 o;
+	struct err		 e;
+	json_t			*imgs, *img;
+	const char		*id, *status;
+	size_t			 i;
+
+	memset(&o, 0, sizeof(o));
+	o.filters = json_pack("{s:s}", "isoforge_build_id", build_id);
+	err_clear(&e);
+	imgs = glance_image_list(ws->glance, &o, &e);
+	json_decref(o.filters);
+	if (imgs == NULL) {
+		log_warnx("build %s: images not listed: %s", build_id, e.msg);
+		return;
+	}
+	json_array_foreach(imgs, i, img) {
+		id = json_string_value(json_object_get(img, "id"));
+		status = json_string_value(json_object_get(img, "status"));
+		if (id == NULL || (status != NULL && strcmp(status, "active") == 0))
+			continue;
+		if (ws_delete_image(ws, id, NULL) == 0)
+			log_info("build %s: half-made image %s (%s) deleted", build_id, id,
+			    status != NULL ? status : "?");
+	}
+	json_decref(imgs);
+}
+
+/* One attempt of ws_register: create, record, upload; on failure the image is deleted. */
+static char *
+ws_register_once(struct ws *ws, const struct build_request *req, const char *build_id,
     const char *file, const json_t *nova_props, int *version,
-    int (*created)(void *, const char *), void *arg, struct err *err)
+    int (*created)(void *, const char *), void *arg, int *deleted, struct err *err)
 {
 	json_t		*body, *img;
 	char		 stamp[32], *id;
 	const char	*chain = req->chain != NULL ? req->chain : req->name;
 
+	*deleted = 1;
 	util_utc_stamp(stamp);
 	body = ws_image_body(req, build_id, ws->iso, ws->virtio, nova_props, stamp);
 	img = chain_create_image(ws->glance, chain, body, version, err);
@@ -251,25 +299,68 @@ ws_register(struct ws *ws, const struct build_request *req, const char *build_id
 	log_info("build %s: image %s is version %d of chain %s; uploading", build_id, id,
 	    *version, chain);
 	if (glance_image_upload_file(ws->glance, id, file, NULL, err) != 0) {
-		ws_delete_image(ws, id, NULL);
+		*deleted = ws_delete_image(ws, id, NULL) == 0;
 		free(id);
 		return NULL;
 	}
 	return id;
 }
 
+/*
+ * An upload cut short (network, timeout, 5xx) is tried again with a new image, once the
+ * half-made one is deleted: an image's data can be uploaded only once. Whatever fails for
+ * good ends with no image of the build left but active ones (best effort: Glance may be
+ * away for longer than the deletions are tried).
+ */
+char *
+ws_register(struct ws *ws, const struct build_request *req, const char *build_id,
+    const char *file, const json_t *nova_props, int *version,
+    int (*created)(void *, const char *), void *arg, struct err *err)
+{
+	struct err	 e;
+	char		*id;
+	int		 attempt, deleted, fresh = err != NULL && err->kind == ERR_NONE;
+
+	for (attempt = 1; ; attempt++) {
+		err_clear(&e);
+		id = ws_register_once(ws, req, build_id, file, nova_props, version, created, arg,
+		    &deleted, &e);
+		if (id != NULL)
+			return id;
+		ws_sweep(ws, build_id);
+		if (!ws_transient(&e) || !deleted || attempt >= WS_REGISTER_TRIES)
+			break;
+		log_warnx("build %s: upload attempt %d failed: %s; trying again in %d s",
+		    build_id, attempt, e.msg, 2 * attempt);
+		sleep(2 * (unsigned)attempt);
+	}
+	if (attempt > 1)
+		err_set(err, e.kind, "%s (after %d attempts)", e.msg, attempt);
+	else
+		err_set(err, e.kind, "%s", e.msg);
+	if (fresh)
+		err->status = e.status;
+	return NULL;
+}
+
+/* Deletes an image, again after 1, 2, 4, 8 s while Glance can't be reached or fails (5xx). */
 int
 ws_delete_image(struct ws *ws, const char *id, struct err *err)
 {
 	struct err	 e;
+	int		 attempt;
 
-	err_clear(&e);
-	if (glance_image_delete(ws->glance, id, &e) != 0 && e.kind != ERR_NOTFOUND) {
-		log_warnx("image %s not deleted: %s", id, e.msg);
-		err_set(err, e.kind, "%s", e.msg);
-		return -1;
+	for (attempt = 1; ; attempt++) {
+		err_clear(&e);
+		if (glance_image_delete(ws->glance, id, &e) == 0 || e.kind == ERR_NOTFOUND)
+			return 0;
+		if (!ws_transient(&e) || attempt >= WS_DELETE_TRIES)
+			break;
+		sleep(1U << (attempt - 1));
 	}
-	return 0;
+	log_warnx("image %s not deleted: %s", id, e.msg);
+	err_set(err, e.kind, "%s", e.msg);
+	return -1;
 }
 
 void

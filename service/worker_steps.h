@@ -59,12 +59,15 @@ json_t	*ws_image_body(const struct build_request *, const char *build_id, const 
 /*
  * uploading: creates the image as the next version of the chain (request's chain, else its
  * name), calls created(arg, id) at once (so the job store knows what to delete), streams the
- * file, checks Glance's hash. On failure deletes the image. Returns the id (caller frees).
+ * file, checks Glance's hash. On failure deletes the image (and any other non-active image
+ * of build_id). An upload cut short (network, timeout, 5xx) is tried again, up to 3 times,
+ * each time with a new image (created() called again). Returns the id (caller frees).
  */
 char	*ws_register(struct ws *, const struct build_request *, const char *build_id,
 	    const char *file, const json_t *nova_props, int *version,
 	    int (*created)(void *, const char *), void *arg, struct err *);
-/* Deletes a Glance image the build created (cleanup), as the requester. */
+/* Deletes a Glance image the build created (cleanup), as the requester; tried again for
+ * ~15 s while Glance can't be reached. 0 also when it is already gone. */
 int	 ws_delete_image(struct ws *, const char *id, struct err *);
 void	 ws_close(struct ws *);
 
