@@ -13,21 +13,7 @@
 #include "service/log.h"
 #include "service/osenv.h"
 #include "service/util.h"
-
-static long
-vm_hwm_kib(void)
-{
-	FILE	*f = fopen("/proc/self/status", "r");
-	char	 line[256];
-	long	 kib = -1;
-
-	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
-			break;
-	if (f != NULL)
-		fclose(f);
-	return kib;
-}
+#include "tests/cloud/clients_common.h"
 
 int
 main(int argc, char *argv[])

@@ -371,30 +371,16 @@ jobstore_set_field(struct jobstore *js, const char *build_id, const char *field,
 	return r;
 }
 
-static int
-jobstore_forget_token_locked(struct jobstore *js, const char *build_id, struct err *err)
-{
-	return js_step_done(js, js_prepare(js, "UPDATE builds SET token = NULL WHERE build_id = ? "
-	    "AND state IN ('active', 'failed', 'cancelled')", err, 1, build_id), err);
-}
-
 int
 jobstore_forget_token(struct jobstore *js, const char *build_id, struct err *err)
 {
 	int	 r;
 
 	pthread_mutex_lock(&js->mu);
-	r = jobstore_forget_token_locked(js, build_id, err);
+	r = js_step_done(js, js_prepare(js, "UPDATE builds SET token = NULL WHERE build_id = ? "
+	    "AND state IN ('active', 'failed', 'cancelled')", err, 1, build_id), err);
 	pthread_mutex_unlock(&js->mu);
 	return r;
-}
-
-static int
-jobstore_add_resource_locked(struct jobstore *js, const char *build_id, const char *kind,
-    const char *value, struct err *err)
-{
-	return js_step_done(js, js_prepare(js, "INSERT OR IGNORE INTO resources (build_id, kind, "
-	    "value) VALUES (?, ?, ?)", err, 3, build_id, kind, value), err);
 }
 
 int
@@ -404,17 +390,10 @@ jobstore_add_resource(struct jobstore *js, const char *build_id, const char *kin
 	int 	r;
 
 	pthread_mutex_lock(&js->mu);
-	r = jobstore_add_resource_locked(js, build_id, kind, value, err);
+	r = js_step_done(js, js_prepare(js, "INSERT OR IGNORE INTO resources (build_id, kind, "
+	    "value) VALUES (?, ?, ?)", err, 3, build_id, kind, value), err);
 	pthread_mutex_unlock(&js->mu);
 	return r;
-}
-
-static int
-jobstore_remove_resource_locked(struct jobstore *js, const char *build_id, const char *kind,
-    const char *value, struct err *err)
-{
-	return js_step_done(js, js_prepare(js, "DELETE FROM resources WHERE build_id = ? AND "
-	    "kind = ? AND value = ?", err, 3, build_id, kind, value), err);
 }
 
 int
@@ -424,7 +403,8 @@ jobstore_remove_resource(struct jobstore *js, const char *build_id, const char *
 	int 	r;
 
 	pthread_mutex_lock(&js->mu);
-	r = jobstore_remove_resource_locked(js, build_id, kind, value, err);
+	r = js_step_done(js, js_prepare(js, "DELETE FROM resources WHERE build_id = ? AND "
+	    "kind = ? AND value = ?", err, 3, build_id, kind, value), err);
 	pthread_mutex_unlock(&js->mu);
 	return r;
 }

@@ -1,5 +1,6 @@
-/* clients_common.h — shared by the cloud tests of the OpenStack clients: sessions from the
- * minicloud's env.sh (sourced by tests/run). Header-only: each test is one program. */
+/* clients_common.h — shared by the cloud tests of the OpenStack clients (and bench/transfer):
+ * sessions from the minicloud's env.sh (sourced by tests/run). Header-only: each test is one
+ * program. */
 #ifndef ISOFORGE_TESTS_CLIENTS_COMMON_H
 #define ISOFORGE_TESTS_CLIENTS_COMMON_H
 
@@ -12,6 +13,7 @@
 #include "drivers/keystone.h"
 #include "drivers/nova.h"
 #include "service/osenv.h"
+#include "service/util.h"
 
 /* Exits 77 (skip) outside the cloud group. */
 static inline void
@@ -72,6 +74,61 @@ cloud_service_session(struct http_client *http)
 		abort();
 	}
 	return ks;
+}
+
+/* Sends method url (body: a JSON string or NULL) with ks's token; the answer in *resp, which
+ * the caller frees with http_resp_free. Returns keystone_request's result. */
+static inline int
+cloud_request(struct keystone *ks, const char *method, const char *url, const char *body,
+    struct http_resp *resp, struct err *e)
+{
+	struct http_req	 req;
+
+	http_req_init(&req);
+	http_resp_init(resp);
+	req.method = method;
+	req.url = url;
+	req.body = body;
+	req.body_len = body != NULL ? strlen(body) : 0;
+	return keystone_request(ks, &req, resp, e);
+}
+
+/* Peak resident set of this process in KiB (VmHWM of /proc/self/status). */
+static inline long
+vm_hwm_kib(void)
+{
+	FILE	*f = fopen("/proc/self/status", "r");
+	char	 line[256];
+	long	 kib = -1;
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return kib;
+}
+
+/* Writes a file path that is not really an ISO and uploads it as g's project's private ISO
+ * image name; its id in *idp (caller frees) as soon as the image exists. 0, or -1 with err. */
+static inline int
+cloud_fake_iso(struct glance *g, const char *path, const char *name, char **idp, struct err *err)
+{
+	FILE	*f;
+	json_t	*body, *img;
+
+	f = fopen(path, "w");
+	fputs("not really an ISO", f);
+	fclose(f);
+	body = json_pack("{s:s, s:s, s:s, s:s}", "name", name, "disk_format", "iso",
+	    "container_format", "bare", "visibility", "private");
+	img = glance_image_create(g, body, err);
+	json_decref(body);
+	if (img == NULL)
+		return -1;
+	*idp = xstrdup(json_string_value(json_object_get(img, "id")));
+	json_decref(img);
+	return glance_image_upload_file(g, *idp, path, NULL, err) != 0 ? -1 : 0;
 }
 
 /* The minicloud's state directory. */

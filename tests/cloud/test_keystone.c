@@ -158,7 +158,6 @@ test_application_credential(void **state)
 {
 	struct keystone		*ks = cloud_session(http, ""), *ac;
 	struct keystone_auth	 a;
-	struct http_req		 req;
 	struct http_resp	 resp;
 	struct err		 e;
 	char			 name[64], uuid[37];
@@ -172,13 +171,7 @@ test_application_credential(void **state)
 	url = xasprintf("%s/users/%s/application_credentials", getenv("OS_AUTH_URL"),
 	    keystone_info(ks, &e)->user_id);
 	body = xasprintf("{\"application_credential\": {\"name\": \"%s\"}}", name);
-	http_req_init(&req);
-	http_resp_init(&resp);
-	req.method = "POST";
-	req.url = url;
-	req.body = body;
-	req.body_len = strlen(body);
-	assert_int_equal(keystone_request(ks, &req, &resp, &e), 0);
+	assert_int_equal(cloud_request(ks, "POST", url, body, &resp, &e), 0);
 	root = json_loads(resp.body.data, 0, NULL);
 	cred = json_object_get(root, "application_credential");
 	assert_non_null(cred);
@@ -207,12 +200,8 @@ test_application_credential(void **state)
 	keystone_free(&ac);
 
 	del = xasprintf("%s/%s", url, json_string_value(json_object_get(cred, "id")));
-	http_req_init(&req);
-	http_resp_init(&resp);
-	req.method = "DELETE";
-	req.url = del;
 	err_clear(&e);
-	assert_int_equal(keystone_request(ks, &req, &resp, &e), 0);
+	assert_int_equal(cloud_request(ks, "DELETE", del, NULL, &resp, &e), 0);
 	http_resp_free(&resp);
 	json_decref(root);
 	free(del);

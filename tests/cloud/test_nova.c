@@ -45,7 +45,6 @@ test_extra_specs(void **state)
 {
 	struct keystone		*admin = cloud_session(http, "ADMIN_");
 	struct nova_flavor	*f;
-	struct http_req		 req;
 	struct http_resp	 resp;
 	struct err		 e;
 	const char		*body = "{\"extra_specs\": {\"isoforge:test\": \"yes\"}}";
@@ -55,13 +54,7 @@ test_extra_specs(void **state)
 	err_clear(&e);
 	url = xasprintf("%s/flavors/%s/os-extra_specs", getenv("NOVA_URL"),
 	    getenv("ISOFORGE_FLAVOR_SMALL"));
-	http_req_init(&req);
-	http_resp_init(&resp);
-	req.method = "POST";
-	req.url = url;
-	req.body = body;
-	req.body_len = strlen(body);
-	assert_int_equal(keystone_request(admin, &req, &resp, &e), 0);
+	assert_int_equal(cloud_request(admin, "POST", url, body, &resp, &e), 0);
 	http_resp_free(&resp);
 	f = nova_flavor_get(nova, "isoforge.small", &e);
 	assert_non_null(f);

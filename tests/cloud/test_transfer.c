@@ -23,22 +23,6 @@ __asan_default_options(void)
 	return "quarantine_size_mb=1";
 }
 
-/* Peak resident set of this process in KiB (VmHWM of /proc/self/status). */
-static long
-vm_hwm_kib(void)
-{
-	FILE	*f = fopen("/proc/self/status", "r");
-	char	 line[256];
-	long	 kib = -1;
-
-	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
-			break;
-	if (f != NULL)
-		fclose(f);
-	return kib;
-}
-
 static void
 test_round_trip_2g(void **state)
 {

@@ -290,10 +290,8 @@ static int
 setup(void **state)
 {
 	struct err	 err;
-	json_t		*body, *img;
 	char		*text, *raw, *iso, *of, *dd[6], *conv[9];
 	const char	*tmp = getenv("TEST_TMP") != NULL ? getenv("TEST_TMP") : "/tmp";
-	FILE		*f;
 
 	(void)state;
 	err_clear(&err);
@@ -339,18 +337,7 @@ setup(void **state)
 	assert_non_null(admin_g);
 	/* the source ISO the request names (resolved directly, not through the relay) */
 	iso = xasprintf("%s/src.iso", tmp);
-	f = fopen(iso, "w");
-	fputs("not really an ISO", f);
-	fclose(f);
-	body = json_pack("{s:s, s:s, s:s, s:s}", "name", "t-upload-faults-src", "disk_format",
-	    "iso", "container_format", "bare", "visibility", "private");
-	img = glance_image_create(alice_g, body, &err);
-	if (img == NULL)
-		fail_msg("%s", err.msg);
-	iso_id = xstrdup(json_string_value(json_object_get(img, "id")));
-	json_decref(img);
-	json_decref(body);
-	if (glance_image_upload_file(alice_g, iso_id, iso, NULL, &err) != 0)
+	if (cloud_fake_iso(alice_g, iso, "t-upload-faults-src", &iso_id, &err) != 0)
 		fail_msg("%s", err.msg);
 	free(iso);
 	return 0;

@@ -75,7 +75,6 @@ setup(void **state)
 	char		*text, *isofile;
 	char		*argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", NULL, "64M", NULL };
 	const char	*tmp = getenv("TEST_TMP") != NULL ? getenv("TEST_TMP") : "/tmp";
-	FILE		*f;
 
 	(void)state;
 	err_clear(&err);
@@ -101,22 +100,7 @@ setup(void **state)
 	assert_non_null(alice_g);
 	/* the source ISO the lineage names */
 	isofile = xasprintf("%s/src.iso", tmp);
-	f = fopen(isofile, "w");
-	fputs("not really an ISO", f);
-	fclose(f);
-	{
-		json_t	*body, *img;
-
-		body = json_pack("{s:s, s:s, s:s, s:s}", "name", "t-register-src", "disk_format",
-		    "iso", "container_format", "bare", "visibility", "private");
-		img = glance_image_create(alice_g, body, &err);
-		if (img == NULL)
-			fail_msg("%s", err.msg);
-		iso_id = xstrdup(json_string_value(json_object_get(img, "id")));
-		json_decref(img);
-		json_decref(body);
-	}
-	must(glance_image_upload_file(alice_g, iso_id, isofile, NULL, &err), &err);
+	must(cloud_fake_iso(alice_g, isofile, "t-register-src", &iso_id, &err), &err);
 	free(isofile);
 	return 0;
 }

@@ -8,53 +8,18 @@
 # 2. a second build of the chain, from the first, is version 2 (`isoforge versions`, `tree`).
 # 3. an install that never ends is cancelled with `isoforge cancel`: cancelled, no image, no
 #    domain.
-set -u
-[ -n "${ISOFORGE_TRANSPORT_URL:-}" ] && [ -n "${ISOFORGE_LIBVIRT_URI:-}" ] && [ -n "${ISOFORGE_MEDIA:-}" ] \
-	|| { echo "needs the minicloud, a libvirtd and the media: skipped"; exit 77; }
-bin=$ISOFORGE_BIN
-os=/usr/bin/openstack
+. "$(dirname "$0")/worker-lib.sh"
 chain=t-worker-$$
-fail() { echo "FAIL: $*"; [ -f "$TEST_TMP/isoforged.log" ] && tail -n 40 "$TEST_TMP/isoforged.log"; exit 1; }
-virsh() { command virsh -q -c "$ISOFORGE_LIBVIRT_URI" "$@"; }
 
-cat > "$TEST_TMP/isoforge.conf" <<CONF
-[DEFAULT]
-transport_url = $ISOFORGE_TRANSPORT_URL
-host = build-test-worker
-[keystone_authtoken]
-auth_url = $OS_AUTH_URL
-username = $ISOFORGE_SERVICE_USERNAME
-password = "$ISOFORGE_SERVICE_PASSWORD"
-project_name = $ISOFORGE_SERVICE_PROJECT_NAME
-[libvirt]
-uri = $ISOFORGE_LIBVIRT_URI
-domain_type = qemu
-[builds]
-work_dir = $TEST_TMP/work
-cache_dir = $TEST_TMP/cache
-max_builds = 2
-install_timeout = 600
-CONF
-
-iso=$($os image create --disk-format iso --container-format bare --private \
-	--property os_type=linux --file "$ISOFORGE_MEDIA/installer.iso" "t-worker-iso-$$" -f value -c id) \
-	|| fail "image create"
-hang=$($os image create --disk-format iso --container-format bare --private \
-	--file "$ISOFORGE_MEDIA/installer-hang.iso" "t-worker-hang-$$" -f value -c id) || fail "image create"
-virtio=$($os image create --disk-format iso --container-format bare --private \
-	--file "$ISOFORGE_MEDIA/virtio-win.iso" "t-worker-virtio-$$" -f value -c id) || fail "image create"
+worker_conf build-test-worker 2 "install_timeout = 600"
+iso=$(upload_iso "$ISOFORGE_MEDIA/installer.iso" "t-worker-iso-$$" --property os_type=linux) || fail "image create"
+hang=$(upload_iso "$ISOFORGE_MEDIA/installer-hang.iso" "t-worker-hang-$$") || fail "image create"
+virtio=$(upload_iso "$ISOFORGE_MEDIA/virtio-win.iso" "t-worker-virtio-$$") || fail "image create"
 images=("$iso" "$hang" "$virtio")
 # the operator's virtio-win image, for requests that say "auto"
 echo "virtio_win_image = $virtio" >> "$TEST_TMP/isoforge.conf"
-cleanup() {
-	[ -n "${wpid:-}" ] && kill "$wpid" 2>/dev/null && wait "$wpid"
-	$os image delete "${images[@]}" >/dev/null 2>&1
-}
-trap cleanup EXIT
 
-"$bin/isoforged" -d -c "$TEST_TMP/isoforge.conf" 2> "$TEST_TMP/isoforged.log" &
-wpid=$!
-for i in $(seq 50); do grep -q "connected to RabbitMQ" "$TEST_TMP/isoforged.log" && break; sleep 0.2; done
+start_worker 1
 
 build() {	# build NAME ARGS... → stdout in $TEST_TMP/NAME.json
 	local name=$1; shift
@@ -64,7 +29,6 @@ build() {	# build NAME ARGS... → stdout in $TEST_TMP/NAME.json
 	cat "$TEST_TMP/$name.json"
 	return $rc
 }
-last() { tail -n 1 "$TEST_TMP/$1.json" | jq -r ".$2 // empty"; }
 
 # 1
 build first --iso "$iso" --virtio-win auto || fail "first build: $(last first message)"
@@ -137,6 +101,5 @@ virsh dominfo "isoforge-$hid" >/dev/null 2>&1 && fail "cancelled domain left beh
 n=$("$bin/isoforge" versions --json "$chain" | jq length)
 [ "$n" = 2 ] || fail "$n images in the chain after a cancelled build"
 # the worker stops cleanly (under ASan: no leak, no error)
-kill "$wpid"; wait "$wpid"; rc=$?; wpid=
-[ $rc = 0 ] || fail "the worker exited $rc"
+stop_worker
 echo ok

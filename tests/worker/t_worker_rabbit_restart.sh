@@ -9,16 +9,10 @@
 # bound to isoforge.events before the stop: every state of A appears exactly once, in order.
 # B and C name an ISO that does not exist: taken, they fail at resolving (quick, and proof
 # they were taken).
-set -u
-[ -n "${ISOFORGE_TRANSPORT_URL:-}" ] && [ -n "${ISOFORGE_LIBVIRT_URI:-}" ] && [ -n "${ISOFORGE_MEDIA:-}" ] \
-	&& [ -n "${ISOFORGE_CLOUD_DIR:-}" ] \
-	|| { echo "needs the minicloud, a libvirtd and the media: skipped"; exit 77; }
-bin=$ISOFORGE_BIN
-os=/usr/bin/openstack
+. "$(dirname "$0")/worker-lib.sh"
+[ -n "${ISOFORGE_CLOUD_DIR:-}" ] || { echo "needs the minicloud, a libvirtd and the media: skipped"; exit 77; }
 mc=$ISOFORGE_TOP/tests/cloud/minicloud
 events=t-rabbit-events-$$
-fail() { echo "FAIL: $*"; [ -f "$TEST_TMP/isoforged.log" ] && tail -n 40 "$TEST_TMP/isoforged.log"; exit 1; }
-virsh() { command virsh -q -c "$ISOFORGE_LIBVIRT_URI" "$@"; }
 uuid() { cat /proc/sys/kernel/random/uuid; }
 
 # amqp OP ...: the test's own AMQP client (python3-amqp, Debian's)
@@ -48,39 +42,18 @@ c.close()
 PY
 }
 
-cat > "$TEST_TMP/isoforge.conf" <<CONF
-[DEFAULT]
-transport_url = $ISOFORGE_TRANSPORT_URL
-host = rabbit-restart-worker
-[keystone_authtoken]
-auth_url = $OS_AUTH_URL
-username = $ISOFORGE_SERVICE_USERNAME
-password = "$ISOFORGE_SERVICE_PASSWORD"
-project_name = $ISOFORGE_SERVICE_PROJECT_NAME
-[libvirt]
-uri = $ISOFORGE_LIBVIRT_URI
-domain_type = qemu
-[builds]
-work_dir = $TEST_TMP/work
-cache_dir = $TEST_TMP/cache
-max_builds = 1
-install_timeout = 300
-CONF
-
-iso=$($os image create --disk-format iso --container-format bare --private \
-	--file "$ISOFORGE_MEDIA/installer.iso" "t-rabbit-iso-$$" -f value -c id) || fail "image create"
-img=
+worker_conf rabbit-restart-worker 1 "install_timeout = 300"
+iso=$(upload_iso "$ISOFORGE_MEDIA/installer.iso" "t-rabbit-iso-$$") || fail "image create"
+images=("$iso")
 rabbit_down=
 cleanup() {
 	[ -n "$rabbit_down" ] && "$mc" start-service "$ISOFORGE_CLOUD_DIR" rabbitmq >/dev/null
-	[ -n "${wpid:-}" ] && kill "$wpid" 2>/dev/null && wait "$wpid"
+	worker_lib_cleanup
 	amqp delete "$events" 2>/dev/null
-	$os image delete "$iso" ${img:+"$img"} >/dev/null 2>&1
 }
 trap cleanup EXIT
 
-"$bin/isoforged" -d -c "$TEST_TMP/isoforge.conf" 2> "$TEST_TMP/isoforged.log" &
-wpid=$!
+start_worker 1
 logged() { grep -q -- "$1" "$TEST_TMP/isoforged.log"; }
 wait_log() {	# PATTERN SECONDS
 	local i
@@ -89,7 +62,6 @@ wait_log() {	# PATTERN SECONDS
 }
 t00=$(date +%s)
 at() { echo "[$(( $(date +%s) - t00 )) s] $*"; }
-wait_log "connected to RabbitMQ" 10
 amqp bind "$events" || fail "events queue"
 submit() {	# BUILD_ID ISO
 	"$bin/isoforge" build --build-id "$1" --iso "$2" --flavor "$ISOFORGE_FLAVOR_TINY" \
@@ -126,6 +98,7 @@ at "B and C taken"
 
 # A in Glance: active, and the only image of that build
 img=$($os image list --property "isoforge_build_id=$a" -f value -c ID) || fail "image list"
+images+=($img)
 [ "$(wc -w <<<"$img")" = 1 ] || fail "images of build A: '$img'"
 [ "$($os image show "$img" -f value -c status)" = active ] || fail "A's image is not active"
 st=$("$bin/isoforge" status --json "$a") || fail "status"
@@ -148,6 +121,5 @@ echo "A: $(states "$a")"; echo "B: $(states "$b")"; echo "C: $(states "$c")"
 jq -r --arg id "$a" 'select(.build_id == $id and .state == "active") | .image_id' \
 	"$TEST_TMP/events.json" | grep -qx "$img" || fail "A's active event names another image"
 
-kill "$wpid"; wait "$wpid"; rc=$?; wpid=
-[ $rc = 0 ] || fail "the worker exited $rc"
+stop_worker
 echo ok
