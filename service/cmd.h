@@ -7,6 +7,11 @@
 #define CMD_FAILED	1
 #define CMD_USAGE	2
 
+#include <jansson.h>
+
+/* Prints one JSON value and a newline on stdout (the CLI's --json output); flags as json_dumps. */
+void	cmd_print_json(const json_t *, size_t flags);
+
 int	cmd_plan(int argc, char **argv);	/* service/cmd_plan.c */
 int	cmd_local(int argc, char **argv);	/* service/cmd_local.c */
 int	cmd_build(int argc, char **argv);	/* service/cmd_remote.c */

@@ -306,9 +306,7 @@ local_print_result(struct build *b, const struct registry *reg, int json, const 
 			json_object_set(out, "record", rec);
 	}
 	if (json) {
-		s = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
-		printf("%s\n", s);
-		free(s);
+		cmd_print_json(out, JSON_COMPACT | JSON_SORT_KEYS);
 	} else if (b->image_id != NULL) {
 		s = json_dumps(json_object_get(out, "properties"), JSON_INDENT(2) | JSON_SORT_KEYS);
 		printf("image:      %s\nid:         %s\nchain:      %s (version %d)\n"
@@ -570,10 +568,8 @@ fail:
 	fprintf(stderr, "isoforge local build: %s\n", err.msg);
 	if (ui.json) {
 		json_t	*j = json_pack("{s:s, s:s}", "state", "failed", "error", err.msg);
-		char	*s = json_dumps(j, JSON_COMPACT);
 
-		printf("%s\n", s);
-		free(s);
+		cmd_print_json(j, JSON_COMPACT);
 		json_decref(j);
 	}
 cleanup:
@@ -616,7 +612,7 @@ local_list(int argc, char **argv)
 	struct err		 err;
 	json_t			*list = NULL, *rec;
 	const char		*chain = NULL, *out = NULL;
-	char			*dir = NULL, *s;
+	char			*dir = NULL;
 	size_t			 i;
 	int			 c, json = 0, rc = CMD_FAILED;
 
@@ -638,9 +634,7 @@ local_list(int argc, char **argv)
 		goto cleanup;
 	}
 	if (json) {
-		s = json_dumps(list, JSON_COMPACT);
-		printf("%s\n", s);
-		free(s);
+		cmd_print_json(list, JSON_COMPACT);
 	} else {
 		printf("%-36s  %-20s  %7s  %10s  %s\n", "ID", "CHAIN", "VERSION", "SIZE", "NAME");
 		json_array_foreach(list, i, rec) {
@@ -675,7 +669,7 @@ local_show(int argc, char **argv)
 	struct err		 err;
 	json_t			*rec = NULL;
 	const char		*out = NULL;
-	char			*dir = NULL, *s;
+	char			*dir = NULL;
 	int			 c, rc = CMD_FAILED;
 
 	err_clear(&err);
@@ -698,9 +692,7 @@ local_show(int argc, char **argv)
 		rc = err.kind == ERR_NOTFOUND ? CMD_USAGE : CMD_FAILED;
 		goto cleanup;
 	}
-	s = json_dumps(rec, JSON_INDENT(2) | JSON_SORT_KEYS);
-	printf("%s\n", s);
-	free(s);
+	cmd_print_json(rec, JSON_INDENT(2) | JSON_SORT_KEYS);
 	rc = CMD_OK;
 cleanup:
 	json_decref(rec);

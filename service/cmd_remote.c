@@ -144,13 +144,9 @@ remote_print_event(const struct remote *r, json_t *ev)
 {
 	const char	*state, *msg, *at;
 	json_t		*console;
-	char		*s;
 
 	if (r->json) {
-		s = json_dumps(ev, JSON_COMPACT);
-		printf("%s\n", s);
-		free(s);
-		fflush(stdout);
+		cmd_print_json(ev, JSON_COMPACT);
 		return;
 	}
 	state = json_string_value(json_object_get(ev, "state"));
@@ -566,10 +562,8 @@ remote_one(const char *cmd, int argc, char **argv)
 	build = json_object_get(rep, "build");
 	console = json_object_get(build, "console");
 	if (r.json) {
-		s = json_dumps(strcmp(cmd, "console") == 0 ? (console != NULL ? console :
-		    json_null()) : (build != NULL ? build : rep), JSON_COMPACT | JSON_ENCODE_ANY);
-		printf("%s\n", s);
-		free(s);
+		cmd_print_json(strcmp(cmd, "console") == 0 ? (console != NULL ? console :
+		    json_null()) : (build != NULL ? build : rep), JSON_COMPACT);
 	} else if (strcmp(cmd, "console") == 0) {
 		if (!json_is_object(console)) {
 			ret = remote_fail(&r, CMD_FAILED, "the build has no console now");
@@ -623,7 +617,6 @@ cmd_list(int argc, char **argv)
 	struct err	 err;
 	json_t		*replies = NULL, *rep, *all, *b;
 	const char	*transport = NULL;
-	char		*s;
 	size_t		 i, k;
 	int		 ch, ret = CMD_FAILED, failed = 0;
 
@@ -663,9 +656,7 @@ cmd_list(int argc, char **argv)
 		}
 	}
 	if (r.json) {
-		s = json_dumps(all, JSON_COMPACT);
-		printf("%s\n", s);
-		free(s);
+		cmd_print_json(all, JSON_COMPACT);
 	} else {
 		printf("%-36s  %-12s  %-20s  %s\n", "BUILD", "STATE", "UPDATED", "NAME");
 		json_array_foreach(all, i, b)
@@ -697,7 +688,6 @@ cmd_versions(int argc, char **argv)
 	struct remote	 r;
 	struct err	 err;
 	json_t		*imgs, *img;
-	char		*s;
 	size_t		 i;
 	int		 ret = CMD_FAILED, a = 1;
 
@@ -717,9 +707,7 @@ cmd_versions(int argc, char **argv)
 		goto cleanup;
 	}
 	if (r.json) {
-		s = json_dumps(imgs, JSON_COMPACT);
-		printf("%s\n", s);
-		free(s);
+		cmd_print_json(imgs, JSON_COMPACT);
 	} else {
 		printf("%-7s  %-36s  %-8s  %-20s  %s\n", "VERSION", "IMAGE", "STATUS", "CREATED",
 		    "NAME");
