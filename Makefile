@@ -9,9 +9,11 @@ SAN	 = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 PKGCFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKGLIBS	 = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
-# Every .c in these folders is library code, but for the two programs' mains.
+# The programs' mains (service/NAME.c → build/NAME).
 MAINS	 = service/isoforge.c service/isoforged.c
-LIBSRCS	 = $(filter-out $(MAINS),$(wildcard service/*.c drivers/*.c isoboot/*.c))
+# Every .c of these folders and of service/'s subfolders is library code, but for the mains.
+LIBSRCS	 = $(filter-out $(MAINS),$(wildcard base/*.c drivers/*.c isoboot/*.c service/*.c \
+	    service/*/*.c))
 # Test programs: tests/<group>/test_*.c, each linked with cmocka and the library.
 TESTSRCS = $(wildcard tests/*/test_*.c)
 

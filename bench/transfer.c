@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include "drivers/glance.h"
-#include "service/log.h"
-#include "service/osenv.h"
-#include "service/util.h"
+#include "base/log.h"
+#include "service/cli/osenv.h"
+#include "base/util.h"
 #include "tests/cloud/clients_common.h"
 
 int

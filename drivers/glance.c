@@ -10,7 +10,7 @@
 
 #include "drivers/glance.h"
 #include <openssl/evp.h>
-#include "service/log.h"
+#include "base/log.h"
 
 /*
  * Hashing off the transfer thread: libcurl's callback copies each piece into a small ring of

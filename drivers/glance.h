@@ -6,7 +6,7 @@
 #include <jansson.h>
 
 #include "drivers/keystone.h"
-#include "service/util.h"
+#include "base/util.h"
 
 struct glance;
 

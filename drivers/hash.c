@@ -8,7 +8,7 @@
 #include <openssl/evp.h>
 
 #include "drivers/hash.h"
-#include "service/log.h"
+#include "base/log.h"
 
 struct hash_ctx {
 	EVP_MD_CTX	*sha512;

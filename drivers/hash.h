@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#include "service/util.h"
+#include "base/util.h"
 
 struct hash_ctx;
 

@@ -14,7 +14,7 @@
 #include <jansson.h>
 
 #include "drivers/http.h"
-#include "service/log.h"
+#include "base/log.h"
 
 #define HTTP_MAX_BODY		(64u << 20)	/* a JSON answer larger than this is refused */
 #define HTTP_MAX_ERROR_BODY	(64u << 10)	/* what is kept of an error body */

@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "service/util.h"
+#include "base/util.h"
 
 /* Client-wide settings; zero values mean the defaults noted. */
 struct http_opts {

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "drivers/keystone.h"
-#include "service/log.h"
+#include "base/log.h"
 
 #define KEYSTONE_RENEW_MARGIN	120	/* seconds before expiry a token is renewed */
 

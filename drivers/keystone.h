@@ -8,7 +8,7 @@
 #include <jansson.h>
 
 #include "drivers/http.h"
-#include "service/util.h"
+#include "base/util.h"
 
 /* How to authenticate; NULL fields are unset. Either a password (user by name + domain or by
  * id; project by name + domain or by id) or an application credential (id, or name + user). */

@@ -12,7 +12,7 @@
 #include "drivers/hash.h"
 #include "drivers/localstore.h"
 #include "drivers/qemuimg.h"
-#include "service/log.h"
+#include "base/log.h"
 
 #define LOCALSTORE_CHAIN_MAX	80
 #define LOCALSTORE_RECORD_MAX	(1 << 20)

@@ -4,7 +4,7 @@
 
 #include <jansson.h>
 
-#include "service/util.h"
+#include "base/util.h"
 
 /*
  * Layout of a store directory:

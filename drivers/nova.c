@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "drivers/nova.h"
-#include "service/log.h"
+#include "base/log.h"
 
 #define NOVA_MICROVERSION	"2.61"
 

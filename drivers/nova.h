@@ -5,7 +5,7 @@
 #include <jansson.h>
 
 #include "drivers/keystone.h"
-#include "service/util.h"
+#include "base/util.h"
 
 struct nova_flavor {
 	char		*id;

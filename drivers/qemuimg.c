@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "drivers/qemuimg.h"
-#include "service/log.h"
-#include "service/proc.h"
+#include "base/log.h"
+#include "base/proc.h"
 
 #define QEMUIMG		"qemu-img"
 #define QEMUIMG_SHORT_S	120	/* create, info: metadata only */

@@ -6,7 +6,7 @@
 
 #include <jansson.h>
 
-#include "service/util.h"
+#include "base/util.h"
 
 /*
  * Argv builders: pure, NULL-terminated vectors of newly allocated strings, argv[0] "qemu-img";

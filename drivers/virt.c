@@ -13,7 +13,7 @@
 #include <libxml/xpath.h>
 
 #include "drivers/virt.h"
-#include "service/log.h"
+#include "base/log.h"
 
 struct virt {
 	struct loop		 *loop;
@@ -98,7 +98,7 @@ virt_silent(void *arg, virErrorPtr ve)
 	(void)ve;
 }
 
-/* ---- libvirt's event implementation on service/loop ---- */
+/* ---- libvirt's event implementation on base/loop ---- */
 
 struct virt_ev {
 	virEventHandleCallback	 hcb;

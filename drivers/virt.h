@@ -1,10 +1,10 @@
 /* virt.h — the libvirt driver: connection (reconnecting), domains of builds, lifecycle outcomes
- * delivered through service/loop, consoles, the KVM probe. */
+ * delivered through base/loop, consoles, the KVM probe. */
 #ifndef ISOFORGE_VIRT_H
 #define ISOFORGE_VIRT_H
 
-#include "service/loop.h"
-#include "service/util.h"
+#include "base/loop.h"
+#include "base/util.h"
 
 /* How a watched domain ended. */
 enum virt_outcome {

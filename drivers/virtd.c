@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "drivers/virtd.h"
-#include "service/log.h"
+#include "base/log.h"
 
 struct virtd {
 	pid_t	 reaper;

@@ -2,7 +2,7 @@
 #ifndef ISOFORGE_VIRTD_H
 #define ISOFORGE_VIRTD_H
 
-#include "service/util.h"
+#include "base/util.h"
 
 struct virtd;
 

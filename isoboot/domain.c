@@ -7,7 +7,7 @@
 #include <libxml/xmlerror.h>
 
 #include "isoboot/isoboot.h"
-#include "service/util.h"
+#include "base/util.h"
 
 #define ISOFORGE_XMLNS	"https://isoforge.dev/xmlns/libvirt/build/1"
 

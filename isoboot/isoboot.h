@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <jansson.h>
 
-#include "service/util.h"
+#include "base/util.h"
 
 /* How an OS gets the virtio drivers it lacks. */
 enum isoboot_virtio_win {

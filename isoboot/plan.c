@@ -7,7 +7,7 @@
 
 #include "isoboot/isoboot.h"
 #include "isoboot/isoboot_int.h"
-#include "service/util.h"
+#include "base/util.h"
 
 #define IDE_MAX		4	/* two channels, master and slave */
 #define SATA_MAX	6	/* one AHCI controller */

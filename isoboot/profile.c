@@ -6,8 +6,8 @@
 
 #include "isoboot/isoboot.h"
 #include "isoboot/isoboot_int.h"
-#include "service/ini.h"
-#include "service/util.h"
+#include "base/ini.h"
+#include "base/util.h"
 
 static const char *const disk_buses[] = { "virtio", "sata", "ide", NULL };
 static const char *const cdrom_buses[] = { "ide", "sata", NULL };

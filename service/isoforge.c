@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "service/cmd.h"
-#include "service/log.h"
+#include "service/cli/cmd.h"
+#include "base/log.h"
 
 struct command {
 	const char	*name;

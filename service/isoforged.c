@@ -5,10 +5,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "service/config.h"
-#include "service/log.h"
-#include "service/loop.h"
-#include "service/worker.h"
+#include "service/common/config.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "service/worker/worker.h"
 
 #define ISOFORGED_CONF	"/etc/isoforge/isoforge.conf"
 

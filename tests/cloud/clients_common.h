@@ -12,8 +12,8 @@
 #include "drivers/http.h"
 #include "drivers/keystone.h"
 #include "drivers/nova.h"
-#include "service/osenv.h"
-#include "service/util.h"
+#include "service/cli/osenv.h"
+#include "base/util.h"
 
 /* Exits 77 (skip) outside the cloud group. */
 static inline void

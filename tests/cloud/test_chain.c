@@ -9,7 +9,7 @@
 #include <cmocka.h>
 #include <pthread.h>
 
-#include "service/chain.h"
+#include "service/pipeline/chain.h"
 #include "tests/cloud/clients_common.h"
 
 #define NTHREADS	4

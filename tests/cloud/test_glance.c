@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "drivers/hash.h"
-#include "service/util.h"
+#include "base/util.h"
 #include "tests/cloud/clients_common.h"
 
 static struct http_client	*http;

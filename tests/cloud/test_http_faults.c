@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "service/util.h"
+#include "base/util.h"
 #include "tests/cloud/clients_common.h"
 
 enum fault { FAULT_NONE, FAULT_503, FAULT_429, FAULT_STALL };

@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "drivers/http.h"
-#include "service/proc.h"
-#include "service/util.h"
+#include "base/proc.h"
+#include "base/util.h"
 
 static char	*url, *cert;
 static pid_t	 server = -1;

@@ -10,8 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "service/proc.h"
-#include "service/util.h"
+#include "base/proc.h"
+#include "base/util.h"
 #include "tests/cloud/clients_common.h"
 
 static struct http_client	*http;

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "service/util.h"
+#include "base/util.h"
 #include "tests/cloud/clients_common.h"
 
 static struct http_client	*http;

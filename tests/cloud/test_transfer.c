@@ -8,7 +8,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "service/util.h"
+#include "base/util.h"
 #include "tests/cloud/clients_common.h"
 
 #define SIZE		(getenv("TEST_TRANSFER_MIB") ? atoll(getenv("TEST_TRANSFER_MIB")) << 20 : 2LL << 30)

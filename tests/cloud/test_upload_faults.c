@@ -27,8 +27,8 @@
 #include <unistd.h>
 
 #include "drivers/glance.h"
-#include "service/config.h"
-#include "service/worker_steps.h"
+#include "service/common/config.h"
+#include "service/worker/worker_steps.h"
 #include "tests/cloud/clients_common.h"
 
 #define CUT_AFTER	(256 * 1024)	/* bytes of image data relayed before a cut */

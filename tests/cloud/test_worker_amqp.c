@@ -26,8 +26,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "service/amqp.h"
-#include "service/jobstore.h"
+#include "service/common/amqp.h"
+#include "service/worker/jobstore.h"
 
 #define ISO_ID	"11111111-1111-4111-8111-111111111111"
 

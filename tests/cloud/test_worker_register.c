@@ -12,9 +12,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "service/config.h"
-#include "service/chain.h"
-#include "service/worker_steps.h"
+#include "service/common/config.h"
+#include "service/pipeline/chain.h"
+#include "service/worker/worker_steps.h"
 #include "tests/cloud/clients_common.h"
 
 static struct config	*cfg;

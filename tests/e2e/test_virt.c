@@ -14,7 +14,7 @@
 
 #include "drivers/virt.h"
 #include "drivers/virtd.h"
-#include "service/loop.h"
+#include "base/loop.h"
 
 static struct loop	*loop;
 static struct virt	*v;

@@ -6,7 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "service/amqp.h"
+#include "service/common/amqp.h"
 
 static void
 test_one_host(void **state)

@@ -1,4 +1,4 @@
-/* test_build.c — the pure parts of service/build: state names, the properties a build writes. */
+/* test_build.c — the pure parts of service/pipeline/build: state names, the properties a build writes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,7 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "service/build.h"
+#include "service/pipeline/build.h"
 
 static void
 test_state_names(void **state)

@@ -1,11 +1,11 @@
-/* test_chain.c — who holds a version of a chain: the pure part of service/chain. */
+/* test_chain.c — who holds a version of a chain: the pure part of service/pipeline/chain. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "service/chain.h"
+#include "service/pipeline/chain.h"
 
 static json_t *
 img(const char *id, const char *created, const char *version, const char *status)

@@ -11,7 +11,7 @@
 #include "drivers/http.h"
 #include "drivers/keystone.h"
 #include "drivers/nova.h"
-#include "service/osenv.h"
+#include "service/cli/osenv.h"
 
 static void
 test_error_message(void **state)

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "service/config.h"
+#include "service/common/config.h"
 
 static const char *minimal =
     "[DEFAULT]\n"

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "service/ini.h"
-#include "service/util.h"
+#include "base/ini.h"
+#include "base/util.h"
 
 /* Collects "section|key|value|line;" for each call. */
 static int

@@ -10,8 +10,8 @@
 #include <jansson.h>
 
 #include "isoboot/isoboot.h"
-#include "service/templates.h"
-#include "service/util.h"
+#include "service/pipeline/templates.h"
+#include "base/util.h"
 
 /* The repository's templates (tests run from the top, or ISOFORGE_TOP says where it is). */
 static char *

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "service/jobstore.h"
+#include "service/worker/jobstore.h"
 
 static char *
 store_path(const char *name)

@@ -14,7 +14,7 @@
 
 #include "drivers/localstore.h"
 #include "drivers/qemuimg.h"
-#include "service/proc.h"
+#include "base/proc.h"
 
 static char	 base[2048];
 

@@ -10,7 +10,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "service/loop.h"
+#include "base/loop.h"
 
 struct counter {
 	struct loop	*l;

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "service/proc.h"
+#include "base/proc.h"
 
 /*
  * The test program doubles as the child whose behaviour the tests need ("self MODE ..."),

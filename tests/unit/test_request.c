@@ -9,8 +9,8 @@
 
 #include <jansson.h>
 
-#include "service/request.h"
-#include "service/util.h"
+#include "service/pipeline/request.h"
+#include "base/util.h"
 
 #define ID1	"2f1d6a53-3f5c-4a7e-9c1e-0d3c2b1a0f99"
 #define ID2	"0b6a2f43-9e1c-4d7a-8f3b-5c2d1e0a9b88"

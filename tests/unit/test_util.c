@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "service/util.h"
+#include "base/util.h"
 
 static void
 test_buf_grows(void **state)

@@ -6,7 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "service/worker_steps.h"
+#include "service/worker/worker_steps.h"
 
 static void
 test_image_body(void **state)

@@ -1,0 +1,784 @@
+/* cmd_local.c — isoforge local build|list|show: the pipeline in one process, no cloud. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "drivers/localstore.h"
+#include "drivers/virt.h"
+#include "drivers/virtd.h"
+#include "service/pipeline/build.h"
+#include "service/cli/cmd.h"
+#include "base/log.h"
+#include "base/loop.h"
+
+#define LOCAL_DEFAULT_DISK	10
+#define LOCAL_DEFAULT_TIMEOUT	7200
+#define LOCAL_PROBE_TIMEOUT	5.0
+
+struct local_ui {
+	int		 tty;		/* stderr is a terminal: redraw a status line */
+	int		 json;
+	int		 line_open;	/* a status line without its newline */
+	int		 tick;		/* loop timer id */
+	double		 pct;
+	struct build	*b;
+};
+
+static void
+local_usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: isoforge local build --iso FILE [options]\n"
+	    "       isoforge local list [--out DIR] [--chain C] [--json]\n"
+	    "       isoforge local show ID [--out DIR]\n"
+	    "       isoforge local finish|cancel BUILD_ID [--out DIR]\n"
+	    "\n"
+	    "local build: boots FILE with a fresh root disk on libvirt, waits for the install to\n"
+	    "end (guest power-off; SIGUSR1 = finish: ACPI shutdown), snapshots the disk and adds it\n"
+	    "to the local image store as the next version of its chain. ^C / SIGTERM cancel.\n"
+	    "local finish|cancel: the same for a build running in another process.\n"
+	    "\n"
+	    "  --iso FILE              the OS install ISO (required)\n"
+	    "  --virtio-win FILE       virtio-win ISO (second CD-ROM)\n"
+	    "  --disk GIB              root disk size (default %d)\n"
+	    "  --ram MIB --vcpus N     default: the OS profile's\n"
+	    "  --os-type T --os-distro D --os-version V   choose the OS profile; written as os_*\n"
+	    "  --profile NAME          an OS profile (templates/profiles/NAME.conf)\n"
+	    "  --firmware bios|uefi    default: the profile's\n"
+	    "  --machine pc|q35        default: the profile's (q35 puts the CD-ROMs on SATA)\n"
+	    "  --name N                image name (default: the ISO's base name)\n"
+	    "  --chain C               version chain (default: the name)\n"
+	    "  --parent ID             isoforge_parent of the new image\n"
+	    "  --property K=V          an extra image property (repeatable)\n"
+	    "  --compress              qemu-img convert -c\n"
+	    "  --out DIR               the image store (default $ISOFORGE_STORE, else\n"
+	    "                          ~/.local/share/isoforge/images)\n"
+	    "  --timeout S             install timeout in seconds (default %d, 0 = none)\n"
+	    "  --finish-grace S        after a finish: ACPI shutdown, destroy after S s (default 60)\n"
+	    "  --connect URI           libvirt URI (default $ISOFORGE_LIBVIRT_URI; when neither is\n"
+	    "                          set, a private libvirtd is started for this command)\n"
+	    "  --domain-type T         auto (default: KVM when a probe boot shows it works, else\n"
+	    "                          TCG) | kvm | qemu; also $ISOFORGE_DOMAIN_TYPE\n"
+	    "  --templates DIR         default $ISOFORGE_TEMPLATES or the installed templates\n"
+	    "  --json                  last line on stdout: the result as one JSON object\n"
+	    "  -v                      debug logging\n",
+	    LOCAL_DEFAULT_DISK, LOCAL_DEFAULT_TIMEOUT);
+}
+
+/* $ISOFORGE_CACHE, else $XDG_CACHE_HOME/isoforge, else ~/.cache/isoforge; caller frees. */
+static char *
+local_cache_dir(void)
+{
+	const char	*s;
+
+	if ((s = getenv("ISOFORGE_CACHE")) != NULL && *s != '\0')
+		return xstrdup(s);
+	if ((s = getenv("XDG_CACHE_HOME")) != NULL && *s != '\0')
+		return xasprintf("%s/isoforge", s);
+	if ((s = getenv("HOME")) != NULL && *s != '\0')
+		return xasprintf("%s/.cache/isoforge", s);
+	return xstrdup("/var/cache/isoforge");
+}
+
+/* --out, else $ISOFORGE_STORE, else ~/.local/share/isoforge/images; caller frees. */
+static char *
+local_store_dir(const char *out)
+{
+	const char	*s;
+
+	if (out != NULL)
+		return xstrdup(out);
+	if ((s = getenv("ISOFORGE_STORE")) != NULL && *s != '\0')
+		return xstrdup(s);
+	if ((s = getenv("XDG_DATA_HOME")) != NULL && *s != '\0')
+		return xasprintf("%s/isoforge/images", s);
+	if ((s = getenv("HOME")) != NULL && *s != '\0')
+		return xasprintf("%s/.local/share/isoforge/images", s);
+	return xstrdup("/var/lib/isoforge/images");
+}
+
+static int
+local_number(const char *opt, const char *s, unsigned *out)
+{
+	char		*end;
+	unsigned long	 n;
+
+	errno = 0;
+	n = strtoul(s, &end, 10);
+	if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || n > UINT_MAX) {
+		fprintf(stderr, "isoforge local build: %s: '%s' is not a number\n", opt, s);
+		return -1;
+	}
+	*out = (unsigned)n;
+	return 0;
+}
+
+/* Ends a redrawn status line before other output. */
+static void
+local_ui_newline(struct local_ui *ui)
+{
+	if (ui->line_open) {
+		fputc('\n', stderr);
+		ui->line_open = 0;
+	}
+}
+
+static void
+local_ui_status(struct local_ui *ui)
+{
+	struct build	*b = ui->b;
+	double		 now = util_now();
+
+	if (!ui->tty)
+		return;
+	fprintf(stderr, "\r\033[K[%6.1fs] %s", now - b->started_at, build_state_name(b->state));
+	if (b->state == BUILD_INSTALLING && b->install_started_at > 0)
+		fprintf(stderr, " (%.0f s)", now - b->install_started_at);
+	if (b->state == BUILD_SNAPSHOTTING && ui->pct >= 0)
+		fprintf(stderr, " %5.1f%%", ui->pct);
+	fflush(stderr);
+	ui->line_open = 1;
+}
+
+static void
+local_ui_tick(int id, void *arg)
+{
+	(void)id;
+	local_ui_status(arg);
+}
+
+static void
+local_on_progress(struct build *b, double pct, void *arg)
+{
+	struct local_ui	*ui = arg;
+
+	(void)b;
+	ui->pct = pct;
+	local_ui_status(ui);
+}
+
+/* Shows the console address once the install runs; the password only on a terminal. */
+static void
+local_show_console(struct local_ui *ui)
+{
+	struct virt_console	 c;
+	struct err		 e;
+
+	err_clear(&e);
+	if (build_console(ui->b, ui->tty, &c, &e) == -1) {
+		log_debug("console: %s", e.msg);
+		return;
+	}
+	local_ui_newline(ui);
+	if (c.port > 0)
+		fprintf(stderr, "console: vnc://%s:%d%s%s\n", c.host, c.port,
+		    c.password ? "  password: " : "", c.password ? c.password : "");
+	virt_console_clear(&c);
+}
+
+/* One-shot timer after the start: the console exists once the domain runs. */
+static void
+local_console_cb(int id, void *arg)
+{
+	struct local_ui	*ui = arg;
+
+	loop_timer_remove(ui->b->loop, id);
+	if (ui->b->state == BUILD_INSTALLING && ui->b->outcome == VIRT_RUNNING)
+		local_show_console(ui);
+}
+
+static void
+local_on_state(struct build *b, enum build_state s, const char *msg, void *arg)
+{
+	struct local_ui	*ui = arg;
+
+	ui->pct = -1;
+	if (ui->tty) {
+		local_ui_status(ui);
+		if (build_state_terminal(s) || msg != NULL) {
+			local_ui_newline(ui);
+			if (msg != NULL)
+				fprintf(stderr, "  %s\n", msg);
+		}
+	} else
+		fprintf(stderr, "[%6.1fs] %s%s%s\n", util_now() - b->started_at,
+		    build_state_name(s), msg ? ": " : "", msg ? msg : "");
+	/* the domain starts right after this announcement; its console exists shortly after */
+	if (s == BUILD_INSTALLING)
+		loop_timer_add(b->loop, 300, local_console_cb, ui, NULL);
+}
+
+static void
+local_on_signal(int signo, void *arg)
+{
+	struct local_ui	*ui = arg;
+
+	if (signo == SIGUSR1) {
+		log_info("finishing the install (ACPI shutdown)");
+		build_request_finish(ui->b);
+		return;
+	}
+	log_info("%s: cancelling the build", strsignal(signo));
+	build_request_cancel(ui->b);
+}
+
+/* Reads or runs the KVM probe; the answer is cached per boot in CACHE/kvm-probe. */
+static const char *
+local_domain_type(struct virt *v, const char *want, const char *cache, const char *tmp)
+{
+	char		*path, *text = NULL, *boot = NULL, *line;
+	struct err	 e;
+	int		 works = 0;
+
+	if (want != NULL && strcmp(want, "auto") != 0)
+		return want;
+	err_clear(&e);
+	path = xasprintf("%s/kvm-probe", cache);
+	boot = util_read_file("/proc/sys/kernel/random/boot_id", 128, NULL, &e);
+	if (boot != NULL)
+		boot[strcspn(boot, "\n")] = '\0';
+	if (boot != NULL && (text = util_read_file(path, 256, NULL, NULL)) != NULL &&
+	    strncmp(text, boot, strlen(boot)) == 0 && text[strlen(boot)] == ' ') {
+		works = text[strlen(boot) + 1] == '1';
+		log_debug("KVM probe (cached): %s", works ? "works" : "fails");
+	} else {
+		err_clear(&e);
+		if (virt_probe_kvm(v, tmp, LOCAL_PROBE_TIMEOUT, &works, &e) == -1) {
+			log_warnx("KVM probe: %s; using TCG", e.msg);
+			works = 0;
+		} else if (boot != NULL) {
+			line = xasprintf("%s %d\n", boot, works);
+			err_clear(&e);
+			if (util_mkdirs(cache, &e) == -1 ||
+			    util_write_file(path, line, strlen(line), 0644, &e) == -1)
+				log_debug("kvm-probe cache: %s", e.msg);
+			free(line);
+		}
+	}
+	free(text);
+	free(boot);
+	free(path);
+	return works ? "kvm" : "qemu";
+}
+
+/* The result: human lines, or with --json one JSON object as the last line on stdout. */
+static void
+local_print_result(struct build *b, const struct registry *reg, int json, const char *store)
+{
+	json_t		*out, *rec = NULL;
+	struct err	 e;
+	char		*s, *path = NULL;
+
+	err_clear(&e);
+	if (b->image_id != NULL) {
+		rec = reg->ops->get(reg->ctx, b->image_id, &e);
+		path = xasprintf("%s/%s.qcow2", store, b->image_id);
+		if (path[0] != '/') {
+			char	 cwd[PATH_MAX], *abs;
+
+			if (getcwd(cwd, sizeof(cwd)) != NULL) {
+				abs = xasprintf("%s/%s", cwd, path);
+				free(path);
+				path = abs;
+			}
+		}
+	}
+	out = json_pack("{s:s, s:s}", "build_id", b->id, "state", build_state_name(b->state));
+	if (b->state != BUILD_ACTIVE)
+		json_object_set_new(out, "error", json_string(b->message ? b->message : ""));
+	if (b->serial_log != NULL)
+		json_object_set_new(out, "serial_log", json_string(b->serial_log));
+	if (b->image_id != NULL) {
+		json_object_set_new(out, "id", json_string(b->image_id));
+		json_object_set_new(out, "image", json_string(path));
+		json_object_set_new(out, "chain", json_string(b->chain));
+		json_object_set_new(out, "version", json_integer(b->version));
+		json_object_set(out, "properties", rec != NULL ?
+		    json_object_get(rec, "properties") : b->image_properties);
+		if (rec != NULL)
+			json_object_set(out, "record", rec);
+	}
+	if (json) {
+		cmd_print_json(out, JSON_COMPACT | JSON_SORT_KEYS);
+	} else if (b->image_id != NULL) {
+		s = json_dumps(json_object_get(out, "properties"), JSON_INDENT(2) | JSON_SORT_KEYS);
+		printf("image:      %s\nid:         %s\nchain:      %s (version %d)\n"
+		    "serial log: %s\nproperties: %s\n", path, b->image_id, b->chain, b->version,
+		    b->serial_log ? b->serial_log : "-", s);
+		free(s);
+	}
+	fflush(stdout);
+	json_decref(rec);
+	json_decref(out);
+	free(path);
+}
+
+static int
+local_build(int argc, char **argv)
+{
+	enum { O_ISO = 256, O_VIRTIO, O_DISK, O_RAM, O_VCPUS, O_OSTYPE, O_OSDISTRO, O_OSVERSION,
+	    O_PROFILE, O_FIRMWARE, O_NAME, O_CHAIN, O_PARENT, O_PROPERTY, O_COMPRESS, O_OUT,
+	    O_TIMEOUT, O_CONNECT, O_DTYPE, O_TEMPLATES, O_JSON, O_MACHINE, O_GRACE };
+	static const struct option opts[] = {
+		{ "iso", required_argument, NULL, O_ISO },
+		{ "virtio-win", required_argument, NULL, O_VIRTIO },
+		{ "disk", required_argument, NULL, O_DISK },
+		{ "ram", required_argument, NULL, O_RAM },
+		{ "vcpus", required_argument, NULL, O_VCPUS },
+		{ "os-type", required_argument, NULL, O_OSTYPE },
+		{ "os-distro", required_argument, NULL, O_OSDISTRO },
+		{ "os-version", required_argument, NULL, O_OSVERSION },
+		{ "profile", required_argument, NULL, O_PROFILE },
+		{ "firmware", required_argument, NULL, O_FIRMWARE },
+		{ "machine", required_argument, NULL, O_MACHINE },
+		{ "name", required_argument, NULL, O_NAME },
+		{ "chain", required_argument, NULL, O_CHAIN },
+		{ "parent", required_argument, NULL, O_PARENT },
+		{ "property", required_argument, NULL, O_PROPERTY },
+		{ "compress", no_argument, NULL, O_COMPRESS },
+		{ "out", required_argument, NULL, O_OUT },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "connect", required_argument, NULL, O_CONNECT },
+		{ "domain-type", required_argument, NULL, O_DTYPE },
+		{ "templates", required_argument, NULL, O_TEMPLATES },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "finish-grace", required_argument, NULL, O_GRACE },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct err		 err;
+	struct loop		*loop = NULL;
+	struct virt		*v = NULL;
+	struct virtd		*privd = NULL;
+	struct localstore	*store = NULL;
+	struct build		*b = NULL;
+	struct registry		 reg;
+	struct local_ui		 ui;
+	const char		*uri = NULL, *dtype = NULL, *base;
+	char			*store_dir = NULL, *cache = NULL, *privdir = NULL, *tmpdir = NULL;
+	char			*pidfile = NULL, *pidtext = NULL;
+	char			*vdcache = NULL, *name = NULL;
+	char			 tmpl[] = "/tmp/isoforge-libvirtd.XXXXXX";
+	char			 absdir[PATH_MAX];
+	unsigned		 timeout = LOCAL_DEFAULT_TIMEOUT;
+	int			 c, rc = CMD_USAGE, verbose = 0;
+
+	err_clear(&err);
+	memset(&ui, 0, sizeof(ui));
+	b = build_new(NULL, NULL, NULL);
+	b->flavor.disk_gib = LOCAL_DEFAULT_DISK;
+	b->properties = json_object();
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
+		switch (c) {
+		case O_ISO: free(b->iso); b->iso = xstrdup(optarg); break;
+		case O_VIRTIO: free(b->virtio_win); b->virtio_win = xstrdup(optarg); break;
+		case O_DISK:
+			if (local_number("--disk", optarg, &b->flavor.disk_gib) == -1)
+				goto cleanup;
+			break;
+		case O_RAM:
+			if (local_number("--ram", optarg, &b->flavor.ram_mib) == -1)
+				goto cleanup;
+			break;
+		case O_VCPUS:
+			if (local_number("--vcpus", optarg, &b->flavor.vcpus) == -1)
+				goto cleanup;
+			break;
+		case O_OSTYPE: free(b->os_type); b->os_type = xstrdup(optarg); break;
+		case O_OSDISTRO: free(b->os_distro); b->os_distro = xstrdup(optarg); break;
+		case O_OSVERSION: free(b->os_version); b->os_version = xstrdup(optarg); break;
+		case O_PROFILE: free(b->profile_name); b->profile_name = xstrdup(optarg); break;
+		case O_FIRMWARE:
+			if (strcmp(optarg, "bios") != 0 && strcmp(optarg, "uefi") != 0) {
+				fprintf(stderr, "isoforge local build: --firmware bios|uefi\n");
+				goto cleanup;
+			}
+			free(b->firmware);
+			b->firmware = xstrdup(optarg);
+			break;
+		case O_MACHINE: free(b->machine); b->machine = xstrdup(optarg); break;
+		case O_NAME: free(b->name); b->name = xstrdup(optarg); break;
+		case O_CHAIN: free(b->chain); b->chain = xstrdup(optarg); break;
+		case O_PARENT: free(b->parent); b->parent = xstrdup(optarg); break;
+		case O_PROPERTY: {
+			const char	*eq = strchr(optarg, '=');
+			char		*k;
+
+			if (eq == NULL || eq == optarg) {
+				fprintf(stderr, "isoforge local build: --property %s: not K=V\n",
+				    optarg);
+				goto cleanup;
+			}
+			k = xstrndup(optarg, (size_t)(eq - optarg));
+			json_object_set_new(b->properties, k, json_string(eq + 1));
+			free(k);
+			break;
+		}
+		case O_COMPRESS: b->compress = 1; break;
+		case O_OUT: free(store_dir); store_dir = xstrdup(optarg); break;
+		case O_TIMEOUT:
+			if (local_number("--timeout", optarg, &timeout) == -1)
+				goto cleanup;
+			break;
+		case O_CONNECT: uri = optarg; break;
+		case O_DTYPE:
+			if (strcmp(optarg, "auto") != 0 && strcmp(optarg, "kvm") != 0 &&
+			    strcmp(optarg, "qemu") != 0) {
+				fprintf(stderr, "isoforge local build: --domain-type auto|kvm|qemu\n");
+				goto cleanup;
+			}
+			dtype = optarg;
+			break;
+		case O_TEMPLATES: free(b->templates); b->templates = xstrdup(optarg); break;
+		case O_GRACE: {
+			unsigned	 g;
+
+			if (local_number("--finish-grace", optarg, &g) == -1)
+				goto cleanup;
+			b->finish_grace_s = g;
+			break;
+		}
+		case O_JSON: ui.json = 1; break;
+		case 'v': verbose++; break;
+		case 'h':
+			local_usage(stdout);
+			rc = CMD_OK;
+			goto cleanup;
+		default:
+			local_usage(stderr);
+			goto cleanup;
+		}
+	}
+	if (optind != argc || b->iso == NULL) {
+		fprintf(stderr, "isoforge local build: --iso FILE is required\n");
+		local_usage(stderr);
+		goto cleanup;
+	}
+	if (verbose)
+		log_setverbose(verbose);
+	if (access(b->iso, R_OK) == -1) {
+		fprintf(stderr, "isoforge local build: --iso %s: %s\n", b->iso, strerror(errno));
+		goto cleanup;
+	}
+	if (b->virtio_win != NULL && access(b->virtio_win, R_OK) == -1) {
+		fprintf(stderr, "isoforge local build: --virtio-win %s: %s\n", b->virtio_win,
+		    strerror(errno));
+		goto cleanup;
+	}
+	if (b->name == NULL) {
+		base = strrchr(b->iso, '/') ? strrchr(b->iso, '/') + 1 : b->iso;
+		name = xstrndup(base, strlen(base) > 4 &&
+		    strcmp(base + strlen(base) - 4, ".iso") == 0 ? strlen(base) - 4 : strlen(base));
+		b->name = name;
+		name = NULL;
+	}
+	b->timeout_s = timeout;
+	if (dtype == NULL)
+		dtype = getenv("ISOFORGE_DOMAIN_TYPE");
+	if (uri == NULL)
+		uri = getenv("ISOFORGE_LIBVIRT_URI");
+	if (uri != NULL && *uri == '\0')
+		uri = NULL;
+	name = local_store_dir(store_dir);
+	free(store_dir);
+	store_dir = name;
+	name = NULL;
+	cache = local_cache_dir();
+	rc = CMD_FAILED;
+
+	/* signals first: blocked before any thread starts, delivered through the loop */
+	if ((loop = loop_new(&err)) == NULL)
+		goto fail;
+	ui.b = b;
+	ui.tty = isatty(STDERR_FILENO);
+	ui.pct = -1;
+	b->loop = loop;
+	if (loop_signal_add(loop, SIGINT, local_on_signal, &ui, &err) == -1 ||
+	    loop_signal_add(loop, SIGTERM, local_on_signal, &ui, &err) == -1 ||
+	    loop_signal_add(loop, SIGUSR1, local_on_signal, &ui, &err) == -1 ||
+	    loop_signal_add(loop, SIGHUP, local_on_signal, &ui, &err) == -1)
+		goto fail;
+	if (virt_event_init(loop, &err) == -1)
+		goto fail;
+	if (localstore_open(store_dir, &store, &err) == -1)
+		goto fail;
+	reg.ops = &registry_local_ops;
+	reg.ctx = store;
+	/* libvirt wants absolute paths */
+	if (realpath(localstore_dir(store), absdir) == NULL) {
+		err_set(&err, ERR_IO, "%s: %s", localstore_dir(store), strerror(errno));
+		goto fail;
+	}
+	b->work_root = xasprintf("%s/.work", absdir);
+	b->log_dir = xasprintf("%s/.logs", absdir);
+	if (util_mkdirs(b->work_root, &err) == -1)
+		goto fail;
+	/* `isoforge local finish|cancel ID` find this process here */
+	pidfile = xasprintf("%s/%s.pid", b->work_root, b->id);
+	pidtext = xasprintf("%d\n", (int)getpid());
+	if (util_write_file(pidfile, pidtext, strlen(pidtext), 0644, &err) == -1)
+		goto fail;
+
+	if (uri == NULL) {
+		if ((privdir = mkdtemp(tmpl)) == NULL) {
+			err_set(&err, ERR_IO, "mkdtemp: %s", strerror(errno));
+			goto fail;
+		}
+		privdir = xstrdup(privdir);
+		vdcache = xasprintf("%s/libvirt-cache", cache);
+		fprintf(stderr, "starting a private libvirtd (no --connect or ISOFORGE_LIBVIRT_URI)\n");
+		if ((privd = virtd_start(privdir, vdcache, 90, &err)) == NULL)
+			goto fail;
+		uri = virtd_uri(privd);
+	}
+	if ((v = virt_open(loop, uri, &err)) == NULL)
+		goto fail;
+	b->virt = v;
+	tmpdir = xasprintf("%s/%s", b->work_root, b->id);
+	if (util_mkdirs(tmpdir, &err) == -1)
+		goto fail;
+	b->domain_type = xstrdup(local_domain_type(v, dtype, cache, tmpdir));
+	fprintf(stderr, "build %s: %s on %s (%s)\n", b->id, b->iso, uri,
+		    strcmp(b->domain_type, "kvm") == 0 ? "KVM" : "TCG, no KVM");
+
+	/* nobody can pick this install up once we are gone: it must not outlive us */
+	b->autodestroy = 1;
+	b->on_state = local_on_state;
+	b->on_progress = local_on_progress;
+	b->cb_arg = &ui;
+	if (ui.tty)
+		ui.tick = loop_timer_add(loop, 1000, local_ui_tick, &ui, NULL);
+	err_clear(&err);
+	(void)build_run(b, &reg, &err);
+	if (ui.tick)
+		loop_timer_remove(loop, ui.tick);
+	local_ui_newline(&ui);
+	local_print_result(b, &reg, ui.json, localstore_dir(store));
+	rc = b->state == BUILD_ACTIVE ? CMD_OK : CMD_FAILED;
+	goto cleanup;
+fail:
+	fprintf(stderr, "isoforge local build: %s\n", err.msg);
+	if (ui.json) {
+		json_t	*j = json_pack("{s:s, s:s}", "state", "failed", "error", err.msg);
+
+		cmd_print_json(j, JSON_COMPACT);
+		json_decref(j);
+	}
+cleanup:
+	if (tmpdir != NULL)
+		(void)rmdir(tmpdir);
+	if (pidfile != NULL)
+		(void)unlink(pidfile);
+	free(pidfile);
+	free(pidtext);
+	build_free(&b);
+	virt_free(&v);
+	if (loop != NULL)
+		(void)loop_run_once(loop, 0, NULL);	/* frees libvirt's removed watches */
+	virtd_stop(&privd);
+	if (privdir != NULL)
+		(void)util_rmtree(privdir, NULL);
+	localstore_free(&store);
+	loop_free(&loop);
+	free(tmpdir);
+	free(privdir);
+	free(vdcache);
+	free(store_dir);
+	free(cache);
+	free(name);
+	return rc;
+}
+
+/* Prints the store's images (or a chain's), oldest version first. */
+static int
+local_list(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "out", required_argument, NULL, 'o' },
+		{ "chain", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct localstore	*store = NULL;
+	struct err		 err;
+	json_t			*list = NULL, *rec;
+	const char		*chain = NULL, *out = NULL;
+	char			*dir = NULL;
+	size_t			 i;
+	int			 c, json = 0, rc = CMD_FAILED;
+
+	err_clear(&err);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o': out = optarg; break;
+		case 'c': chain = optarg; break;
+		case 'j': json = 1; break;
+		case 'h': local_usage(stdout); return CMD_OK;
+		default: local_usage(stderr); return CMD_USAGE;
+		}
+	}
+	dir = local_store_dir(out);
+	if (localstore_open(dir, &store, &err) == -1 ||
+	    (list = localstore_list(store, chain, &err)) == NULL) {
+		fprintf(stderr, "isoforge local list: %s\n", err.msg);
+		goto cleanup;
+	}
+	if (json) {
+		cmd_print_json(list, JSON_COMPACT);
+	} else {
+		printf("%-36s  %-20s  %7s  %10s  %s\n", "ID", "CHAIN", "VERSION", "SIZE", "NAME");
+		json_array_foreach(list, i, rec) {
+			json_t *p = json_object_get(rec, "properties");
+
+			printf("%-36s  %-20s  %7s  %10lld  %s\n",
+			    json_string_value(json_object_get(rec, "id")),
+			    json_string_value(json_object_get(p, "isoforge_chain")) ?: "-",
+			    json_string_value(json_object_get(p, "isoforge_version")) ?: "-",
+			    (long long)json_integer_value(json_object_get(rec, "size")),
+			    json_string_value(json_object_get(rec, "name")) ?: "");
+		}
+	}
+	rc = CMD_OK;
+cleanup:
+	json_decref(list);
+	localstore_free(&store);
+	free(dir);
+	return rc;
+}
+
+/* Prints one image's record as JSON. */
+static int
+local_show(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "out", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct localstore	*store = NULL;
+	struct err		 err;
+	json_t			*rec = NULL;
+	const char		*out = NULL;
+	char			*dir = NULL;
+	int			 c, rc = CMD_FAILED;
+
+	err_clear(&err);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o': out = optarg; break;
+		case 'h': local_usage(stdout); return CMD_OK;
+		default: local_usage(stderr); return CMD_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		local_usage(stderr);
+		return CMD_USAGE;
+	}
+	dir = local_store_dir(out);
+	if (localstore_open(dir, &store, &err) == -1 ||
+	    (rec = localstore_get(store, argv[optind], &err)) == NULL) {
+		fprintf(stderr, "isoforge local show: %s\n", err.msg);
+		rc = err.kind == ERR_NOTFOUND ? CMD_USAGE : CMD_FAILED;
+		goto cleanup;
+	}
+	cmd_print_json(rec, JSON_INDENT(2) | JSON_SORT_KEYS);
+	rc = CMD_OK;
+cleanup:
+	json_decref(rec);
+	localstore_free(&store);
+	free(dir);
+	return rc;
+}
+
+/* Signals the `local build` process of a build: SIGUSR1 = finish, SIGTERM = cancel. */
+static int
+local_signal(int argc, char **argv, int sig)
+{
+	static const struct option opts[] = {
+		{ "out", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct err	 err;
+	const char	*out = NULL;
+	char		*dir = NULL, *pidfile = NULL, *text = NULL, *cmdline = NULL, *proc = NULL;
+	size_t		 len = 0;
+	long		 pid;
+	int		 c, rc = CMD_FAILED;
+
+	err_clear(&err);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o': out = optarg; break;
+		case 'h': local_usage(stdout); return CMD_OK;
+		default: local_usage(stderr); return CMD_USAGE;
+		}
+	}
+	if (optind != argc - 1 || strchr(argv[optind], '/') != NULL) {
+		local_usage(stderr);
+		return CMD_USAGE;
+	}
+	dir = local_store_dir(out);
+	pidfile = xasprintf("%s/.work/%s.pid", dir, argv[optind]);
+	if ((text = util_read_file(pidfile, 64, NULL, &err)) == NULL) {
+		fprintf(stderr, "isoforge local %s: no running build %s in %s\n", argv[0],
+		    argv[optind], dir);
+		rc = CMD_USAGE;
+		goto cleanup;
+	}
+	pid = strtol(text, NULL, 10);
+	proc = xasprintf("/proc/%ld/cmdline", pid);
+	/* the pid may belong to another program by now */
+	if (pid <= 1 || (cmdline = util_read_file(proc, 65536, &len, NULL)) == NULL ||
+	    memmem(cmdline, len, "local", 6) == NULL) {
+		fprintf(stderr, "isoforge local %s: build %s is not running\n", argv[0],
+		    argv[optind]);
+		goto cleanup;
+	}
+	if (kill((pid_t)pid, sig) == -1) {
+		fprintf(stderr, "isoforge local %s: %s\n", argv[0], strerror(errno));
+		goto cleanup;
+	}
+	rc = CMD_OK;
+cleanup:
+	free(dir);
+	free(pidfile);
+	free(text);
+	free(cmdline);
+	free(proc);
+	return rc;
+}
+
+int
+cmd_local(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		local_usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? CMD_USAGE : CMD_OK;
+	}
+	if (strcmp(argv[1], "build") == 0)
+		return local_build(argc - 1, argv + 1);
+	if (strcmp(argv[1], "list") == 0)
+		return local_list(argc - 1, argv + 1);
+	if (strcmp(argv[1], "show") == 0)
+		return local_show(argc - 1, argv + 1);
+	if (strcmp(argv[1], "finish") == 0)
+		return local_signal(argc - 1, argv + 1, SIGUSR1);
+	if (strcmp(argv[1], "cancel") == 0)
+		return local_signal(argc - 1, argv + 1, SIGTERM);
+	fprintf(stderr, "isoforge local: unknown command '%s'\n", argv[1]);
+	local_usage(stderr);
+	return CMD_USAGE;
+}

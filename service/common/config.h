@@ -1,0 +1,62 @@
+/* config.h — isoforged's configuration file (isoforge.conf), in the INI dialect of OpenStack. */
+#ifndef ISOFORGE_CONFIG_H
+#define ISOFORGE_CONFIG_H
+
+#include <stdio.h>
+
+#include "base/util.h"
+
+/*
+ * The effective configuration. Every field is described by one row of the option table in
+ * config.c (section, name, type, default, validator); strings are owned by the struct.
+ */
+struct config {
+	/* [DEFAULT] */
+	char	*transport_url;		/* rabbit://user:pass@host:port/vhost[,...] */
+	char	*host;			/* this worker's name (default: the host name) */
+	long	 heartbeat;		/* AMQP heartbeat, seconds (0 = off) */
+	int	 debug;
+	/* [keystone_authtoken]: isoforge's own service user */
+	char	*auth_url;
+	char	*auth_type;
+	char	*username;
+	char	*password;
+	char	*project_name;
+	char	*user_domain_name;
+	char	*project_domain_name;
+	char	*region_name;
+	char	*interface;
+	char	*cafile;
+	/* [glance], [nova]: endpoint overrides (NULL = from the Keystone catalog) */
+	char	*glance_endpoint;
+	char	*nova_endpoint;
+	/* [libvirt] */
+	char	*libvirt_uri;
+	char	*domain_type;		/* kvm | qemu */
+	/* [builds] */
+	char	*work_dir;
+	char	*cache_dir;
+	long	 max_builds;
+	long	 install_timeout;	/* seconds */
+	long	 finish_grace;		/* seconds from ACPI shutdown to destroy on finish */
+	char	*vnc_listen;
+	char	*virtio_win_image;	/* Glance id, or NULL */
+};
+
+/* A configuration holding every default (no file read); caller frees with config_free. */
+struct config *config_defaults(void);
+/*
+ * Reads and checks FILE: unknown sections or keys, bad values, a key set twice and missing
+ * required keys are errors naming FILE:LINE (or FILE). Caller frees with config_free.
+ */
+struct config *config_load(const char *path, struct err *);
+/* The same from text already in memory; filename is used in messages. */
+struct config *config_parse(const char *text, const char *filename, struct err *);
+/* Prints the effective configuration as an INI file, passwords and URL passwords masked. */
+void	 config_dump(const struct config *, FILE *);
+void	 config_free(struct config **);
+
+/* Returns url with the password of each user:pass@ part replaced by "***"; caller frees. */
+char	*config_mask_url(const char *url);
+
+#endif

@@ -1,0 +1,53 @@
+/* request.h — the build request, contract v1 ("isoforge.build/1", DESIGN.md "Messages"). */
+#ifndef ISOFORGE_REQUEST_H
+#define ISOFORGE_REQUEST_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+#include "base/util.h"
+
+#define REQUEST_SCHEMA		"isoforge.build/1"
+#define REQUEST_MAX_BODY	(64 * 1024)
+#define REQUEST_TIMEOUT_DEFAULT	7200
+
+/* request_parse modes. */
+#define REQUEST_FULL	1	/* what a worker needs: token, name, iso_image, flavor, schema */
+#define REQUEST_PARTIAL	2	/* `isoforge plan`: only checks what is present */
+
+/* A validated request; absent optional strings are NULL. */
+struct build_request {
+	char	*schema;
+	char	*build_id;		/* a UUID, or NULL: the worker assigns one */
+	char	*token;			/* the requester's Keystone token: never log it */
+	char	*name;
+	char	*iso_image;		/* Glance image id (UUID) */
+	char	*virtio_win_image;	/* NULL | "auto" | a Glance image id */
+	char	*flavor;		/* Nova flavor id or name */
+	char	*os_type;		/* windows | linux | other, or NULL */
+	char	*os_distro;
+	char	*os_version;
+	char	*firmware;		/* NULL | bios | uefi */
+	char	*install_mode;		/* interactive (default) | unattended */
+	long	 timeout_s;		/* default REQUEST_TIMEOUT_DEFAULT */
+	char	*chain;
+	char	*parent_image;		/* Glance image id or NULL */
+	char	*visibility;		/* private (default) | shared | community | public */
+	int	 compress;
+	json_t	*properties;		/* object of string → string (never NULL) */
+	json_t	*tags;			/* array of strings (never NULL) */
+};
+
+/*
+ * Parses and validates a body of len bytes. REQUEST_FULL requires what a worker needs
+ * (schema, token, name, iso_image, flavor); REQUEST_PARTIAL only checks the types and values
+ * of what is present. The error (ERR_INVAL) names every bad field, joined by "; ":
+ * "flavor: missing; os.type: must be one of windows|linux|other". Bodies over 64 KiB and
+ * unknown fields are refused. Caller frees with request_free.
+ */
+struct build_request *request_parse(const char *body, size_t len, int mode, struct err *);
+/* The canonical JSON form (defaults filled in; includes the token). Caller json_decref()s. */
+json_t	*request_to_json(const struct build_request *);
+void	 request_free(struct build_request **);
+
+#endif

@@ -1,0 +1,118 @@
+/* jobstore.h — the worker's durable record of its builds (SQLite, WAL, in work_dir). */
+#ifndef ISOFORGE_JOBSTORE_H
+#define ISOFORGE_JOBSTORE_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "base/util.h"
+
+/* The pipeline of DESIGN.md, in order; the last three are terminal. */
+enum job_state {
+	JOB_QUEUED = 0,
+	JOB_RESOLVING,
+	JOB_FETCHING,
+	JOB_ASSEMBLING,
+	JOB_INSTALLING,
+	JOB_CUSTOMIZING,
+	JOB_SNAPSHOTTING,
+	JOB_UPLOADING,
+	JOB_ACTIVE,
+	JOB_FAILED,
+	JOB_CANCELLED
+};
+
+const char	*job_state_name(enum job_state);
+/* Returns 0 and sets *out for a known state name, else -1. */
+int		 job_state_parse(const char *, enum job_state *out);
+int		 job_state_terminal(enum job_state);
+
+/*
+ * One build as stored. The requester's token is kept apart from the request (which is the
+ * canonical request JSON without it) and is erased once the build is terminal and cleaned up.
+ */
+struct job {
+	char		*build_id;
+	enum job_state	 state;
+	char		*request;	/* canonical JSON, no token */
+	char		*token;		/* NULL once terminal and cleaned; never log it */
+	char		*project_id;	/* from the validated token */
+	char		*user_id;
+	char		*message;	/* last transition's message */
+	char		*domain;	/* libvirt domain name, once defined */
+	char		*image_id;	/* Glance (or local store) image id, once created */
+	char		*console;	/* JSON: {"host","port","password"} while installing */
+	char		 created_at[32];
+	char		 updated_at[32];
+	json_t		*resources;	/* [{"kind","value"}]: what to clean up */
+};
+
+struct jobstore;
+
+/* Opens (creating, mode 0600) the SQLite job store at path; caller closes with jobstore_close. */
+int	 jobstore_open(const char *path, struct jobstore **, struct err *);
+void	 jobstore_close(struct jobstore **);
+
+/*
+ * Records a new build in state queued (with a first transition). Returns 0 when added, 1 when
+ * build_id is already known (nothing is changed: a repeated request is a no-op), -1 on error.
+ */
+int	 jobstore_add(struct jobstore *, const char *build_id, const char *request_json,
+	    const char *token, const char *project_id, const char *user_id, struct err *);
+/*
+ * Moves a build to state (recording the transition with its time and message); a terminal
+ * build can't move (ERR_CONFLICT). The token stays for the clean-up: jobstore_forget_token.
+ */
+int	 jobstore_set_state(struct jobstore *, const char *build_id, enum job_state,
+	    const char *message, struct err *);
+/* Erases the requester's token of a terminal build (after its clean-up). */
+int	 jobstore_forget_token(struct jobstore *, const char *build_id, struct err *);
+/* Sets one of the fields "domain", "image_id", "console", "project_id", "user_id" (NULL clears). */
+int	 jobstore_set_field(struct jobstore *, const char *build_id, const char *field,
+	    const char *value, struct err *);
+/* Remembers something the build created (kind: file, dir, domain, glance_image ...). */
+int	 jobstore_add_resource(struct jobstore *, const char *build_id, const char *kind,
+	    const char *value, struct err *);
+/* Forgets it once it is cleaned up. */
+int	 jobstore_remove_resource(struct jobstore *, const char *build_id, const char *kind,
+	    const char *value, struct err *);
+
+/* Returns the build (ERR_NOTFOUND when unknown); caller frees with job_free. */
+struct job *jobstore_get(struct jobstore *, const char *build_id, struct err *);
+/* All builds (only the non-terminal ones when active_only), oldest first; free with jobs_free. */
+int	 jobstore_list(struct jobstore *, int active_only, struct job ***jobs, size_t *n,
+	    struct err *);
+/* The transitions of a build: [{"state","at","message"}]; caller decrefs. */
+json_t	*jobstore_history(struct jobstore *, const char *build_id, struct err *);
+
+/* A build as JSON for status replies and the CLI (never the token); caller decrefs. */
+json_t	*job_to_json(const struct job *);
+void	 job_free(struct job **);
+void	 jobs_free(struct job ***, size_t n);
+
+/* What a restarted worker does with a build it finds in the store. */
+enum job_resume {
+	RESUME_NONE,		/* terminal: nothing to do */
+	RESUME_WATCH,		/* the install still runs in libvirt: watch it again */
+	RESUME_RESTART,		/* nothing irreversible happened yet: run the build again */
+	RESUME_FAIL		/* can't know what happened: fail it and clean up */
+};
+
+/*
+ * domain_running: 1 the build's domain is still in libvirt (running, or stopped: the watch
+ * derives how it ended from its state), 0 it is gone.
+ */
+enum job_resume	 jobstore_resume_action(enum job_state, int domain_running);
+const char	*job_resume_name(enum job_resume);
+
+/*
+ * On start-up: decides for each non-terminal build (asking domain_running(arg, domain) for
+ * builds that have a domain), records RESUME_FAIL builds as failed and RESUME_RESTART builds
+ * as queued again before returning, and hands back every non-terminal build with its action
+ * (free with jobs_free; actions with free).
+ */
+int	 jobstore_recover(struct jobstore *, int (*domain_running)(void *, const char *),
+	    void *arg, struct job ***jobs, enum job_resume **actions, size_t *n, struct err *);
+
+#endif
