@@ -47,9 +47,21 @@ struct loop_sig {
 	void		*arg;
 };
 
+/* A function another thread asked the loop thread to run (loop_call). */
+struct loop_call {
+	void		(*fn)(void *);
+	void		*arg;
+	int		 done;		/* under the loop's lock */
+	struct loop_call *next;
+};
+
 struct loop {
 	pthread_mutex_t	 lock;
+	pthread_cond_t	 called;	/* a loop_call is done */
+	pthread_t	 thread;	/* the loop's own thread: the one that made it */
 	pthread_t	 owner;		/* the thread inside loop_run_once */
+	struct loop_call *calls;	/* under lock: queued, oldest first */
+	struct loop_call **calls_tail;
 	int		 running;
 	int		 quit;
 	int		 epfd;
@@ -92,6 +104,9 @@ loop_new(struct err *e)
 
 	l = xcalloc(1, sizeof(*l));
 	pthread_mutex_init(&l->lock, NULL);
+	pthread_cond_init(&l->called, NULL);
+	l->thread = pthread_self();
+	l->calls_tail = &l->calls;
 	l->sigfd = -1;
 	l->next_id = 1;
 	sigemptyset(&l->sigmask);
@@ -139,6 +154,7 @@ loop_free(struct loop **lp)
 	free(l->timers);
 	free(l->regs);
 	free(l->sigs);
+	pthread_cond_destroy(&l->called);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
 	*lp = NULL;
@@ -564,6 +580,54 @@ loop_dispatch_timers(struct loop *l)
 	pthread_mutex_unlock(&l->lock);
 }
 
+/* Runs the functions other threads queued with loop_call, oldest first, and wakes them. */
+static void
+loop_dispatch_calls(struct loop *l)
+{
+	struct loop_call	*c;
+
+	pthread_mutex_lock(&l->lock);
+	while ((c = l->calls) != NULL) {
+		if ((l->calls = c->next) == NULL)
+			l->calls_tail = &l->calls;
+		pthread_mutex_unlock(&l->lock);
+		c->fn(c->arg);
+		pthread_mutex_lock(&l->lock);
+		c->done = 1;
+		pthread_cond_broadcast(&l->called);
+	}
+	pthread_mutex_unlock(&l->lock);
+}
+
+void
+loop_call(struct loop *l, void (*fn)(void *), void *arg)
+{
+	struct loop_call	 c;
+
+	if (pthread_equal(pthread_self(), l->thread)) {
+		fn(arg);
+		return;
+	}
+	memset(&c, 0, sizeof(c));
+	c.fn = fn;
+	c.arg = arg;
+	pthread_mutex_lock(&l->lock);
+	*l->calls_tail = &c;
+	l->calls_tail = &c.next;
+	pthread_mutex_unlock(&l->lock);
+	loop_wakeup(l);
+	pthread_mutex_lock(&l->lock);
+	while (!c.done)
+		pthread_cond_wait(&l->called, &l->lock);
+	pthread_mutex_unlock(&l->lock);
+}
+
+int
+loop_in_thread(const struct loop *l)
+{
+	return pthread_equal(pthread_self(), l->thread);
+}
+
 int
 loop_run_once(struct loop *l, int max_ms, struct err *e)
 {
@@ -602,6 +666,7 @@ loop_run_once(struct loop *l, int max_ms, struct err *e)
 		loop_dispatch_fd(l, evs[i].data.fd, loop_from_epoll(evs[i].events));
 	}
 	loop_dispatch_timers(l);
+	loop_dispatch_calls(l);
 	loop_cleanup(l);
 	return 0;
 }
@@ -609,8 +674,8 @@ loop_run_once(struct loop *l, int max_ms, struct err *e)
 int
 loop_run(struct loop *l, struct err *e)
 {
-	l->quit = 0;
-	while (!l->quit)
+	__atomic_store_n(&l->quit, 0, __ATOMIC_SEQ_CST);
+	while (!__atomic_load_n(&l->quit, __ATOMIC_SEQ_CST))
 		if (loop_run_once(l, -1, e) == -1)
 			return -1;
 	return 0;
@@ -621,14 +686,14 @@ loop_quit(struct loop *l)
 {
 	uint64_t one = 1;
 
-	l->quit = 1;
+	__atomic_store_n(&l->quit, 1, __ATOMIC_SEQ_CST);	/* any thread */
 	(void)!write(l->wakefd, &one, sizeof(one));
 }
 
 int
 loop_quitting(struct loop *l)
 {
-	return l->quit;
+	return __atomic_load_n(&l->quit, __ATOMIC_SEQ_CST);
 }
 
 void

@@ -19,7 +19,8 @@ typedef void (*loop_signal_cb)(int signo, void *arg);
 /* Frees a watch's or timer's arg once it is removed (may be NULL). */
 typedef void (*loop_free_cb)(void *arg);
 
-/* A new loop; caller frees with loop_free. */
+/* A new loop; caller frees with loop_free. The calling thread is the loop's own thread: the
+ * one that runs it (loop_run) and the only one its callbacks run on. */
 struct loop	*loop_new(struct err *);
 /* Removes every watch and timer (calling their free callbacks) and frees the loop. */
 void		 loop_free(struct loop **);
@@ -60,5 +61,13 @@ void	loop_quit(struct loop *);
 int	loop_quitting(struct loop *);
 /* Wakes the loop up from another thread (or a callback): the current wait returns. */
 void	loop_wakeup(struct loop *);
+/*
+ * Runs fn(arg) on the loop's thread and returns once it ran: at once when called from that
+ * thread, else queued and run by the loop's next iteration (the caller waits, so the loop
+ * must be running). For code that may only run on the loop thread (libvirt calls).
+ */
+void	loop_call(struct loop *, void (*fn)(void *), void *arg);
+/* 1 when called on the loop's own thread. */
+int	loop_in_thread(const struct loop *);
 
 #endif

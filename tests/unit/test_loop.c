@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "base/loop.h"
@@ -157,6 +158,70 @@ test_signal_and_quit(void **state)
 	loop_free(&l);
 }
 
+struct call_test {
+	struct loop	*l;
+	pthread_t	 loop_thread;
+	int		 ran_on_loop;	/* fn ran on the loop's thread */
+	int		 calls;
+	int		 done;		/* the caller thread returned from loop_call */
+};
+
+static void
+call_fn(void *arg)
+{
+	struct call_test	*t = arg;
+
+	t->ran_on_loop = pthread_equal(pthread_self(), t->loop_thread) && loop_in_thread(t->l);
+	t->calls++;
+}
+
+static void *
+caller(void *arg)
+{
+	struct call_test	*t = arg;
+
+	loop_call(t->l, call_fn, t);
+	/* loop_call returned: fn ran, on the loop thread, before we were woken */
+	assert_int_equal(t->calls, 1);
+	__atomic_store_n(&t->done, 1, __ATOMIC_SEQ_CST);
+	loop_wakeup(t->l);
+	return NULL;
+}
+
+/* loop_call from another thread runs fn on the loop thread and waits for it; from the loop
+ * thread it runs at once. An idle loop with a pending call wakes up (no timer needed). */
+static void
+test_call_from_thread(void **state)
+{
+	struct call_test	 t;
+	struct err		 err;
+	pthread_t		 th;
+	int			 turns = 0;
+
+	(void)state;
+	memset(&t, 0, sizeof(t));
+	err_clear(&err);
+	t.l = loop_new(&err);
+	assert_non_null(t.l);
+	t.loop_thread = pthread_self();
+	assert_true(loop_in_thread(t.l));
+	loop_call(t.l, call_fn, &t);		/* on the loop thread: at once */
+	assert_int_equal(t.calls, 1);
+	assert_true(t.ran_on_loop);
+	t.calls = 0;
+	t.ran_on_loop = 0;
+	assert_int_equal(pthread_create(&th, NULL, caller, &t), 0);
+	while (!__atomic_load_n(&t.done, __ATOMIC_SEQ_CST)) {
+		/* no timers, no watches: only the call's wakeup ends each wait */
+		assert_int_equal(loop_run_once(t.l, 10000, &err), 0);
+		assert_true(++turns < 10);
+	}
+	pthread_join(th, NULL);
+	assert_int_equal(t.calls, 1);
+	assert_true(t.ran_on_loop);
+	loop_free(&t.l);
+}
+
 int
 main(void)
 {
@@ -164,6 +229,7 @@ main(void)
 		cmocka_unit_test(test_watch_read_and_remove),
 		cmocka_unit_test(test_timers),
 		cmocka_unit_test(test_signal_and_quit),
+		cmocka_unit_test(test_call_from_thread),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
