@@ -239,7 +239,7 @@ qemuimg_fsync(const char *path, struct err *e)
 int
 qemuimg_convert_ex(const char *src, const char *dst, int compress,
     void (*progress)(void *arg, double pct), void *arg,
-    const volatile sig_atomic_t *cancel, double timeout_s, struct err *e)
+    int cancel_fd, double timeout_s, struct err *e)
 {
 	struct qemuimg_progress	 pg = { progress, arg };
 	struct proc_opts	 o;
@@ -255,7 +255,7 @@ qemuimg_convert_ex(const char *src, const char *dst, int compress,
 	tmp = xasprintf("%s/.%s.part-%s", dir, base, hex);
 	memset(&o, 0, sizeof(o));
 	o.timeout_s = timeout_s;
-	o.cancel = cancel;
+	o.cancel_fd = cancel_fd;
 	o.on_line = qemuimg_on_line;
 	o.arg = &pg;
 	made = 1;
@@ -285,7 +285,7 @@ int
 qemuimg_convert(const char *src, const char *dst, int compress,
     void (*progress)(void *arg, double pct), void *arg, struct err *e)
 {
-	return qemuimg_convert_ex(src, dst, compress, progress, arg, NULL, 0, e);
+	return qemuimg_convert_ex(src, dst, compress, progress, arg, -1, 0, e);
 }
 
 int

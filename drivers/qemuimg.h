@@ -41,11 +41,11 @@ int	  qemuimg_info(const char *path, json_t **info, struct err *);
  */
 int	  qemuimg_convert(const char *src, const char *dst, int compress,
 	    void (*progress)(void *arg, double pct), void *arg, struct err *);
-/* qemuimg_convert that also stops (ERR_CANCELLED) once *cancel is non-zero (cancel may be NULL)
- * and after timeout_s (0: none). */
+/* qemuimg_convert that also stops (ERR_CANCELLED) once cancel_fd (an eventfd or a pipe;
+ * -1: none) is readable, and after timeout_s (0: none). */
 int	  qemuimg_convert_ex(const char *src, const char *dst, int compress,
 	    void (*progress)(void *arg, double pct), void *arg,
-	    const volatile sig_atomic_t *cancel, double timeout_s, struct err *);
+	    int cancel_fd, double timeout_s, struct err *);
 /* Compares the guest-visible contents of two images: *same is 1 or 0. */
 int	  qemuimg_compare(const char *a, const char *b, int *same, struct err *);
 

@@ -105,9 +105,19 @@ void	virt_domain_free(struct virt_domain **);
 int	virt_probe_kvm(struct virt *, const char *workdir, double timeout_s, int *works,
 	    struct err *);
 
+/*
+ * The domain type to build with: want when it is "kvm" or "qemu"; for "auto" (or NULL) "kvm"
+ * when the probe guest works (virt_probe_kvm), else "qemu" (TCG). The probe's answer is kept
+ * in CACHE_DIR/kvm-probe for the rest of the host's boot. Runs the loop: call it from the
+ * loop's thread before it runs. Returns a static string.
+ */
+const char *virt_domain_type(struct virt *, const char *want, const char *cache_dir,
+	    const char *workdir, double timeout_s);
+
 /* The probe's boot sector (512 bytes); pure, for tests. */
 void	virt_probe_bootsector(unsigned char out[512]);
-/* The probe's domain XML (type "kvm" or "qemu", 32 MiB, the raw disk on IDE, no devices
+/* The probe's domain XML (type "kvm" with the host-passthrough CPU builds get, or "qemu";
+ * 32 MiB, the raw disk on IDE, no devices
  * beyond it); pure, also used by tests for a tiny guest. Caller frees. */
 char	*virt_probe_xml(const char *name, const char *domain_type, const char *disk);
 
