@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +14,9 @@
 #include "drivers/localstore.h"
 #include "drivers/virt.h"
 #include "drivers/virtd.h"
-#include "service/pipeline/build.h"
 #include "service/cli/cmd.h"
+#include "service/pipeline/build.h"
+#include "service/pipeline/local.h"
 #include "base/log.h"
 #include "base/loop.h"
 
@@ -22,13 +24,17 @@
 #define LOCAL_DEFAULT_TIMEOUT	7200
 #define LOCAL_PROBE_TIMEOUT	5.0
 
+/* The local build's notifier: progress on a terminal (a redrawn line) or as lines. */
 struct local_ui {
+	pthread_mutex_t	 mu;		/* the build thread and the loop thread both print */
 	int		 tty;		/* stderr is a terminal: redraw a status line */
 	int		 json;
 	int		 line_open;	/* a status line without its newline */
 	int		 tick;		/* loop timer id */
 	double		 pct;
 	struct build	*b;
+	struct loop	*loop;
+	int		 done;		/* the build thread ended (atomic) */
 };
 
 static void
@@ -120,7 +126,7 @@ local_number(const char *opt, const char *s, unsigned *out)
 	return 0;
 }
 
-/* Ends a redrawn status line before other output. */
+/* Ends a redrawn status line before other output; called with ui->mu held. */
 static void
 local_ui_newline(struct local_ui *ui)
 {
@@ -130,78 +136,70 @@ local_ui_newline(struct local_ui *ui)
 	}
 }
 
+/* Redraws the status line; called with ui->mu held. */
 static void
-local_ui_status(struct local_ui *ui)
+local_ui_status(struct local_ui *ui, enum build_state s)
 {
 	struct build	*b = ui->b;
 	double		 now = util_now();
 
 	if (!ui->tty)
 		return;
-	fprintf(stderr, "\r\033[K[%6.1fs] %s", now - b->started_at, build_state_name(b->state));
-	if (b->state == BUILD_INSTALLING && b->install_started_at > 0)
+	fprintf(stderr, "\r\033[K[%6.1fs] %s", now - b->started_at, build_state_name(s));
+	if (s == BUILD_INSTALLING && b->install_started_at > 0)
 		fprintf(stderr, " (%.0f s)", now - b->install_started_at);
-	if (b->state == BUILD_SNAPSHOTTING && ui->pct >= 0)
+	if (s == BUILD_SNAPSHOTTING && ui->pct >= 0)
 		fprintf(stderr, " %5.1f%%", ui->pct);
 	fflush(stderr);
 	ui->line_open = 1;
 }
 
+/* The state, as the build thread last set it. */
+static enum build_state
+local_state(struct build *b)
+{
+	enum build_state	 s;
+
+	pthread_mutex_lock(&b->mu);
+	s = b->state;
+	pthread_mutex_unlock(&b->mu);
+	return s;
+}
+
 static void
 local_ui_tick(int id, void *arg)
 {
+	struct local_ui	*ui = arg;
+	enum build_state s = local_state(ui->b);
+
 	(void)id;
-	local_ui_status(arg);
+	pthread_mutex_lock(&ui->mu);
+	local_ui_status(ui, s);
+	pthread_mutex_unlock(&ui->mu);
 }
 
 static void
-local_on_progress(struct build *b, double pct, void *arg)
+local_on_progress(void *ctx, struct build *b, double pct)
 {
-	struct local_ui	*ui = arg;
+	struct local_ui	*ui = ctx;
 
-	(void)b;
+	pthread_mutex_lock(&ui->mu);
 	ui->pct = pct;
-	local_ui_status(ui);
+	local_ui_status(ui, local_state(b));
+	pthread_mutex_unlock(&ui->mu);
 }
 
-/* Shows the console address once the install runs; the password only on a terminal. */
-static void
-local_show_console(struct local_ui *ui)
+static int
+local_on_state(void *ctx, struct build *b, enum build_state s, const char *msg,
+    struct err *e)
 {
-	struct virt_console	 c;
-	struct err		 e;
+	struct local_ui	*ui = ctx;
 
-	err_clear(&e);
-	if (build_console(ui->b, ui->tty, &c, &e) == -1) {
-		log_debug("console: %s", e.msg);
-		return;
-	}
-	local_ui_newline(ui);
-	if (c.port > 0)
-		fprintf(stderr, "console: vnc://%s:%d%s%s\n", c.host, c.port,
-		    c.password ? "  password: " : "", c.password ? c.password : "");
-	virt_console_clear(&c);
-}
-
-/* One-shot timer after the start: the console exists once the domain runs. */
-static void
-local_console_cb(int id, void *arg)
-{
-	struct local_ui	*ui = arg;
-
-	loop_timer_remove(ui->b->loop, id);
-	if (ui->b->state == BUILD_INSTALLING && ui->b->outcome == VIRT_RUNNING)
-		local_show_console(ui);
-}
-
-static void
-local_on_state(struct build *b, enum build_state s, const char *msg, void *arg)
-{
-	struct local_ui	*ui = arg;
-
+	(void)e;
+	pthread_mutex_lock(&ui->mu);
 	ui->pct = -1;
 	if (ui->tty) {
-		local_ui_status(ui);
+		local_ui_status(ui, s);
 		if (build_state_terminal(s) || msg != NULL) {
 			local_ui_newline(ui);
 			if (msg != NULL)
@@ -210,10 +208,39 @@ local_on_state(struct build *b, enum build_state s, const char *msg, void *arg)
 	} else
 		fprintf(stderr, "[%6.1fs] %s%s%s\n", util_now() - b->started_at,
 		    build_state_name(s), msg ? ": " : "", msg ? msg : "");
-	/* the domain starts right after this announcement; its console exists shortly after */
-	if (s == BUILD_INSTALLING)
-		loop_timer_add(b->loop, 300, local_console_cb, ui, NULL);
+	pthread_mutex_unlock(&ui->mu);
+	return 0;
 }
+
+/* The console once the install runs: its address, and its password on a terminal. */
+static void
+local_on_field(void *ctx, struct build *b, const char *name, const char *value)
+{
+	struct local_ui	*ui = ctx;
+	json_t		*c;
+	const char	*pw;
+
+	(void)b;
+	if (strcmp(name, "console") != 0 || value == NULL ||
+	    (c = json_loads(value, 0, NULL)) == NULL)
+		return;
+	pw = ui->tty ? json_string_value(json_object_get(c, "password")) : NULL;
+	pthread_mutex_lock(&ui->mu);
+	local_ui_newline(ui);
+	fprintf(stderr, "console: vnc://%s:%lld%s%s\n",
+	    json_string_value(json_object_get(c, "host")),
+	    (long long)json_integer_value(json_object_get(c, "port")),
+	    pw != NULL ? "  password: " : "", pw != NULL ? pw : "");
+	pthread_mutex_unlock(&ui->mu);
+	json_decref(c);
+}
+
+static const struct notifier_ops local_notifier_ops = {
+	.state = local_on_state,
+	.field = local_on_field,
+	.resource = NULL,
+	.progress = local_on_progress,
+};
 
 static void
 local_on_signal(int signo, void *arg)
@@ -226,51 +253,24 @@ local_on_signal(int signo, void *arg)
 		return;
 	}
 	log_info("%s: cancelling the build", strsignal(signo));
-	build_request_cancel(ui->b);
+	build_request_stop(ui->b, BUILD_STOP_CANCEL);
 }
 
-/* Reads or runs the KVM probe; the answer is cached per boot in CACHE/kvm-probe. */
-static const char *
-local_domain_type(struct virt *v, const char *want, const char *cache, const char *tmp)
+/* The build thread: the whole pipeline, then the loop (on the main thread) is told to end. */
+static void *
+local_build_thread(void *arg)
 {
-	char		*path, *text = NULL, *boot = NULL, *line;
-	struct err	 e;
-	int		 works = 0;
+	struct local_ui	*ui = arg;
 
-	if (want != NULL && strcmp(want, "auto") != 0)
-		return want;
-	err_clear(&e);
-	path = xasprintf("%s/kvm-probe", cache);
-	boot = util_read_file("/proc/sys/kernel/random/boot_id", 128, NULL, &e);
-	if (boot != NULL)
-		boot[strcspn(boot, "\n")] = '\0';
-	if (boot != NULL && (text = util_read_file(path, 256, NULL, NULL)) != NULL &&
-	    strncmp(text, boot, strlen(boot)) == 0 && text[strlen(boot)] == ' ') {
-		works = text[strlen(boot) + 1] == '1';
-		log_debug("KVM probe (cached): %s", works ? "works" : "fails");
-	} else {
-		err_clear(&e);
-		if (virt_probe_kvm(v, tmp, LOCAL_PROBE_TIMEOUT, &works, &e) == -1) {
-			log_warnx("KVM probe: %s; using TCG", e.msg);
-			works = 0;
-		} else if (boot != NULL) {
-			line = xasprintf("%s %d\n", boot, works);
-			err_clear(&e);
-			if (util_mkdirs(cache, &e) == -1 ||
-			    util_write_file(path, line, strlen(line), 0644, &e) == -1)
-				log_debug("kvm-probe cache: %s", e.msg);
-			free(line);
-		}
-	}
-	free(text);
-	free(boot);
-	free(path);
-	return works ? "kvm" : "qemu";
+	(void)build_run(ui->b);
+	__atomic_store_n(&ui->done, 1, __ATOMIC_SEQ_CST);
+	loop_wakeup(ui->loop);
+	return NULL;
 }
 
 /* The result: human lines, or with --json one JSON object as the last line on stdout. */
 static void
-local_print_result(struct build *b, const struct registry *reg, int json, const char *store)
+local_print_result(struct build *b, int json, const char *store)
 {
 	json_t		*out, *rec = NULL;
 	struct err	 e;
@@ -278,7 +278,7 @@ local_print_result(struct build *b, const struct registry *reg, int json, const 
 
 	err_clear(&e);
 	if (b->image_id != NULL) {
-		rec = reg->ops->get(reg->ctx, b->image_id, &e);
+		rec = build_image_record(b, &e);
 		path = xasprintf("%s/%s.qcow2", store, b->image_id);
 		if (path[0] != '/') {
 			char	 cwd[PATH_MAX], *abs;
@@ -359,8 +359,8 @@ local_build(int argc, char **argv)
 	struct virtd		*privd = NULL;
 	struct localstore	*store = NULL;
 	struct build		*b = NULL;
-	struct registry		 reg;
 	struct local_ui		 ui;
+	pthread_t		 thread;
 	const char		*uri = NULL, *dtype = NULL, *base;
 	char			*store_dir = NULL, *cache = NULL, *privdir = NULL, *tmpdir = NULL;
 	char			*pidfile = NULL, *pidtext = NULL;
@@ -372,14 +372,18 @@ local_build(int argc, char **argv)
 
 	err_clear(&err);
 	memset(&ui, 0, sizeof(ui));
-	b = build_new(NULL, NULL, NULL);
+	pthread_mutex_init(&ui.mu, NULL);
+	b = build_new(NULL);
 	b->flavor.disk_gib = LOCAL_DEFAULT_DISK;
 	b->properties = json_object();
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
 		switch (c) {
-		case O_ISO: free(b->iso); b->iso = xstrdup(optarg); break;
-		case O_VIRTIO: free(b->virtio_win); b->virtio_win = xstrdup(optarg); break;
+		case O_ISO: free(b->iso_ref); b->iso_ref = xstrdup(optarg); break;
+		case O_VIRTIO:
+			free(b->virtio_win_ref);
+			b->virtio_win_ref = xstrdup(optarg);
+			break;
 		case O_DISK:
 			if (local_number("--disk", optarg, &b->flavor.disk_gib) == -1)
 				goto cleanup;
@@ -457,24 +461,25 @@ local_build(int argc, char **argv)
 			goto cleanup;
 		}
 	}
-	if (optind != argc || b->iso == NULL) {
+	if (optind != argc || b->iso_ref == NULL) {
 		fprintf(stderr, "isoforge local build: --iso FILE is required\n");
 		local_usage(stderr);
 		goto cleanup;
 	}
 	if (verbose)
 		log_setverbose(verbose);
-	if (access(b->iso, R_OK) == -1) {
-		fprintf(stderr, "isoforge local build: --iso %s: %s\n", b->iso, strerror(errno));
+	if (access(b->iso_ref, R_OK) == -1) {
+		fprintf(stderr, "isoforge local build: --iso %s: %s\n", b->iso_ref,
+		    strerror(errno));
 		goto cleanup;
 	}
-	if (b->virtio_win != NULL && access(b->virtio_win, R_OK) == -1) {
-		fprintf(stderr, "isoforge local build: --virtio-win %s: %s\n", b->virtio_win,
+	if (b->virtio_win_ref != NULL && access(b->virtio_win_ref, R_OK) == -1) {
+		fprintf(stderr, "isoforge local build: --virtio-win %s: %s\n", b->virtio_win_ref,
 		    strerror(errno));
 		goto cleanup;
 	}
 	if (b->name == NULL) {
-		base = strrchr(b->iso, '/') ? strrchr(b->iso, '/') + 1 : b->iso;
+		base = strrchr(b->iso_ref, '/') ? strrchr(b->iso_ref, '/') + 1 : b->iso_ref;
 		name = xstrndup(base, strlen(base) > 4 &&
 		    strcmp(base + strlen(base) - 4, ".iso") == 0 ? strlen(base) - 4 : strlen(base));
 		b->name = name;
@@ -498,6 +503,7 @@ local_build(int argc, char **argv)
 	if ((loop = loop_new(&err)) == NULL)
 		goto fail;
 	ui.b = b;
+	ui.loop = loop;
 	ui.tty = isatty(STDERR_FILENO);
 	ui.pct = -1;
 	b->loop = loop;
@@ -510,8 +516,9 @@ local_build(int argc, char **argv)
 		goto fail;
 	if (localstore_open(store_dir, &store, &err) == -1)
 		goto fail;
-	reg.ops = &registry_local_ops;
-	reg.ctx = store;
+	b->source = &source_file_ops;
+	b->registry = &registry_local_ops;
+	b->registry_ctx = store;
 	/* libvirt wants absolute paths */
 	if (realpath(localstore_dir(store), absdir) == NULL) {
 		err_set(&err, ERR_IO, "%s: %s", localstore_dir(store), strerror(errno));
@@ -545,23 +552,32 @@ local_build(int argc, char **argv)
 	tmpdir = xasprintf("%s/%s", b->work_root, b->id);
 	if (util_mkdirs(tmpdir, &err) == -1)
 		goto fail;
-	b->domain_type = xstrdup(local_domain_type(v, dtype, cache, tmpdir));
-	fprintf(stderr, "build %s: %s on %s (%s)\n", b->id, b->iso, uri,
+	b->domain_type = xstrdup(virt_domain_type(v, dtype, cache, tmpdir,
+	    LOCAL_PROBE_TIMEOUT));
+	fprintf(stderr, "build %s: %s on %s (%s)\n", b->id, b->iso_ref, uri,
 		    strcmp(b->domain_type, "kvm") == 0 ? "KVM" : "TCG, no KVM");
 
 	/* nobody can pick this install up once we are gone: it must not outlive us */
 	b->autodestroy = 1;
-	b->on_state = local_on_state;
-	b->on_progress = local_on_progress;
-	b->cb_arg = &ui;
+	b->notifier = &local_notifier_ops;
+	b->notifier_ctx = &ui;
 	if (ui.tty)
 		ui.tick = loop_timer_add(loop, 1000, local_ui_tick, &ui, NULL);
-	err_clear(&err);
-	(void)build_run(b, &reg, &err);
+	/* the pipeline on a thread of its own, the loop (libvirt, signals) here */
+	if ((c = pthread_create(&thread, NULL, local_build_thread, &ui)) != 0) {
+		err_set(&err, ERR_INTERNAL, "no build thread: %s", strerror(c));
+		goto fail;
+	}
+	while (!__atomic_load_n(&ui.done, __ATOMIC_SEQ_CST))
+		if (loop_run_once(loop, -1, &err) == -1) {
+			log_warnx("%s", err.msg);
+			break;
+		}
+	pthread_join(thread, NULL);
 	if (ui.tick)
 		loop_timer_remove(loop, ui.tick);
 	local_ui_newline(&ui);
-	local_print_result(b, &reg, ui.json, localstore_dir(store));
+	local_print_result(b, ui.json, localstore_dir(store));
 	rc = b->state == BUILD_ACTIVE ? CMD_OK : CMD_FAILED;
 	goto cleanup;
 fail:
@@ -594,6 +610,7 @@ cleanup:
 	free(store_dir);
 	free(cache);
 	free(name);
+	pthread_mutex_destroy(&ui.mu);
 	return rc;
 }
 

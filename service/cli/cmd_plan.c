@@ -12,8 +12,9 @@
 
 #include "isoboot/isoboot.h"
 #include "service/cli/cmd.h"
+#include "service/pipeline/build.h"
+#include "service/pipeline/local.h"
 #include "service/pipeline/request.h"
-#include "service/pipeline/templates.h"
 #include "base/util.h"
 
 #define PLAN_WORK_ROOT	"/var/lib/isoforge/builds"
@@ -58,24 +59,6 @@ plan_usage(FILE *out)
 	    "  --properties            print the built image's Nova properties (JSON) instead\n");
 }
 
-/* Makes path absolute and canonical; it must exist. */
-static char *
-plan_media(const char *opt, const char *path, struct err *err)
-{
-	char		 real[PATH_MAX];
-	struct stat	 st;
-
-	if (realpath(path, real) == NULL) {
-		err_set(err, ERR_NOTFOUND, "%s %s: %s", opt, path, strerror(errno));
-		return NULL;
-	}
-	if (stat(real, &st) == -1 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
-		err_set(err, ERR_INVAL, "%s %s: not a file", opt, path);
-		return NULL;
-	}
-	return xstrdup(real);
-}
-
 /* Makes path absolute without requiring it to exist. */
 static char *
 plan_abs(const char *path)
@@ -85,6 +68,24 @@ plan_abs(const char *path)
 	if (path[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL)
 		return xstrdup(path);
 	return xasprintf("%s/%s", cwd, path);
+}
+
+/* Replaces *field with a copy of s. */
+static void
+plan_set(char **field, const char *s)
+{
+	free(*field);
+	*field = xstrdup(s);
+}
+
+/* Adds "KEY=VALUE" to props. */
+static void
+plan_property(json_t *props, const char *kv)
+{
+	char	*key = xstrndup(kv, strcspn(kv, "="));
+
+	json_object_set_new(props, key, json_string(kv + strlen(key) + 1));
+	free(key);
 }
 
 /* Parses a positive decimal number for a flag. */
@@ -136,30 +137,18 @@ cmd_plan(int argc, char **argv)
 	};
 	struct err		 err;
 	struct build_request	*req = NULL;
-	struct isoboot_profile	*profile = NULL;
-	struct isoboot_plan	*plan = NULL;
-	struct isoboot_flavor	 flavor = { 0, 0, 0 };
-	struct isoboot_media	 media;
-	struct isoboot_params	 params;
-	const char		*iso = NULL, *virtio = NULL, *floppy = NULL, *profile_name = NULL;
-	const char		*templates = NULL, *build_id = NULL, *work = NULL, *root = NULL;
-	const char		*dtype = NULL, *network = NULL, *listen = NULL, *password = NULL;
+	struct build		*b = NULL;
+	const char		*iso = NULL, *virtio = NULL, *floppy = NULL;
 	const char		*cdroms[ISOBOOT_MAX_EXTRA + 2];
-	char			*props[PLAN_MAX_PROPS];
-	char			*body = NULL, *xml = NULL, *base = NULL, *iso_real = NULL;
-	char			*virtio_real = NULL, *floppy_real = NULL, *work_abs = NULL;
-	char			*root_abs = NULL, *serial = NULL, *nvram = NULL, *out = NULL;
-	char			*ctx = NULL;
-	char			*cdrom_real[ISOBOOT_MAX_EXTRA + 2];
-	char			 uuid[37], pw[9];
-	size_t			 len, ncdrom = 0, nprops = 0, i;
+	char			*body = NULL, *xml = NULL, *out = NULL, *ctx = NULL;
+	size_t			 len, ncdrom = 0, i;
 	int			 c, rc = CMD_USAGE, want_props = 0;
 	json_t			*jprops = NULL, *image_props = NULL;
 
 	err_clear(&err);
-	memset(&media, 0, sizeof(media));
-	memset(&params, 0, sizeof(params));
-	memset(cdrom_real, 0, sizeof(cdrom_real));
+	image_props = json_object();
+	b = build_new("plan");
+	b->work_root = xstrdup(PLAN_WORK_ROOT);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -174,38 +163,45 @@ cmd_plan(int argc, char **argv)
 			cdroms[ncdrom++] = optarg;
 			break;
 		case O_VCPUS:
-			if (plan_number("--vcpus", optarg, &flavor.vcpus, &err) == -1)
+			if (plan_number("--vcpus", optarg, &b->flavor.vcpus, &err) == -1)
 				goto fail;
 			break;
 		case O_RAM:
-			if (plan_number("--ram", optarg, &flavor.ram_mib, &err) == -1)
+			if (plan_number("--ram", optarg, &b->flavor.ram_mib, &err) == -1)
 				goto fail;
 			break;
 		case O_DISK:
-			if (plan_number("--disk", optarg, &flavor.disk_gib, &err) == -1)
+			if (plan_number("--disk", optarg, &b->flavor.disk_gib, &err) == -1)
 				goto fail;
 			break;
-		case O_PROFILE: profile_name = optarg; break;
+		case O_PROFILE: plan_set(&b->profile_name, optarg); break;
 		case O_PROP:
 			if (strchr(optarg, '=') == NULL || optarg[0] == '=') {
 				fprintf(stderr, "isoforge plan: --image-property %s: not KEY=VALUE\n",
 				    optarg);
 				goto cleanup;
 			}
-			if (nprops == PLAN_MAX_PROPS) {
+			if (json_object_size(image_props) == PLAN_MAX_PROPS) {
 				fprintf(stderr, "isoforge plan: too many --image-property\n");
 				goto cleanup;
 			}
-			props[nprops++] = optarg;
+			plan_property(image_props, optarg);
 			break;
-		case O_TEMPLATES: templates = optarg; break;
-		case O_BUILD_ID: build_id = optarg; break;
-		case O_WORK: work = optarg; break;
-		case O_ROOT: root = optarg; break;
-		case O_DTYPE: dtype = optarg; break;
-		case O_NETWORK: network = optarg; break;
-		case O_LISTEN: listen = optarg; break;
-		case O_PASSWORD: password = optarg; break;
+		case O_TEMPLATES: plan_set(&b->templates, optarg); break;
+		case O_BUILD_ID:
+			snprintf(b->id, sizeof(b->id), "%s", optarg);
+			if (strlen(optarg) >= sizeof(b->id)) {
+				err_set(&err, ERR_INVAL, "--build-id: longer than %zu characters",
+				    sizeof(b->id) - 1);
+				goto fail;
+			}
+			break;
+		case O_WORK: free(b->work_dir); b->work_dir = plan_abs(optarg); break;
+		case O_ROOT: free(b->root_disk); b->root_disk = plan_abs(optarg); break;
+		case O_DTYPE: plan_set(&b->domain_type, optarg); break;
+		case O_NETWORK: plan_set(&b->network, optarg); break;
+		case O_LISTEN: plan_set(&b->vnc_listen, optarg); break;
+		case O_PASSWORD: plan_set(&b->vnc_password_fixed, optarg); break;
 		case O_PROPERTIES: want_props = 1; break;
 		case 'h':
 			plan_usage(stdout);
@@ -234,98 +230,42 @@ cmd_plan(int argc, char **argv)
 		ctx = xasprintf("%s: ", argv[optind]);
 		goto fail;
 	}
-
-	/* the profile: asked for, else the request's os, else the ISO image's properties */
-	image_props = json_object();
-	for (i = 0; i < nprops; i++) {
-		char	*key = xstrndup(props[i], strcspn(props[i], "="));
-
-		json_object_set_new(image_props, key, json_string(props[i] + strlen(key) + 1));
-		free(key);
+	/* the same request fields a worker's build takes */
+	build_apply_request(b, req);
+	if (strcmp(b->id, "plan") == 0) {
+		if (req->build_id != NULL)
+			snprintf(b->id, sizeof(b->id), "%s", req->build_id);
+		else
+			util_uuid(b->id);
 	}
-	if (profile_name == NULL)
-		profile_name = isoboot_profile_choose_for(req->os_type, req->os_distro,
-		    req->os_version, image_props);
-	if (templates == NULL)
-		templates = templates_dir();
-	profile = templates_load_profile(templates, profile_name, &err);
-	if (profile == NULL)
+	b->iso_props = json_incref(image_props);
+
+	if ((b->iso = local_media_path("--iso", iso, &err)) == NULL)
 		goto fail;
-	if (isoboot_profile_apply_properties(profile, image_props, &err) == -1) {
-		ctx = xstrdup("--image-property: ");
+	if (virtio != NULL && (b->virtio_win = local_media_path("--virtio-win", virtio, &err)) == NULL)
 		goto fail;
-	}
-
-	iso_real = plan_media("--iso", iso, &err);
-	if (iso_real == NULL)
+	if (floppy != NULL && (b->floppy = local_media_path("--floppy", floppy, &err)) == NULL)
 		goto fail;
-	if (virtio != NULL) {
-		virtio_real = plan_media("--virtio-win", virtio, &err);
-		if (virtio_real == NULL)
-			goto fail;
+	if (ncdrom > 0) {
+		b->extra_cdroms = xcalloc(ncdrom + 1, sizeof(*b->extra_cdroms));
+		for (i = 0; i < ncdrom; i++)
+			if ((b->extra_cdroms[i] = local_media_path("--cdrom", cdroms[i], &err)) == NULL)
+				goto fail;
 	}
-	if (floppy != NULL) {
-		floppy_real = plan_media("--floppy", floppy, &err);
-		if (floppy_real == NULL)
-			goto fail;
-	}
-	for (i = 0; i < ncdrom; i++) {
-		cdrom_real[i] = plan_media("--cdrom", cdroms[i], &err);
-		if (cdrom_real[i] == NULL)
-			goto fail;
-	}
-	cdrom_real[ncdrom] = NULL;
+	if (b->vnc_password_fixed == NULL)
+		util_password(b->vnc_password, 8);
 
-	if (build_id == NULL)
-		build_id = req->build_id;
-	if (build_id == NULL) {
-		util_uuid(uuid);
-		build_id = uuid;
-	}
-	work_abs = work != NULL ? plan_abs(work) : xasprintf("%s/%s", PLAN_WORK_ROOT, build_id);
-	root_abs = root != NULL ? plan_abs(root) : xasprintf("%s/root.qcow2", work_abs);
-	serial = xasprintf("%s/console.log", work_abs);
-	if (password == NULL) {
-		util_password(pw, 8);
-		password = pw;
-	}
-	if (strcmp(req->firmware != NULL ? req->firmware : profile->firmware, "uefi") == 0)
-		nvram = xasprintf("%s/uefi-vars.fd", work_abs);
-
-	media.root_disk = root_abs;
-	media.iso = iso_real;
-	media.virtio_win = virtio_real;
-	media.floppy = floppy_real;
-	media.extra_cdroms = ncdrom > 0 ? (const char *const *)cdrom_real : NULL;
-	params.build_id = build_id;
-	params.name = req->name;
-	params.domain_type = dtype;
-	params.firmware = req->firmware;
-	params.vnc_listen = listen;
-	params.vnc_password = password;
-	params.serial_log = serial;
-	params.nvram = nvram;
-	params.network = network;
-	plan = isoboot_plan_build(profile, &flavor, &media, &params, &err);
-	if (plan == NULL)
+	/* the pipeline's own planning: what a worker or a local build would define */
+	if (build_make_plan(b, &err) == -1)
 		goto fail;
-
 	if (want_props) {
-		jprops = isoboot_image_properties(plan);
-		if (req->os_distro != NULL)
-			json_object_set_new(jprops, "os_distro", json_string(req->os_distro));
-		if (req->os_version != NULL)
-			json_object_set_new(jprops, "os_version", json_string(req->os_version));
+		jprops = build_nova_properties(b);
 		out = json_dumps(jprops, JSON_INDENT(2) | JSON_SORT_KEYS);
 		printf("%s\n", out);
 		rc = CMD_OK;
 		goto cleanup;
 	}
-	base = templates_load_domain(templates, &err);
-	if (base == NULL)
-		goto fail;
-	xml = isoboot_domain_xml(plan, base, &err);
-	if (xml == NULL)
+	if ((xml = build_domain_xml(b, &err)) == NULL)
 		goto fail;
 	fputs(xml, stdout);
 	rc = fflush(stdout) == 0 ? CMD_OK : CMD_FAILED;
@@ -338,20 +278,9 @@ cleanup:
 	json_decref(image_props);
 	free(ctx);
 	free(out);
-	isoboot_plan_free(&plan);
-	isoboot_profile_free(&profile);
+	build_free(&b);
 	request_free(&req);
-	for (i = 0; i < ncdrom; i++)
-		free(cdrom_real[i]);
 	free(body);
 	free(xml);
-	free(base);
-	free(iso_real);
-	free(virtio_real);
-	free(floppy_real);
-	free(work_abs);
-	free(root_abs);
-	free(serial);
-	free(nvram);
 	return rc;
 }

@@ -1,21 +1,22 @@
-/* build.c — one build's pipeline: the steps, the one state-setting function, the local registry. */
+/* build.c — the one pipeline: the steps in order, the install between loop and build thread,
+ * the clean-up, the one state-setting function. */
 #include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "drivers/hash.h"
-#include "drivers/localstore.h"
 #include "drivers/qemuimg.h"
 #include "service/pipeline/build.h"
-#include "base/log.h"
-#include "service/pipeline/templates.h"
+#include "service/pipeline/request.h"
 
 #define BUILD_DEFAULT_GRACE	60.0
+#define BUILD_DEFAULT_STEP	3600.0
 
 static const char *const build_state_names[] = {
 	[BUILD_QUEUED] = "queued",
@@ -25,21 +26,32 @@ static const char *const build_state_names[] = {
 	[BUILD_INSTALLING] = "installing",
 	[BUILD_CUSTOMIZING] = "customizing",
 	[BUILD_SNAPSHOTTING] = "snapshotting",
-	[BUILD_REGISTERING] = "registering",
+	[BUILD_UPLOADING] = "uploading",
 	[BUILD_ACTIVE] = "active",
 	[BUILD_FAILED] = "failed",
 	[BUILD_CANCELLED] = "cancelled",
 };
 
-/* Properties isoforge never writes on an image (Glance's or Nova's own). */
-static const char *const build_forbidden[] = {
-	"base_image_ref", "instance_uuid", "image_type", NULL
+static const int build_state_progresses[] = {
+	[BUILD_QUEUED] = 0,
+	[BUILD_RESOLVING] = 5,
+	[BUILD_FETCHING] = 10,
+	[BUILD_ASSEMBLING] = 20,
+	[BUILD_INSTALLING] = 30,
+	[BUILD_CUSTOMIZING] = 70,
+	[BUILD_SNAPSHOTTING] = 80,
+	[BUILD_UPLOADING] = 90,
+	[BUILD_ACTIVE] = 100,
+	[BUILD_FAILED] = 100,
+	[BUILD_CANCELLED] = 100,
 };
+
+#define NSTATES	(sizeof(build_state_names) / sizeof(build_state_names[0]))
 
 const char *
 build_state_name(enum build_state s)
 {
-	if ((unsigned)s >= sizeof(build_state_names) / sizeof(build_state_names[0]))
+	if ((unsigned)s >= NSTATES)
 		return "unknown";
 	return build_state_names[s];
 }
@@ -49,7 +61,7 @@ build_state_from_name(const char *name)
 {
 	size_t	 i;
 
-	for (i = 0; i < sizeof(build_state_names) / sizeof(build_state_names[0]); i++)
+	for (i = 0; i < NSTATES; i++)
 		if (strcmp(build_state_names[i], name) == 0)
 			return (int)i;
 	return -1;
@@ -61,8 +73,16 @@ build_state_terminal(enum build_state s)
 	return s == BUILD_ACTIVE || s == BUILD_FAILED || s == BUILD_CANCELLED;
 }
 
+int
+build_state_progress(enum build_state s)
+{
+	if ((unsigned)s >= NSTATES)
+		return 0;
+	return build_state_progresses[s];
+}
+
 struct build *
-build_new(const char *id, struct loop *l, struct virt *v)
+build_new(const char *id)
 {
 	struct build	*b = xcalloc(1, sizeof(*b));
 	char		 uuid[37];
@@ -72,12 +92,31 @@ build_new(const char *id, struct loop *l, struct virt *v)
 		id = uuid;
 	}
 	snprintf(b->id, sizeof(b->id), "%s", id);
-	b->loop = l;
-	b->virt = v;
+	pthread_mutex_init(&b->mu, NULL);
+	pthread_cond_init(&b->cv, NULL);
 	b->state = BUILD_QUEUED;
+	b->resume = BUILD_QUEUED;
 	b->finish_grace_s = BUILD_DEFAULT_GRACE;
+	b->step_timeout_s = BUILD_DEFAULT_STEP;
 	b->started_at = util_now();
+	if ((b->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1)
+		fatal("eventfd");
 	return b;
+}
+
+/* Frees a NULL-terminated array of strings. */
+static void
+build_strv_free(char ***vp)
+{
+	char	**v;
+	size_t	  i;
+
+	if ((v = *vp) == NULL)
+		return;
+	for (i = 0; v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+	*vp = NULL;
 }
 
 void
@@ -87,33 +126,42 @@ build_free(struct build **bp)
 
 	if (bp == NULL || (b = *bp) == NULL)
 		return;
-	if (b->timeout_timer)
-		loop_timer_remove(b->loop, b->timeout_timer);
 	virt_domain_free(&b->dom);
 	isoboot_plan_free(&b->plan);
 	free(b->message);
 	free(b->name);
 	free(b->chain);
 	free(b->parent);
-	free(b->iso);
 	free(b->iso_ref);
-	free(b->iso_hash);
-	free(b->virtio_win);
 	free(b->virtio_win_ref);
+	free(b->flavor_ref);
 	free(b->os_type);
 	free(b->os_distro);
 	free(b->os_version);
 	free(b->profile_name);
 	free(b->firmware);
 	free(b->machine);
+	free(b->install_mode);
+	free(b->visibility);
+	json_decref(b->properties);
+	json_decref(b->tags);
 	free(b->domain_type);
 	free(b->vnc_listen);
+	if (b->vnc_password_fixed != NULL)
+		explicit_bzero(b->vnc_password_fixed, strlen(b->vnc_password_fixed));
+	free(b->vnc_password_fixed);
+	free(b->network);
 	free(b->templates);
-	json_decref(b->properties);
 	free(b->work_root);
-	free(b->log_dir);
 	free(b->work_dir);
 	free(b->root_disk);
+	free(b->log_dir);
+	free(b->floppy);
+	build_strv_free(&b->extra_cdroms);
+	json_decref(b->iso_props);
+	free(b->iso);
+	free(b->iso_hash);
+	free(b->virtio_win);
 	free(b->serial_log);
 	free(b->snapshot);
 	free(b->domain_name);
@@ -121,221 +169,438 @@ build_free(struct build **bp)
 	free(b->image_id);
 	json_decref(b->image_properties);
 	explicit_bzero(b->vnc_password, sizeof(b->vnc_password));
+	if (b->stop_fd != -1)
+		close(b->stop_fd);
+	pthread_cond_destroy(&b->cv);
+	pthread_mutex_destroy(&b->mu);
 	free(b);
 	*bp = NULL;
 }
 
-void
-build_set_state(struct build *b, enum build_state s, const char *fmt, ...)
-{
-	va_list	 ap;
-
-	free(b->message);
-	b->message = NULL;
-	if (fmt != NULL) {
-		va_start(ap, fmt);
-		b->message = xvasprintf(fmt, ap);
-		va_end(ap);
-	}
-	b->state = s;
-	log_debug("build %s: %s%s%s", b->id, build_state_name(s), b->message ? ": " : "",
-	    b->message ? b->message : "");
-	if (b->on_state != NULL)
-		b->on_state(b, s, b->message, b->cb_arg);
-}
-
-/* Lets pending signals and events (a cancel) reach the build between steps. */
-static int
-build_poll(struct build *b, struct err *e)
-{
-	if (b->loop != NULL)
-		(void)loop_run_once(b->loop, 0, NULL);
-	if (b->cancel_requested) {
-		err_set(e, ERR_CANCELLED, "cancelled");
-		return -1;
-	}
-	return 0;
-}
-
-/* Absolute, canonical path of an existing regular file; caller frees. */
+/* A copy of s, or NULL. */
 static char *
-build_file(const char *what, const char *path, struct err *e)
+build_dup(const char *s)
 {
-	char		 real[PATH_MAX];
-	struct stat	 st;
+	return s != NULL ? xstrdup(s) : NULL;
+}
 
-	if (realpath(path, real) == NULL) {
-		err_set(e, ERR_NOTFOUND, "%s %s: %s", what, path, strerror(errno));
-		return NULL;
-	}
-	if (stat(real, &st) == -1 || !S_ISREG(st.st_mode)) {
-		err_set(e, ERR_INVAL, "%s %s: not a regular file", what, path);
-		return NULL;
-	}
-	return xstrdup(real);
+void
+build_apply_request(struct build *b, const struct build_request *req)
+{
+	b->name = build_dup(req->name);
+	b->chain = build_dup(req->chain);
+	b->parent = build_dup(req->parent_image);
+	b->iso_ref = build_dup(req->iso_image);
+	b->virtio_win_ref = build_dup(req->virtio_win_image);
+	b->flavor_ref = build_dup(req->flavor);
+	b->os_type = build_dup(req->os_type);
+	b->os_distro = build_dup(req->os_distro);
+	b->os_version = build_dup(req->os_version);
+	b->firmware = build_dup(req->firmware);
+	b->install_mode = build_dup(req->install_mode);
+	b->timeout_s = (double)req->timeout_s;
+	b->compress = req->compress;
+	b->visibility = build_dup(req->visibility);
+	if (req->properties != NULL)
+		b->properties = json_incref(req->properties);
+	if (req->tags != NULL)
+		b->tags = json_incref(req->tags);
 }
 
 int
+build_set_state(struct build *b, enum build_state s, struct err *e, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*msg = NULL;
+
+	if (fmt != NULL) {
+		va_start(ap, fmt);
+		msg = xvasprintf(fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_lock(&b->mu);
+	free(b->message);
+	b->message = msg;
+	b->state = s;
+	pthread_mutex_unlock(&b->mu);
+	log_debug("build %s: %s%s%s", b->id, build_state_name(s), msg ? ": " : "",
+	    msg ? msg : "");
+	if (b->notifier != NULL && b->notifier->state != NULL)
+		return b->notifier->state(b->notifier_ctx, b, s, msg, e);
+	return 0;
+}
+
+void
+build_field(struct build *b, const char *name, const char *value)
+{
+	if (b->notifier != NULL && b->notifier->field != NULL)
+		b->notifier->field(b->notifier_ctx, b, name, value);
+}
+
+void
+build_resource(struct build *b, const char *kind, const char *value, int added)
+{
+	if (b->notifier != NULL && b->notifier->resource != NULL)
+		b->notifier->resource(b->notifier_ctx, b, kind, value, added);
+}
+
+enum build_stop
+build_stopping(struct build *b)
+{
+	enum build_stop	 s;
+
+	pthread_mutex_lock(&b->mu);
+	s = b->stop;
+	pthread_mutex_unlock(&b->mu);
+	return s;
+}
+
+/* -1 with the reason when the build was asked to stop: checked between steps. */
+static int
+build_check_stop(struct build *b, struct err *e)
+{
+	switch (build_stopping(b)) {
+	case BUILD_STOP_CANCEL:
+		err_set(e, ERR_CANCELLED, "cancelled by the requester");
+		return -1;
+	case BUILD_STOP_ABANDON:
+		err_set(e, ERR_CANCELLED, "the process stopped");
+		return -1;
+	default:
+		return 0;
+	}
+}
+
+/* ---- resolving, fetching ---- */
+
+static int
 build_resolve(struct build *b, struct err *e)
 {
-	char	*p;
-	char	 sha[129], md5[33];
-
-	build_set_state(b, BUILD_RESOLVING, NULL);
-	if (b->name == NULL || b->iso == NULL || b->work_root == NULL) {
+	if (b->resume == BUILD_QUEUED &&
+	    build_set_state(b, BUILD_RESOLVING, e, NULL) == -1)
+		return -1;
+	if (b->name == NULL || b->iso_ref == NULL || b->work_root == NULL) {
 		err_set(e, ERR_INVAL, "a build needs a name, an ISO and a work directory");
 		return -1;
 	}
+	if (b->chain == NULL)
+		b->chain = xstrdup(b->name);
+	if (b->source->resolve(b->source_ctx, b, e) == -1)
+		return -1;
 	if (b->flavor.disk_gib == 0) {
 		err_set(e, ERR_INVAL, "disk size: must be at least 1 GiB");
 		return -1;
 	}
-	if ((p = build_file("ISO", b->iso, e)) == NULL)
+	return build_check_stop(b, e);
+}
+
+static int
+build_fetch(struct build *b, struct err *e)
+{
+	if (b->source->fetch == NULL)
+		return 0;
+	if (b->resume == BUILD_QUEUED &&
+	    build_set_state(b, BUILD_FETCHING, e, "ISO %s into the cache", b->iso_ref) == -1)
 		return -1;
-	free(b->iso);
-	b->iso = p;
-	if (b->virtio_win != NULL) {
-		if ((p = build_file("virtio-win", b->virtio_win, e)) == NULL)
-			return -1;
-		free(b->virtio_win);
-		b->virtio_win = p;
-	}
-	if (b->chain == NULL)
-		b->chain = xstrdup(b->name);
-	if (b->iso_ref == NULL)
-		b->iso_ref = xstrdup(b->iso);
-	if (b->virtio_win_ref == NULL)
-		b->virtio_win_ref = xstrdup(b->virtio_win != NULL ? b->virtio_win : "none");
-	if (b->iso_hash == NULL) {
-		if (hash_file(b->iso, sha, md5, e) == -1)
-			return -1;
-		b->iso_hash = xstrdup(sha);
-	}
-	if (b->profile_name == NULL)
-		b->profile_name = xstrdup(isoboot_profile_choose(b->os_type, b->os_distro,
-		    b->os_version));
-	if (b->templates == NULL)
-		b->templates = xstrdup(templates_dir());
-	return build_poll(b, e);
+	if (b->source->fetch(b->source_ctx, b, e) == -1)
+		return -1;
+	return build_check_stop(b, e);
+}
+
+/* ---- assembling ---- */
+
+/* What a loop_call returns. */
+struct build_call {
+	struct build	*b;
+	int		 rc;
+	struct err	 err;
+	char		*xml;		/* assembling: the domain to define */
+	struct virt_console console;	/* installing: the console once started */
+	int		 ended;		/* installing: over before we watched (resuming) */
+	int		 console_rc;
+	struct err	 console_err;
+};
+
+/* Loop thread: removes a domain of this build left by a crashed earlier run, defines ours. */
+static void
+build_define_call(void *arg)
+{
+	struct build_call	*c = arg;
+	struct build		*b = c->b;
+
+	c->rc = -1;
+	if (virt_remove_by_name(b->virt, b->domain_name, &c->err) == -1)
+		return;
+	if ((b->dom = virt_define(b->virt, c->xml, &c->err)) == NULL)
+		return;
+	c->rc = 0;
+}
+
+/* Loop thread: the domain an earlier run defined (resuming). */
+static void
+build_lookup_call(void *arg)
+{
+	struct build_call	*c = arg;
+
+	c->b->dom = virt_lookup(c->b->virt, c->b->domain_name, &c->err);
+	c->rc = c->b->dom != NULL ? 0 : -1;
 }
 
 /*
- * The work paths and the isoboot plan of the build; with fresh, also the work dir, the blank
- * root disk and a VNC password (assembling), else the plan of what an earlier run assembled
- * (the root disk must be there). The plan is a pure function of the request: the same again.
+ * assembling: the work dir, a blank root disk of the flavor's size, the plan, the domain
+ * defined. Resuming an install: the plan again (the same, from the same request) and the
+ * domain the earlier run defined, nothing created.
  */
 static int
-build_plan(struct build *b, int fresh, struct err *e)
-{
-	struct isoboot_profile	*profile = NULL;
-	struct isoboot_media	 media;
-	struct isoboot_params	 params;
-	char			*nvram = NULL;
-	const char		*fw;
-	int			 rc = -1;
-
-	b->work_dir = xasprintf("%s/%s", b->work_root, b->id);
-	b->root_disk = xasprintf("%s/root.qcow2", b->work_dir);
-	b->serial_log = xasprintf("%s/console.log", b->work_dir);
-	if (fresh && util_mkdirs(b->work_dir, e) == -1)
-		goto cleanup;
-	if (!fresh && access(b->root_disk, R_OK) == -1) {
-		err_set(e, ERR_NOTFOUND, "root disk %s: %s", b->root_disk, strerror(errno));
-		goto cleanup;
-	}
-	if ((profile = templates_load_profile(b->templates, b->profile_name, e)) == NULL)
-		goto cleanup;
-	if (b->machine != NULL &&
-	    isoboot_profile_set(profile, "machine", b->machine, e) == -1)
-		goto cleanup;
-	fw = b->firmware != NULL ? b->firmware : profile->firmware;
-	if (fw != NULL && strcmp(fw, "uefi") == 0)
-		nvram = xasprintf("%s/uefi-vars.fd", b->work_dir);
-	if (fresh) {
-		if (qemuimg_create(b->root_disk, (unsigned long long)b->flavor.disk_gib << 30,
-		    e) == -1)
-			goto cleanup;
-		util_password(b->vnc_password, 8);
-	}
-
-	memset(&media, 0, sizeof(media));
-	memset(&params, 0, sizeof(params));
-	media.root_disk = b->root_disk;
-	media.iso = b->iso;
-	media.virtio_win = b->virtio_win;
-	params.build_id = b->id;
-	params.name = b->name;
-	params.domain_type = b->domain_type;
-	params.firmware = b->firmware;
-	params.vnc_listen = b->vnc_listen;
-	params.vnc_password = b->vnc_password[0] != '\0' ? b->vnc_password : NULL;
-	params.serial_log = b->serial_log;
-	params.nvram = nvram;
-	if ((b->plan = isoboot_plan_build(profile, &b->flavor, &media, &params, e)) == NULL)
-		goto cleanup;
-	b->domain_name = xstrdup(b->plan->domain_name);
-	rc = 0;
-cleanup:
-	free(nvram);
-	isoboot_profile_free(&profile);
-	return rc;
-}
-
-int
 build_assemble(struct build *b, struct err *e)
 {
-	char	*base = NULL, *xml = NULL;
-	int	 rc = -1;
+	struct build_call	 c;
+	int			 rc = -1, fresh = b->resume == BUILD_QUEUED;
 
-	build_set_state(b, BUILD_ASSEMBLING, NULL);
-	if (build_plan(b, 1, e) == -1)
+	memset(&c, 0, sizeof(c));
+	c.b = b;
+	if (fresh && build_set_state(b, BUILD_ASSEMBLING, e, NULL) == -1)
+		return -1;
+	if (b->virt == NULL) {
+		err_set(e, ERR_INTERNAL, "assembling: no libvirt connection");
+		return -1;
+	}
+	if (b->work_dir == NULL)
+		b->work_dir = xasprintf("%s/%s", b->work_root, b->id);
+	if (fresh) {
+		if (util_mkdirs(b->work_dir, e) == -1)
+			return -1;
+		build_resource(b, "dir", b->work_dir, 1);
+		if (b->vnc_password_fixed == NULL)
+			util_password(b->vnc_password, 8);
+	}
+	if (build_make_plan(b, e) == -1)
+		return -1;
+	if (!fresh) {
+		if (access(b->root_disk, R_OK) == -1) {
+			err_set(e, ERR_NOTFOUND, "root disk %s: %s", b->root_disk, strerror(errno));
+			return -1;
+		}
+		loop_call(b->loop, build_lookup_call, &c);
+		if (c.rc == -1)
+			err_set(e, c.err.kind, "%s", c.err.msg);
+		return c.rc;
+	}
+	if (qemuimg_create(b->root_disk, (unsigned long long)b->flavor.disk_gib << 30, e) == -1)
+		return -1;
+	if ((c.xml = build_domain_xml(b, e)) == NULL)
+		return -1;
+	if (build_check_stop(b, e) == -1)
 		goto cleanup;
-	if ((base = templates_load_domain(b->templates, e)) == NULL ||
-	    (xml = isoboot_domain_xml(b->plan, base, e)) == NULL)
+	build_field(b, "domain", b->domain_name);
+	build_resource(b, "domain", b->domain_name, 1);
+	loop_call(b->loop, build_define_call, &c);
+	if (c.rc == -1) {
+		err_set(e, c.err.kind, "%s", c.err.msg);
 		goto cleanup;
-	if (build_poll(b, e) == -1)
-		goto cleanup;
-	/* a domain of this build left by a crashed earlier run */
-	if (virt_remove_by_name(b->virt, b->domain_name, e) == -1)
-		goto cleanup;
-	if ((b->dom = virt_define(b->virt, xml, e)) == NULL)
-		goto cleanup;
-	rc = 0;
+	}
+	rc = build_check_stop(b, e);
 cleanup:
-	if (xml != NULL)
-		explicit_bzero(xml, strlen(xml));	/* holds the VNC password */
-	free(xml);
-	free(base);
+	explicit_bzero(c.xml, strlen(c.xml));	/* holds the VNC password */
+	free(c.xml);
 	return rc;
 }
 
-int
-build_reattach(struct build *b, struct err *e)
-{
-	if (build_plan(b, 0, e) == -1)
-		return -1;
-	if ((b->dom = virt_lookup(b->virt, b->domain_name, e)) == NULL)
-		return -1;
-	return 0;
-}
+/* ---- installing ---- */
 
-/* Ends the install: maps the outcome to rc/err, drops the timer, tells the owner once. */
+/* Loop thread: the install ended (libvirt's outcome, or ours when libvirt can't be asked). */
 static void
-build_install_done(struct build *b)
+build_end_install(struct build *b, enum virt_outcome o, const char *reason)
 {
-	build_install_done_cb	 done = b->install_done;
-	struct err		 e;
-	int			 rc = -1;
-
-	if (done == NULL)
-		return;
-	b->install_done = NULL;
 	if (b->timeout_timer) {
 		loop_timer_remove(b->loop, b->timeout_timer);
 		b->timeout_timer = 0;
 	}
+	pthread_mutex_lock(&b->mu);
+	if (b->outcome == VIRT_RUNNING) {
+		b->outcome = o;
+		free(b->outcome_reason);
+		b->outcome_reason = xstrdup(reason != NULL ? reason : "");
+	}
+	pthread_cond_broadcast(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+}
+
+static void
+build_outcome_cb(struct virt_domain *d, enum virt_outcome o, const char *reason, void *arg)
+{
+	(void)d;
+	build_end_install(arg, o, reason);
+}
+
+/* Loop thread: destroys the install (cancel, timeout); ends it ourselves when libvirt can't. */
+static void
+build_destroy_call(void *arg)
+{
+	struct build	*b = arg;
+	struct err	 e;
+
+	if (b->dom == NULL || virt_domain_outcome(b->dom, NULL) != VIRT_RUNNING)
+		return;
 	err_clear(&e);
-	switch (b->outcome) {
+	if (virt_cancel(b->dom, &e) == -1) {
+		log_warnx("build %s: stopping the install: %s", b->id, e.msg);
+		build_end_install(b, VIRT_CANCELLED, "cancelled");
+	}
+}
+
+/* Loop thread: the guest is asked to shut down (finish). */
+static void
+build_finish_call(void *arg)
+{
+	struct build	*b = arg;
+	struct err	 e;
+
+	if (b->dom == NULL || virt_domain_outcome(b->dom, NULL) != VIRT_RUNNING)
+		return;
+	err_clear(&e);
+	if (virt_finish(b->dom, b->finish_grace_s, &e) == -1)
+		log_warnx("build %s: finish: %s", b->id, e.msg);
+}
+
+static void
+build_timeout_cb(int id, void *arg)
+{
+	struct build	*b = arg;
+
+	loop_timer_remove(b->loop, id);
+	b->timeout_timer = 0;
+	pthread_mutex_lock(&b->mu);
+	if (b->outcome != VIRT_RUNNING) {
+		pthread_mutex_unlock(&b->mu);
+		return;
+	}
+	b->timed_out = 1;
+	pthread_mutex_unlock(&b->mu);
+	log_info("build %s: install timed out after %.0f s", b->id, b->timeout_s);
+	build_destroy_call(b);
+}
+
+/*
+ * Loop thread: starts the domain (or watches the one an earlier run started), arms the
+ * timeout, reads the console, and acts on a finish or cancel asked meanwhile.
+ */
+static void
+build_start_call(void *arg)
+{
+	struct build_call	*c = arg;
+	struct build		*b = c->b;
+	enum build_stop		 stop;
+	int			 finish;
+	double			 left;
+
+	pthread_mutex_lock(&b->mu);
+	b->outcome = VIRT_RUNNING;
+	pthread_mutex_unlock(&b->mu);
+	if (b->resume == BUILD_INSTALLING)
+		c->rc = virt_watch(b->dom, build_outcome_cb, b, &c->err);
+	else {
+		virt_domain_autodestroy(b->dom, b->autodestroy);
+		c->rc = virt_start(b->dom, build_outcome_cb, b, &c->err);
+	}
+	if (c->rc == -1)
+		return;
+	if (virt_domain_outcome(b->dom, NULL) != VIRT_RUNNING) {
+		c->ended = 1;
+		return;
+	}
+	if (b->timeout_s > 0) {
+		left = b->timeout_s - (util_now() - b->install_started_at);
+		b->timeout_timer = loop_timer_add(b->loop, left > 1 ? (int)(left * 1000) : 1000,
+		    build_timeout_cb, b, NULL);
+	}
+	memset(&c->console, 0, sizeof(c->console));
+	c->console_rc = virt_console_get(b->dom, 1, &c->console, &c->console_err);
+	pthread_mutex_lock(&b->mu);
+	stop = b->stop;
+	finish = b->finish_requested;
+	pthread_mutex_unlock(&b->mu);
+	if (stop == BUILD_STOP_CANCEL)
+		build_destroy_call(b);
+	else if (finish)
+		build_finish_call(b);
+}
+
+/* Records the console (with its password, for the build's own project) and says where it is. */
+static char *
+build_console_message(struct build *b, struct build_call *c)
+{
+	json_t	*j;
+	char	*s, *msg;
+
+	if (c->console_rc == -1 || c->console.port <= 0)
+		return xasprintf("no console: %s", c->console_err.msg[0] ? c->console_err.msg :
+		    "no VNC port");
+	j = json_pack("{s:s, s:i, s:s?}", "host", c->console.host, "port", c->console.port,
+	    "password", c->console.password);
+	s = json_dumps(j, JSON_COMPACT);
+	build_field(b, "console", s);
+	explicit_bzero(s, strlen(s));
+	free(s);
+	json_decref(j);
+	msg = xasprintf("console on vnc://%s:%d", c->console.host, c->console.port);
+	return msg;
+}
+
+/*
+ * installing: starts the domain on the loop thread and waits for its outcome: a guest
+ * power-off (or a finish) → 0; destroyed, crashed, paused → -1 ERR_IO; the timeout →
+ * ERR_TIMEOUT; a cancel → ERR_CANCELLED. An abandon returns at once, the guest running on.
+ */
+static int
+build_install(struct build *b, struct err *e)
+{
+	struct build_call	 c;
+	enum virt_outcome	 o;
+	char			*msg, *console;
+	int			 rc = -1, timed_out;
+
+	memset(&c, 0, sizeof(c));
+	c.b = b;
+	if (build_check_stop(b, e) == -1)
+		return -1;
+	if (b->install_started_at == 0)
+		b->install_started_at = util_now();
+	loop_call(b->loop, build_start_call, &c);
+	if (c.rc == -1) {
+		err_set(e, c.err.kind, "%s", c.err.msg);
+		goto cleanup;
+	}
+	/* only a worker resumes builds: a local build's guest dies with its process */
+	if (c.ended)
+		msg = xstrdup("watched again after a restart: the guest stopped while the "
+		    "worker was down");
+	else {
+		console = build_console_message(b, &c);
+		msg = b->resume == BUILD_INSTALLING ?
+		    xasprintf("watched again after a restart; %s", console) : xstrdup(console);
+		free(console);
+	}
+	rc = build_set_state(b, BUILD_INSTALLING, e, "%s", msg);
+	free(msg);
+	if (rc == -1) {
+		build_request_stop(b, BUILD_STOP_CANCEL);
+		rc = -1;
+	}
+	pthread_mutex_lock(&b->mu);
+	while (b->outcome == VIRT_RUNNING && b->stop != BUILD_STOP_ABANDON)
+		pthread_cond_wait(&b->cv, &b->mu);
+	o = b->outcome;
+	timed_out = b->timed_out;
+	pthread_mutex_unlock(&b->mu);
+	if (rc == -1)
+		goto cleanup;
+	rc = -1;
+	build_field(b, "console", NULL);
+	switch (o) {
+	case VIRT_RUNNING:
+		err_set(e, ERR_CANCELLED, "the process stopped");
+		break;
 	case VIRT_POWEROFF:
 	case VIRT_FINISHED:
 		log_info("build %s: install done (%s) after %.1f s", b->id, b->outcome_reason,
@@ -343,266 +608,182 @@ build_install_done(struct build *b)
 		rc = 0;
 		break;
 	case VIRT_CANCELLED:
-		if (b->timed_out)
-			err_set(&e, ERR_TIMEOUT, "install timed out after %.0f s", b->timeout_s);
+		if (timed_out)
+			err_set(e, ERR_TIMEOUT, "install timed out after %.0f s", b->timeout_s);
 		else
-			err_set(&e, ERR_CANCELLED, "cancelled");
+			err_set(e, ERR_CANCELLED, "cancelled by the requester");
 		break;
 	default:
-		err_set(&e, ERR_IO, "install failed: %s", b->outcome_reason);
+		err_set(e, ERR_IO, "install failed: %s", b->outcome_reason);
 		break;
 	}
-	done(b, rc, &e, b->install_done_arg);
-}
-
-/* Records the install's end by the build itself (libvirt could not be asked). */
-static void
-build_end_install(struct build *b, enum virt_outcome o, const char *reason)
-{
-	if (b->outcome != VIRT_RUNNING)
-		return;
-	b->outcome = o;
-	free(b->outcome_reason);
-	b->outcome_reason = xstrdup(reason);
-	build_install_done(b);
-}
-
-static void
-build_outcome_cb(struct virt_domain *d, enum virt_outcome o, const char *reason, void *arg)
-{
-	struct build	*b = arg;
-
-	(void)d;
-	build_end_install(b, o, reason != NULL ? reason : "");
-}
-
-static void
-build_timeout_cb(int id, void *arg)
-{
-	struct build	*b = arg;
-	struct err	 e;
-
-	loop_timer_remove(b->loop, id);
-	b->timeout_timer = 0;
-	if (b->outcome != VIRT_RUNNING || b->dom == NULL)
-		return;
-	log_info("build %s: install timed out after %.0f s", b->id, b->timeout_s);
-	b->timed_out = 1;
-	err_clear(&e);
-	if (virt_cancel(b->dom, &e) == -1) {
-		log_warnx("build %s: %s", b->id, e.msg);
-		build_end_install(b, VIRT_CANCELLED, "timed out");
-	}
-}
-
-int
-build_install_start(struct build *b, build_install_done_cb done, void *arg, struct err *e)
-{
-	build_set_state(b, BUILD_INSTALLING, NULL);
-	if (b->cancel_requested) {
-		err_set(e, ERR_CANCELLED, "cancelled");
-		return -1;
-	}
-	b->install_started_at = util_now();
-	b->outcome = VIRT_RUNNING;
-	b->install_done = done;
-	b->install_done_arg = arg;
-	virt_domain_autodestroy(b->dom, b->autodestroy);
-	if (virt_start(b->dom, build_outcome_cb, b, e) == -1) {
-		b->install_done = NULL;
-		return -1;
-	}
-	if (b->timeout_s > 0)
-		b->timeout_timer = loop_timer_add(b->loop, (int)(b->timeout_s * 1000),
-		    build_timeout_cb, b, NULL);
-	return 0;
-}
-
-struct build_wait {
-	int		 done;
-	int		 rc;
-	struct err	 err;
-};
-
-static void
-build_install_wait_cb(struct build *b, int rc, const struct err *e, void *arg)
-{
-	struct build_wait	*w = arg;
-
-	(void)b;
-	w->done = 1;
-	w->rc = rc;
-	w->err = *e;
-}
-
-int
-build_install(struct build *b, struct err *e)
-{
-	struct build_wait	 w;
-
-	memset(&w, 0, sizeof(w));
-	if (build_poll(b, e) == -1)
-		return -1;
-	if (build_install_start(b, build_install_wait_cb, &w, e) == -1)
-		return -1;
-	/* a cancel or finish asked for while the domain was being started */
-	if (b->cancel_requested)
-		build_request_cancel(b);
-	else if (b->finish_requested)
-		build_request_finish(b);
-	while (!w.done)
-		if (loop_run_once(b->loop, -1, e) == -1)
-			return -1;
-	if (w.rc == -1)
-		err_set(e, w.err.kind, "%s", w.err.msg);
-	return w.rc;
-}
-
-int
-build_console(struct build *b, int want_password, struct virt_console *c, struct err *e)
-{
-	if (b->dom == NULL) {
-		err_set(e, ERR_CONFLICT, "build %s has no domain", b->id);
-		return -1;
-	}
-	return virt_console_get(b->dom, want_password, c, e);
+	if (rc == 0)
+		rc = build_check_stop(b, e);
+cleanup:
+	virt_console_clear(&c.console);
+	return rc;
 }
 
 void
 build_request_finish(struct build *b)
 {
-	struct err	 e;
-
+	pthread_mutex_lock(&b->mu);
 	b->finish_requested = 1;
-	if (b->state != BUILD_INSTALLING || b->dom == NULL || b->outcome != VIRT_RUNNING)
-		return;
-	err_clear(&e);
-	if (virt_finish(b->dom, b->finish_grace_s, &e) == -1)
-		log_warnx("build %s: finish: %s", b->id, e.msg);
+	pthread_mutex_unlock(&b->mu);
+	if (b->loop != NULL)
+		loop_call(b->loop, build_finish_call, b);
 }
 
 void
-build_request_cancel(struct build *b)
+build_request_stop(struct build *b, enum build_stop how)
 {
-	struct err	 e;
+	uint64_t	 one = 1;
 
-	b->cancel_requested = 1;
-	if (b->state != BUILD_INSTALLING || b->dom == NULL || b->outcome != VIRT_RUNNING)
+	pthread_mutex_lock(&b->mu);
+	if (b->stop != BUILD_STOP_NONE) {
+		pthread_mutex_unlock(&b->mu);
 		return;
-	err_clear(&e);
-	if (virt_cancel(b->dom, &e) == -1) {
-		log_warnx("build %s: cancel: %s", b->id, e.msg);
-		build_end_install(b, VIRT_CANCELLED, "cancelled");
 	}
+	b->stop = how;
+	pthread_cond_broadcast(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+	/* children (qemu-img) and transfers watch stop_fd */
+	(void)!write(b->stop_fd, &one, sizeof(one));
+	if (how == BUILD_STOP_CANCEL && b->loop != NULL)
+		loop_call(b->loop, build_destroy_call, b);
 }
+
+struct build_console_call {
+	struct build		*b;
+	int			 want_password;
+	struct virt_console	*c;
+	int			 rc;
+	struct err		 err;
+};
+
+static void
+build_console_call(void *arg)
+{
+	struct build_console_call	*cc = arg;
+
+	if (cc->b->dom == NULL) {
+		err_set(&cc->err, ERR_CONFLICT, "build %s has no domain", cc->b->id);
+		cc->rc = -1;
+		return;
+	}
+	cc->rc = virt_console_get(cc->b->dom, cc->want_password, cc->c, &cc->err);
+}
+
+int
+build_console(struct build *b, int want_password, struct virt_console *c, struct err *e)
+{
+	struct build_console_call	 cc;
+
+	memset(&cc, 0, sizeof(cc));
+	memset(c, 0, sizeof(*c));
+	cc.b = b;
+	cc.want_password = want_password;
+	cc.c = c;
+	loop_call(b->loop, build_console_call, &cc);
+	if (cc.rc == -1)
+		err_set(e, cc.err.kind, "%s", cc.err.msg);
+	return cc.rc;
+}
+
+/* ---- snapshotting, uploading ---- */
 
 static void
 build_convert_progress(void *arg, double pct)
 {
 	struct build	*b = arg;
 
-	if (b->on_progress != NULL)
-		b->on_progress(b, pct, b->cb_arg);
+	if (b->notifier != NULL && b->notifier->progress != NULL)
+		b->notifier->progress(b->notifier_ctx, b, pct);
 }
 
-int
+/* snapshotting: qemu-img convert -O qcow2 [-c] of the root disk (stoppable, with a timeout),
+ * then sha512 + md5 of the result. */
+static int
 build_snapshot(struct build *b, struct err *e)
 {
-	static volatile sig_atomic_t never;
-
-	build_set_state(b, BUILD_SNAPSHOTTING, NULL);
-	if (build_poll(b, e) == -1)
+	if (build_set_state(b, BUILD_SNAPSHOTTING, e, NULL) == -1)
 		return -1;
+	free(b->snapshot);
 	b->snapshot = xasprintf("%s/image.qcow2", b->work_dir);
 	if (qemuimg_convert_ex(b->root_disk, b->snapshot, b->compress, build_convert_progress, b,
-	    &never, 0, e) == -1)
+	    b->stop_fd, b->step_timeout_s, e) == -1)
 		return -1;
 	if (hash_file(b->snapshot, b->image_sha512, b->image_md5, e) == -1)
 		return -1;
-	return build_poll(b, e);
+	return build_check_stop(b, e);
 }
 
-json_t *
-build_image_properties(const struct build *b, const char *built_at)
+/* uploading: the properties, then the registry's next version of the chain. */
+static int
+build_upload(struct build *b, struct err *e)
 {
-	json_t		*p, *v;
-	const char	*k;
-	size_t		 i;
-	int		 bad;
-
-	p = b->plan != NULL ? isoboot_image_properties(b->plan) : json_object();
-	if (b->properties != NULL)
-		json_object_foreach(b->properties, k, v) {
-			bad = strncmp(k, "os_glance_", 10) == 0 || strncmp(k, "isoforge_", 9) == 0;
-			for (i = 0; build_forbidden[i] != NULL; i++)
-				bad |= strcmp(k, build_forbidden[i]) == 0;
-			if (!bad)
-				json_object_set(p, k, v);
-		}
-	if (b->os_distro != NULL)
-		json_object_set_new(p, "os_distro", json_string(b->os_distro));
-	if (b->os_version != NULL)
-		json_object_set_new(p, "os_version", json_string(b->os_version));
-	json_object_set_new(p, "isoforge_chain", json_string(b->chain ? b->chain : ""));
-	json_object_set_new(p, "isoforge_version", json_sprintf("%d", b->version));
-	if (b->parent != NULL)
-		json_object_set_new(p, "isoforge_parent", json_string(b->parent));
-	json_object_set_new(p, "isoforge_build_id", json_string(b->id));
-	if (b->iso_ref != NULL)
-		json_object_set_new(p, "isoforge_source_iso", json_string(b->iso_ref));
-	if (b->iso_hash != NULL)
-		json_object_set_new(p, "isoforge_source_iso_hash", json_string(b->iso_hash));
-	json_object_set_new(p, "isoforge_virtio_win",
-	    json_string(b->virtio_win_ref ? b->virtio_win_ref : "none"));
-	json_object_set_new(p, "isoforge_built_at", json_string(built_at));
-	return p;
-}
-
-int
-build_register(struct build *b, const struct registry *reg, struct err *e)
-{
-	json_t	*meta = NULL;
 	char	 stamp[32];
-	int	 rc = -1;
 
-	build_set_state(b, BUILD_REGISTERING, NULL);
-	if (build_poll(b, e) == -1)
+	if (build_set_state(b, BUILD_UPLOADING, e, "version of chain %s", b->chain) == -1)
 		return -1;
-	if (reg->ops->next_version(reg->ctx, b->chain, &b->version, e) == -1)
-		goto cleanup;
 	util_utc_stamp(stamp);
 	json_decref(b->image_properties);
 	b->image_properties = build_image_properties(b, stamp);
-	meta = json_pack("{s:s, s:O}", "name", b->name, "properties", b->image_properties);
-	if (reg->ops->add(reg->ctx, b->snapshot, meta, &b->image_id, e) == -1)
-		goto cleanup;
-	/* the registry has the file now */
+	if (b->registry->add(b->registry_ctx, b, b->snapshot, b->image_properties, e) == -1)
+		return -1;
+	/* the registry has the data now */
 	free(b->snapshot);
 	b->snapshot = NULL;
-	rc = 0;
-cleanup:
-	json_decref(meta);
-	return rc;
+	json_object_set_new(b->image_properties, "isoforge_chain", json_string(b->chain));
+	json_object_set_new(b->image_properties, "isoforge_version",
+	    json_sprintf("%d", b->version));
+	build_field(b, "image_id", b->image_id);
+	return 0;
 }
 
-void
+/* ---- the clean-up ---- */
+
+/* Loop thread: undefines the build's domain (destroying it when it runs). */
+static void
+build_undefine_call(void *arg)
+{
+	struct build_call	*c = arg;
+	struct build		*b = c->b;
+
+	if (b->dom != NULL) {
+		c->rc = virt_undefine(b->dom, &c->err);
+		virt_domain_free(&b->dom);
+	} else
+		c->rc = virt_remove_by_name(b->virt, b->domain_name, &c->err);
+}
+
+/*
+ * Undefines the domain and removes the work files, whatever the state; the serial log moves
+ * to log_dir. What could not be removed stays recorded (the notifier's resources) and is
+ * logged.
+ */
+static void
 build_cleanup(struct build *b)
 {
-	struct err	 e;
-	char		*kept;
+	struct build_call	 c;
+	struct err		 e;
+	char			*kept;
 
-	err_clear(&e);
-	if (b->timeout_timer) {
-		loop_timer_remove(b->loop, b->timeout_timer);
-		b->timeout_timer = 0;
+	memset(&c, 0, sizeof(c));
+	c.b = b;
+	/* a resumed build that failed before its plan: its domain and work dir all the same */
+	if (b->resume != BUILD_QUEUED && b->domain_name == NULL)
+		b->domain_name = xasprintf("isoforge-%s", b->id);
+	if (b->resume != BUILD_QUEUED && b->work_dir == NULL && b->work_root != NULL)
+		b->work_dir = xasprintf("%s/%s", b->work_root, b->id);
+	if (b->domain_name != NULL && b->virt != NULL) {
+		loop_call(b->loop, build_undefine_call, &c);
+		if (c.rc == -1)
+			log_warnx("build %s: removing domain %s: %s", b->id, b->domain_name,
+			    c.err.msg);
+		else
+			build_resource(b, "domain", b->domain_name, 0);
 	}
-	if (b->dom != NULL) {
-		if (virt_undefine(b->dom, &e) == -1)
-			log_warnx("build %s: removing domain %s: %s", b->id, b->domain_name, e.msg);
-		virt_domain_free(&b->dom);
-	} else if (b->domain_name != NULL && b->virt != NULL &&
-	    virt_remove_by_name(b->virt, b->domain_name, &e) == -1)
-		log_warnx("build %s: removing domain %s: %s", b->id, b->domain_name, e.msg);
 	/* the serial log stays with the build */
 	if (b->serial_log != NULL && b->log_dir != NULL && access(b->serial_log, F_OK) == 0) {
 		kept = xasprintf("%s/%s.console.log", b->log_dir, b->id);
@@ -617,63 +798,82 @@ build_cleanup(struct build *b)
 		}
 		free(kept);
 	}
-	if (b->work_dir != NULL) {
+	if (b->work_dir != NULL && b->work_root != NULL) {
 		err_clear(&e);
 		if (util_rmtree(b->work_dir, &e) == -1)
 			log_warnx("build %s: %s", b->id, e.msg);
+		else
+			build_resource(b, "dir", b->work_dir, 0);
 	}
 	free(b->snapshot);
 	b->snapshot = NULL;
 }
 
-int
-build_run(struct build *b, const struct registry *reg, struct err *e)
+/* An earlier run of this very build registered its image (a request delivered twice). */
+static int
+build_done_before(struct build *b)
 {
-	int	 rc;
+	struct err	 e;
+	char		*id;
 
-	rc = build_resolve(b, e);
+	if (b->registry->find_built == NULL || b->resume != BUILD_QUEUED)
+		return 0;
+	err_clear(&e);
+	if ((id = b->registry->find_built(b->registry_ctx, b, &e)) == NULL)
+		return 0;
+	free(b->image_id);
+	b->image_id = id;
+	build_field(b, "image_id", id);
+	return 1;
+}
+
+int
+build_run(struct build *b)
+{
+	struct err	 e, se;
+	int		 rc;
+
+	err_clear(&e);
+	rc = build_resolve(b, &e);
+	if (rc == 0 && build_done_before(b)) {
+		err_clear(&se);
+		(void)build_set_state(b, BUILD_ACTIVE, &se, "built before: image %s", b->image_id);
+		return 0;
+	}
 	if (rc == 0)
-		rc = build_assemble(b, e);
+		rc = build_fetch(b, &e);
 	if (rc == 0)
-		rc = build_install(b, e);
+		rc = build_assemble(b, &e);
 	if (rc == 0)
-		rc = build_snapshot(b, e);
+		rc = build_install(b, &e);
 	if (rc == 0)
-		rc = build_register(b, reg, e);
+		rc = build_snapshot(b, &e);
+	if (rc == 0)
+		rc = build_upload(b, &e);
+	if (rc == -1 && build_stopping(b) == BUILD_STOP_ABANDON) {
+		log_info("build %s: left %s for a later run", b->id, build_state_name(b->state));
+		return -1;
+	}
 	build_cleanup(b);
+	err_clear(&se);
 	if (rc == 0)
-		build_set_state(b, BUILD_ACTIVE, "image %s, %s version %d", b->image_id,
-		    b->chain, b->version);
-	else if (e->kind == ERR_CANCELLED)
-		build_set_state(b, BUILD_CANCELLED, "%s", e->msg);
+		(void)build_set_state(b, BUILD_ACTIVE, &se, "image %s, version %d of chain %s",
+		    b->image_id, b->version, b->chain);
+	else if (e.kind == ERR_CANCELLED)
+		(void)build_set_state(b, BUILD_CANCELLED, &se, "%s", e.msg);
 	else
-		build_set_state(b, BUILD_FAILED, "%s", e->msg);
+		(void)build_set_state(b, BUILD_FAILED, &se, "%s", e.msg);
+	if (se.kind != ERR_NONE)
+		log_warnx("build %s: the end not recorded: %s", b->id, se.msg);
 	return rc;
 }
 
-/* ---- the local registry: drivers/localstore ---- */
-
-static int
-registry_local_next_version(void *ctx, const char *chain, int *version, struct err *e)
+json_t *
+build_image_record(struct build *b, struct err *e)
 {
-	return localstore_next_version(ctx, chain, version, e);
+	if (b->image_id == NULL || b->registry == NULL || b->registry->get == NULL) {
+		err_set(e, ERR_NOTFOUND, "build %s has no image", b->id);
+		return NULL;
+	}
+	return b->registry->get(b->registry_ctx, b->image_id, e);
 }
-
-static int
-registry_local_add(void *ctx, const char *image_file, json_t *meta, char **id, struct err *e)
-{
-	return localstore_add(ctx, image_file, meta, id, e);
-}
-
-static json_t *
-registry_local_get(void *ctx, const char *id, struct err *e)
-{
-	return localstore_get(ctx, id, e);
-}
-
-const struct registry_ops registry_local_ops = {
-	.name = "local",
-	.next_version = registry_local_next_version,
-	.add = registry_local_add,
-	.get = registry_local_get,
-};

@@ -1,16 +1,32 @@
-/* build.h — one build's pipeline, shared by `isoforge local build` and the worker:
- * resolving → [fetching] → assembling → installing → snapshotting → registering → active
- * (any state → failed | cancelled). The caller owns the loop, the libvirt connection and the
- * registry; the steps are plain functions it calls in order. */
+/*
+ * build.h — the one build pipeline that `isoforge local build` and the worker both run
+ * (DESIGN.md "The build pipeline"):
+ *
+ *   queued → resolving → fetching → assembling → installing → [customizing] → snapshotting →
+ *   uploading → active          (any state → failed | cancelled)
+ *
+ * What differs between a local build and a worker's stands behind three driver tables:
+ * where the media come from (struct source_ops: files | Glance + the ISO cache), where the
+ * image goes (struct registry_ops: the local store | Glance) and who is told (struct
+ * notifier_ops: a terminal | the job store and events).
+ *
+ * Threads: build_run runs on a build thread of its own and blocks (HTTP, qemu-img, the
+ * install). The event loop runs on its own thread; everything libvirt is done there through
+ * loop_call, and the build thread waits on the build's condition for what the loop reports
+ * (the install's outcome). build_request_finish/cancel/stop may be called from any thread.
+ */
 #ifndef ISOFORGE_BUILD_H
 #define ISOFORGE_BUILD_H
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <jansson.h>
 
-#include "drivers/virt.h"
-#include "isoboot/isoboot.h"
 #include "base/loop.h"
 #include "base/util.h"
+#include "drivers/virt.h"
+#include "isoboot/isoboot.h"
 
 enum build_state {
 	BUILD_QUEUED = 0,
@@ -20,7 +36,7 @@ enum build_state {
 	BUILD_INSTALLING,
 	BUILD_CUSTOMIZING,
 	BUILD_SNAPSHOTTING,
-	BUILD_REGISTERING,	/* the worker's "uploading" */
+	BUILD_UPLOADING,
 	BUILD_ACTIVE,		/* terminal: the image is registered */
 	BUILD_FAILED,		/* terminal */
 	BUILD_CANCELLED		/* terminal */
@@ -31,83 +47,125 @@ const char	*build_state_name(enum build_state);
 /* The state of that name, or -1. */
 int		 build_state_from_name(const char *);
 int		 build_state_terminal(enum build_state);
-
-/*
- * Where built images go. Drivers of one kind share one table (DESIGN.md): the local one is
- * registry_local_ops over drivers/localstore (ctx: struct localstore *); the worker adds a
- * Glance one.
- */
-struct registry_ops {
-	const char	*name;		/* "local" | "glance" */
-	/* Reserves the next version of chain (never handed out twice). */
-	int		(*next_version)(void *ctx, const char *chain, int *version, struct err *);
-	/* Registers image_file (moved in / uploaded) with meta {"name", "min_disk", "min_ram",
-	 * "properties"{...}}; *id gets the new image id (caller frees). */
-	int		(*add)(void *ctx, const char *image_file, json_t *meta, char **id,
-			    struct err *);
-	/* The registered image's record (new reference), e.g. for --json output. */
-	json_t		*(*get)(void *ctx, const char *id, struct err *);
-};
-
-struct registry {
-	const struct registry_ops	*ops;
-	void				*ctx;
-};
-
-extern const struct registry_ops registry_local_ops;
+/* Rough progress of a state (0–100), for events and lists. */
+int		 build_state_progress(enum build_state);
 
 struct build;
 
-/* The end of an install started with build_install_start: rc 0 (done) or -1 with e. */
-typedef void (*build_install_done_cb)(struct build *, int rc, const struct err *e, void *arg);
+/*
+ * Where the media come from. resolve (resolving) checks what the request names and fills
+ * the build: iso_ref/virtio_win_ref as written on the image, iso_props (the ISO image's own
+ * properties, for the profile rule), the flavor's size, the parent; fetch (fetching; NULL =
+ * nothing to fetch) makes the media local files: iso, virtio_win (absolute) and iso_hash.
+ */
+struct source_ops {
+	const char	*name;			/* "file" | "glance" */
+	int		(*resolve)(void *ctx, struct build *, struct err *);
+	int		(*fetch)(void *ctx, struct build *, struct err *);
+};
 
-/* Told about every state change (after it happened); message may be NULL. */
-typedef void (*build_state_cb)(struct build *, enum build_state, const char *message,
-    void *arg);
-/* Progress inside a state (0..100; the snapshot's convert). */
-typedef void (*build_progress_cb)(struct build *, double pct, void *arg);
+/*
+ * Where built images go. add registers file as the next version of the build's chain (never
+ * handed out twice) with props (everything but isoforge_chain and isoforge_version, which the
+ * registry settles with the version) and sets the build's image_id and version; what it
+ * creates is told to the notifier (build_resource) before its data is sent, and a half-made
+ * image is removed when add fails. find_built (may be NULL): an image an earlier run of this
+ * very build registered (a request delivered twice), or NULL. get: the image's record.
+ * remove: deletes an image the build created (clean-up after a crash).
+ */
+struct registry_ops {
+	const char	*name;			/* "local" | "glance" */
+	char		*(*find_built)(void *ctx, const struct build *, struct err *);
+	int		(*add)(void *ctx, struct build *, const char *file, const json_t *props,
+			    struct err *);
+	json_t		*(*get)(void *ctx, const char *id, struct err *);
+	int		(*remove)(void *ctx, const char *id, struct err *);
+};
+
+/*
+ * Who is told. state: a state change, called before the build goes on (the worker records it
+ * in the job store, then announces it): -1 fails the build (it could not be recorded). field:
+ * something the build learnt ("project_id", "user_id", "domain", "image_id", "console" —
+ * JSON with the VNC password: never print it); value NULL clears. resource: something to
+ * clean up should the process die (kind "dir" | "domain" | "glance_image"), added or gone.
+ * progress: within a state, 0..100. Any member may be NULL. Called on the build thread,
+ * but for console (loop thread).
+ */
+struct notifier_ops {
+	int		(*state)(void *ctx, struct build *, enum build_state, const char *message,
+			    struct err *);
+	void		(*field)(void *ctx, struct build *, const char *name, const char *value);
+	void		(*resource)(void *ctx, struct build *, const char *kind, const char *value,
+			    int added);
+	void		(*progress)(void *ctx, struct build *, double pct);
+};
+
+/* How a running build is asked to stop (build_request_stop). */
+enum build_stop {
+	BUILD_STOP_NONE = 0,
+	BUILD_STOP_CANCEL,	/* the requester cancels: end cancelled, clean up */
+	BUILD_STOP_ABANDON	/* the process stops: leave everything as it is, to be resumed */
+};
 
 struct build {
-	char			 id[64];
-	enum build_state	 state;
-	char			*message;	/* last state's message (failure reason) */
+	char			 id[128];	/* a UUID, or --build-id of plan */
+	pthread_mutex_t		 mu;		/* the fields marked "under mu" */
+	pthread_cond_t		 cv;		/* the install's outcome, a stop */
 
-	/* the request: set by the caller before build_resolve (strings owned by the build) */
-	char			*name;		/* image name */
+	enum build_state	 state;
+	char			*message;	/* last state's message (the failure's reason) */
+
+	/* ---- the request (strings owned by the build); build_apply_request fills them ---- */
+	char			*name;		/* image name (required) */
 	char			*chain;		/* default: name */
 	char			*parent;	/* isoforge_parent (image id) or NULL */
-	char			*iso;		/* OS ISO file (absolute after resolving) */
-	char			*iso_ref;	/* isoforge_source_iso: Glance id; default the path */
-	char			*iso_hash;	/* sha512 hex; computed by build_resolve when NULL */
-	char			*virtio_win;	/* virtio-win file or NULL */
-	char			*virtio_win_ref; /* isoforge_virtio_win; default the path or "none" */
+	char			*iso_ref;	/* the ISO as the request names it: a file or a
+						 * Glance image id; isoforge_source_iso */
+	char			*virtio_win_ref; /* file | Glance id | "auto" | NULL */
+	char			*flavor_ref;	/* Nova flavor id or name (Glance source) */
 	char			*os_type, *os_distro, *os_version;
-	char			*profile_name;	/* NULL: chosen from the OS triple */
-	char			*firmware;	/* NULL | bios | uefi */
-	char			*machine;	/* NULL (the profile's) | pc | q35 | pc-q35-X ... */
-	struct isoboot_flavor	 flavor;	/* disk_gib required */
+	char			*profile_name;	/* explicit profile, else the profile rule */
+	char			*firmware;	/* NULL | bios | uefi (explicit) */
+	char			*machine;	/* NULL | pc | q35 | pc-q35-X ... (explicit) */
+	struct isoboot_flavor	 flavor;	/* the source fills what it learns */
+	char			*install_mode;	/* interactive | unattended */
 	double			 timeout_s;	/* install timeout; 0 = none */
 	double			 finish_grace_s; /* ACPI shutdown → destroy; default 60 */
 	int			 compress;	/* qemu-img convert -c */
-	int			 autodestroy;	/* the guest dies with our libvirt connection */
-	char			*domain_type;	/* "kvm" | "qemu" (see virt_probe_kvm) */
-	char			*vnc_listen;	/* NULL = 127.0.0.1 */
-	char			*templates;	/* templates dir; NULL = templates_dir() */
+	char			*visibility;	/* Glance visibility; NULL = private */
 	json_t			*properties;	/* extra image properties (strings) or NULL */
-	char			*work_root;	/* work dirs go to WORK_ROOT/<id>; required */
-	char			*log_dir;	/* the serial log is kept there (else in work_root) */
+	json_t			*tags;		/* Glance tags (array) or NULL */
 
-	/* what the steps make (owned by the build) */
-	char			*work_dir;
-	char			*root_disk;
+	/* ---- the builder host (set by the caller) ---- */
+	char			*domain_type;	/* "kvm" | "qemu"; NULL = kvm */
+	char			*vnc_listen;	/* NULL = 127.0.0.1 */
+	char			*vnc_password_fixed; /* NULL = a new random one (plan: fixed) */
+	char			*network;	/* libvirt network; NULL = user-mode networking */
+	char			*templates;	/* NULL = templates_dir() */
+	char			*work_root;	/* work dirs go to WORK_ROOT/<id> */
+	char			*work_dir;	/* NULL = WORK_ROOT/<id> */
+	char			*root_disk;	/* NULL = WORK_DIR/root.qcow2 */
+	char			*log_dir;	/* the serial log is kept there at the end */
+	char			*floppy;	/* an extra floppy image or NULL */
+	char			**extra_cdroms;	/* NULL-terminated extra CD-ROM images or NULL */
+	int			 autodestroy;	/* the guest dies with our libvirt connection */
+	double			 step_timeout_s; /* qemu-img convert and the like; 0 = none */
+	enum build_state	 resume;	/* QUEUED: a new build; INSTALLING: watch the
+						 * domain an earlier run started */
+
+	/* ---- what resolving and fetching find ---- */
+	json_t			*iso_props;	/* the ISO image's properties, or NULL */
+	char			*iso;		/* the OS ISO file (absolute) */
+	char			*iso_hash;	/* sha512 hex (or Glance's checksum) */
+	char			*virtio_win;	/* the virtio-win file (absolute) or NULL */
+
+	/* ---- what the steps make (owned by the build) ---- */
 	char			*serial_log;	/* during the build: in work_dir; after: log_dir */
-	char			*snapshot;	/* converted image, until registered */
+	char			*snapshot;	/* the converted image, until registered */
 	char			*domain_name;
 	char			 vnc_password[9];
 	struct isoboot_plan	*plan;
 	struct virt_domain	*dom;
-	enum virt_outcome	 outcome;
-	char			*outcome_reason;
 	char			 image_sha512[129];
 	char			 image_md5[33];
 	int			 version;
@@ -115,73 +173,84 @@ struct build {
 	json_t			*image_properties; /* what was registered (Nova + lineage) */
 	double			 started_at, install_started_at;
 
-	/* runtime */
+	/* ---- the drivers and the loop (borrowed) ---- */
+	const struct source_ops	*source;
+	void			*source_ctx;
+	const struct registry_ops *registry;
+	void			*registry_ctx;
+	const struct notifier_ops *notifier;
+	void			*notifier_ctx;
 	struct loop		*loop;
 	struct virt		*virt;
-	int			 cancel_requested;
-	int			 finish_requested;
+
+	/* ---- the install, between the loop thread and the build thread (under mu) ---- */
+	enum virt_outcome	 outcome;
+	char			*outcome_reason;
 	int			 timed_out;
-	int			 timeout_timer;
-	build_install_done_cb	 install_done;
-	void			*install_done_arg;
-	build_state_cb		 on_state;
-	build_progress_cb	 on_progress;
-	void			*cb_arg;
+	int			 timeout_timer;	/* loop thread only */
+	enum build_stop		 stop;
+	int			 finish_requested;
+	/* written once on a stop: children (qemu-img) and transfers watch it */
+	int			 stop_fd;
+	volatile sig_atomic_t	 stop_flag;
 };
 
 /* A new build (state queued) with id, or a new UUID when id is NULL; caller frees. */
-struct build	*build_new(const char *id, struct loop *, struct virt *);
+struct build	*build_new(const char *id);
 /* Frees the build (not its domain or files: build_cleanup does that). */
 void		 build_free(struct build **);
 
-/* The one place a state changes: records it (and message), then tells on_state. */
-void	build_set_state(struct build *, enum build_state, const char *fmt, ...)
-	    __attribute__((format(printf, 3, 4)));
+/* The build's request fields from a parsed request (struct build_request). */
+struct build_request;
+void	build_apply_request(struct build *, const struct build_request *);
 
-/* resolving: checks the media files and flavor, makes paths absolute, hashes the ISO,
- * loads the profile. */
-int	build_resolve(struct build *, struct err *);
-/* assembling: work dir, qemu-img create of the root disk (flavor disk GiB), isoboot plan →
- * domain XML, define (a stale domain of the same name is removed first). */
-int	build_assemble(struct build *, struct err *);
 /*
- * After a restart (the worker's): the paths, the plan and a handle on the domain an earlier
- * run of this build assembled and started (nothing is created; the root disk must be there).
- * Then watch the domain with virt_watch.
+ * The one place a state changes: records it (and the message), then tells the notifier.
+ * Returns what the notifier returns (-1: the state could not be recorded; e filled).
  */
-int	build_reattach(struct build *, struct err *);
+int	build_set_state(struct build *, enum build_state, struct err *, const char *fmt, ...)
+	    __attribute__((format(printf, 4, 5)));
+/* Tells the notifier something the build learnt / made (see struct notifier_ops). */
+void	build_field(struct build *, const char *name, const char *value);
+void	build_resource(struct build *, const char *kind, const char *value, int added);
+
 /*
- * installing: starts the domain and runs the loop until its outcome: guest power-off (or a
- * finish) → 0; destroyed, crashed, paused, timeout → -1 (ERR_TIMEOUT / ERR_IO); cancel →
- * -1 with ERR_CANCELLED.
+ * The whole pipeline, on the calling (build) thread: resolving, fetching, assembling,
+ * installing, snapshotting, uploading, the clean-up, then the terminal state: active, failed
+ * (with the reason) or cancelled. With resume == INSTALLING it looks up the media and flavor
+ * again without announcing it, finds the domain an earlier run started and watches it.
+ * Returns 0 when active. A build abandoned (BUILD_STOP_ABANDON) returns -1 in the state it
+ * was in, its domain and files left for a later run.
  */
-int	build_install(struct build *, struct err *);
-/* The same without running the loop (the worker's many builds share one loop): starts the
- * domain and returns; done is called once, from the loop, with the outcome. */
-int	build_install_start(struct build *, build_install_done_cb done, void *arg, struct err *);
+int	build_run(struct build *);
+
+/*
+ * The plan the build's domain is made from: the work paths (unless given), the OS profile by
+ * the one rule — the explicit profile, else the request's os (any of it given), else the ISO
+ * image's os_type/os_distro/os_version, else linux; then the ISO's hw_* properties override
+ * it; then the explicit machine and firmware — and isoboot's block-device plan. Reads only
+ * the profile file. Used by assembling and by `isoforge plan`.
+ */
+int	build_make_plan(struct build *, struct err *);
+/* The domain XML of the plan (base template + plan); caller frees (it holds the VNC password). */
+char	*build_domain_xml(const struct build *, struct err *);
+/* Nova's properties of the plan, with os_distro/os_version (pure; new reference). */
+json_t	*build_nova_properties(const struct build *);
+/* Every property the registered image gets but isoforge_chain/_version, which the registry
+ * settles: Nova's, the request's extra properties (never overriding those, never os_glance_*,
+ * isoforge_*, base_image_ref, instance_uuid, image_type) and the lineage. New reference. */
+json_t	*build_image_properties(const struct build *, const char *built_at);
+
+/* Asks the install to end as done (ACPI shutdown, destroy after finish_grace_s). Any thread. */
+void	build_request_finish(struct build *);
+/* Asks the build to stop (cancel or abandon; see enum build_stop). Any thread. */
+void	build_request_stop(struct build *, enum build_stop);
+/* The stop asked so far. */
+enum build_stop build_stopping(struct build *);
 /* Console of the running install (the password only when asked); see virt_console_get. */
 int	build_console(struct build *, int want_password, struct virt_console *, struct err *);
-/* Asks the install to end as done (ACPI shutdown, destroy after finish_grace_s). */
-void	build_request_finish(struct build *);
-/* Asks the build to stop: during the install the domain is destroyed; other steps check it
- * between steps. Safe from loop callbacks (signals, AMQP). */
-void	build_request_cancel(struct build *);
-/* snapshotting: qemu-img convert -O qcow2 [-c] of the root disk, sha512 + md5 of the result. */
-int	build_snapshot(struct build *, struct err *);
-/* registering: next version of the chain, Nova + lineage properties, registry add. */
-int	build_register(struct build *, const struct registry *, struct err *);
-/* Undefines the domain and removes the work files whatever the state; the serial log moves to
- * log_dir. Safe to call more than once. */
-void	build_cleanup(struct build *);
 
-/*
- * Runs the whole pipeline (resolve, assemble, install, snapshot, register, cleanup) and sets
- * the terminal state: active, failed (with the reason) or cancelled. Returns 0 when active.
- */
-int	build_run(struct build *, const struct registry *, struct err *);
-
-/* The properties a build writes (pure; for tests): Nova's from the plan, os_distro/os_version,
- * lineage, extra properties minus the keys isoforge never writes. New reference. */
-json_t	*build_image_properties(const struct build *, const char *built_at);
+/* The built image's record from the registry (new reference) or NULL. */
+json_t	*build_image_record(struct build *, struct err *);
 
 #endif

@@ -1,4 +1,4 @@
-/* worker_steps.c — resolving, fetching and registering, acting for the requester. */
+/* cloud.c — the pipeline's cloud drivers: resolving, fetching and registering as the requester. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,12 +10,12 @@
 #include "drivers/keystone.h"
 #include "drivers/nova.h"
 #include "service/pipeline/chain.h"
+#include "service/pipeline/cloud.h"
 #include "base/log.h"
 #include "base/util.h"
-#include "service/worker/worker_steps.h"
 
 struct keystone *
-ws_service_session(const struct config *cfg, struct http_client **httpp, struct err *err)
+cloud_service_keystone(const struct config *cfg, struct http_client **httpp, struct err *err)
 {
 	struct keystone_auth	 a;
 	struct http_opts	 o;
@@ -41,42 +41,54 @@ ws_service_session(const struct config *cfg, struct http_client **httpp, struct 
 	return ks;
 }
 
+void
+cloud_init(struct cloud *c, const struct config *cfg, const char *token)
+{
+	memset(c, 0, sizeof(*c));
+	c->cfg = cfg;
+	c->token = token != NULL ? xstrdup(token) : NULL;
+}
+
 int
-ws_open(struct ws *ws, const struct config *cfg, const char *token, struct err *err)
+cloud_open(struct cloud *c, struct err *err)
 {
 	const struct keystone_token_info	*info;
 
-	memset(ws, 0, sizeof(*ws));
-	ws->cfg = cfg;
-	if ((ws->service = ws_service_session(cfg, &ws->http, err)) == NULL)
+	if (c->user != NULL)
+		return 0;
+	if (c->token == NULL) {
+		err_set(err, ERR_AUTH, "no token to act for the requester with");
+		return -1;
+	}
+	if ((c->service = cloud_service_keystone(c->cfg, &c->http, err)) == NULL)
 		return -1;
 	/* validates the token through the service session: the project comes from Keystone */
-	if ((ws->user = keystone_new_for_user(ws->service, token, err)) == NULL)
+	if ((c->user = keystone_new_for_user(c->service, c->token, err)) == NULL)
 		return -1;
-	if ((info = keystone_info(ws->user, err)) == NULL)
+	if ((info = keystone_info(c->user, err)) == NULL)
 		return -1;
 	if (info->project_id == NULL) {
 		err_set(err, ERR_AUTH, "token: not scoped to a project");
 		return -1;
 	}
-	ws->project_id = xstrdup(info->project_id);
-	ws->user_id = info->user_id != NULL ? xstrdup(info->user_id) : NULL;
-	if ((ws->glance = glance_new(ws->user, cfg->glance_endpoint, err)) == NULL ||
-	    (ws->nova = nova_new(ws->user, cfg->nova_endpoint, err)) == NULL)
+	c->project_id = xstrdup(info->project_id);
+	c->user_id = info->user_id != NULL ? xstrdup(info->user_id) : NULL;
+	if ((c->glance = glance_new(c->user, c->cfg->glance_endpoint, err)) == NULL ||
+	    (c->nova = nova_new(c->user, c->cfg->nova_endpoint, err)) == NULL)
 		return -1;
 	return 0;
 }
 
 /* An ISO image visible to the requester: disk_format iso and active. New reference. */
 static json_t *
-ws_iso(struct ws *ws, const char *field, const char *id, struct err *err)
+cloud_iso(struct cloud *c, const char *field, const char *id, struct err *err)
 {
 	struct err	 e;
 	json_t		*img;
 	const char	*fmt, *status;
 
 	err_clear(&e);
-	if ((img = glance_image_show(ws->glance, id, &e)) == NULL) {
+	if ((img = glance_image_show(c->glance, id, &e)) == NULL) {
 		err_set(err, e.kind, "%s: %s", field, e.msg);
 		return NULL;
 	}
@@ -98,135 +110,159 @@ fail:
 	return NULL;
 }
 
-int
-ws_resolve(struct ws *ws, const struct build_request *req, struct err *err)
+/* The hash a Glance image is verified and cached by: its sha512, else its md5. */
+static const char *
+cloud_image_hash(const json_t *img)
 {
-	struct err	 e;
-	const char	*virtio = req->virtio_win_image;
+	const char	*algo = json_string_value(json_object_get(img, "os_hash_algo"));
+	const char	*hash = json_string_value(json_object_get(img, "os_hash_value"));
 
-	if ((ws->iso = ws_iso(ws, "iso_image", req->iso_image, err)) == NULL)
+	if (hash != NULL && algo != NULL && strcmp(algo, "sha512") == 0)
+		return hash;
+	return json_string_value(json_object_get(img, "checksum"));
+}
+
+/*
+ * resolving: the sessions, the ISO (disk_format iso, active, visible to the requester's
+ * project), the virtio-win ISO (auto = cfg's), the parent image, the flavor (with a root disk).
+ */
+static int
+source_glance_resolve(void *ctx, struct build *b, struct err *err)
+{
+	struct cloud	*c = ctx;
+	struct err	 e;
+	const char	*virtio = b->virtio_win_ref, *hash;
+
+	if (b->flavor_ref == NULL) {
+		err_set(err, ERR_INVAL, "flavor: missing");
 		return -1;
+	}
+	if (cloud_open(c, err) != 0)
+		return -1;
+	build_field(b, "project_id", c->project_id);
+	build_field(b, "user_id", c->user_id);
+	if ((c->iso = cloud_iso(c, "iso_image", b->iso_ref, err)) == NULL)
+		return -1;
+	json_decref(b->iso_props);
+	b->iso_props = json_incref(c->iso);
+	free(b->iso_hash);
+	b->iso_hash = (hash = cloud_image_hash(c->iso)) != NULL ? xstrdup(hash) : NULL;
 	if (virtio != NULL && strcmp(virtio, "auto") == 0) {
-		virtio = ws->cfg->virtio_win_image;
+		virtio = c->cfg->virtio_win_image;
 		if (virtio == NULL) {
 			err_set(err, ERR_INVAL, "virtio_win_image: auto, but this worker has no "
 			    "[builds] virtio_win_image");
 			return -1;
 		}
 	}
-	if (virtio != NULL && (ws->virtio = ws_iso(ws, "virtio_win_image", virtio, err)) == NULL)
-		return -1;
-	if (req->parent_image != NULL) {
+	if (virtio != NULL) {
+		if ((c->virtio = cloud_iso(c, "virtio_win_image", virtio, err)) == NULL)
+			return -1;
+		free(b->virtio_win_ref);
+		b->virtio_win_ref = xstrdup(json_string_value(json_object_get(c->virtio, "id")));
+	}
+	if (b->parent != NULL) {
 		err_clear(&e);
-		if ((ws->parent = glance_image_show(ws->glance, req->parent_image, &e)) == NULL) {
+		if ((c->parent = glance_image_show(c->glance, b->parent, &e)) == NULL) {
 			err_set(err, e.kind, "parent_image: %s", e.msg);
 			return -1;
 		}
 	}
 	err_clear(&e);
-	if ((ws->flavor = nova_flavor_get(ws->nova, req->flavor, &e)) == NULL) {
+	if ((c->flavor = nova_flavor_get(c->nova, b->flavor_ref, &e)) == NULL) {
 		err_set(err, e.kind, "flavor: %s", e.msg);
 		return -1;
 	}
-	if (ws->flavor->disk_gib == 0) {
+	if (c->flavor->disk_gib == 0) {
 		err_set(err, ERR_INVAL, "flavor: %s has no root disk (disk 0): the image's size "
-		    "comes from it", ws->flavor->name);
+		    "comes from it", c->flavor->name);
 		return -1;
 	}
+	b->flavor.vcpus = c->flavor->vcpus;
+	b->flavor.ram_mib = c->flavor->ram_mib;
+	b->flavor.disk_gib = c->flavor->disk_gib;
 	return 0;
 }
 
+
 /* Fetches one Glance ISO into the cache, named by its sha512 (or md5); returns the path. */
 static char *
-ws_fetch_one(struct ws *ws, const json_t *img, struct err *err)
+cloud_fetch_one(struct cloud *c, const json_t *img, struct err *err)
 {
 	struct stat	 st;
-	const char	*hash, *id = json_string_value(json_object_get(img, "id"));
-	const char	*algo = json_string_value(json_object_get(img, "os_hash_algo"));
+	const char	*hash = cloud_image_hash(img);
+	const char	*id = json_string_value(json_object_get(img, "id"));
 	json_int_t	 size = json_integer_value(json_object_get(img, "size"));
 	char		*path;
 
-	hash = json_string_value(json_object_get(img, "os_hash_value"));
-	if (hash == NULL || algo == NULL || strcmp(algo, "sha512") != 0) {
-		/* an image from before Glance hashed with sha512: its md5 still names it */
-		if ((hash = json_string_value(json_object_get(img, "checksum"))) == NULL) {
-			err_set(err, ERR_INVAL, "image %s has no hash to verify a download with", id);
-			return NULL;
-		}
-	}
-	if (util_mkdirs(ws->cfg->cache_dir, err) != 0)
+	if (hash == NULL) {
+		err_set(err, ERR_INVAL, "image %s has no hash to verify a download with", id);
 		return NULL;
-	path = xasprintf("%s/%s.iso", ws->cfg->cache_dir, hash);
+	}
+	if (util_mkdirs(c->cfg->cache_dir, err) != 0)
+		return NULL;
+	path = xasprintf("%s/%s.iso", c->cfg->cache_dir, hash);
 	/* only verified downloads are renamed into the cache: a present file is whole */
 	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (json_int_t)st.st_size == size) {
 		log_info("image %s: in the cache (%s)", id, path);
 		return path;
 	}
 	log_info("image %s: fetching %lld bytes into %s", id, (long long)size, path);
-	if (glance_image_download(ws->glance, id, path, NULL, err) != 0) {
+	if (glance_image_download(c->glance, id, path, NULL, err) != 0) {
 		free(path);
 		return NULL;
 	}
 	return path;
 }
 
-int
-ws_fetch(struct ws *ws, struct err *err)
+/* fetching: each ISO into cache_dir/<hash>.iso unless there, verified by Glance's hash. */
+static int
+source_glance_fetch(void *ctx, struct build *b, struct err *err)
 {
-	if ((ws->iso_path = ws_fetch_one(ws, ws->iso, err)) == NULL)
+	struct cloud	*c = ctx;
+
+	free(b->iso);
+	if ((b->iso = cloud_fetch_one(c, c->iso, err)) == NULL)
 		return -1;
-	if (ws->virtio != NULL && (ws->virtio_path = ws_fetch_one(ws, ws->virtio, err)) == NULL)
-		return -1;
+	if (c->virtio != NULL) {
+		free(b->virtio_win);
+		if ((b->virtio_win = cloud_fetch_one(c, c->virtio, err)) == NULL)
+			return -1;
+	}
 	return 0;
 }
 
-json_t *
-ws_image_body(const struct build_request *req, const char *build_id, const json_t *iso,
-    const json_t *virtio, const json_t *nova_props, const char *built_at)
-{
-	json_t		*b, *v;
-	const char	*k, *s;
+const struct source_ops source_glance_ops = {
+	.name = "glance",
+	.resolve = source_glance_resolve,
+	.fetch = source_glance_fetch,
+};
 
-	b = json_pack("{s:s, s:s, s:s, s:s}", "name", req->name, "disk_format", "qcow2",
+json_t *
+cloud_image_body(const struct build *b, const json_t *props)
+{
+	json_t		*body, *v;
+	const char	*k;
+
+	body = json_pack("{s:s, s:s, s:s, s:s}", "name", b->name, "disk_format", "qcow2",
 	    "container_format", "bare", "visibility",
-	    req->visibility != NULL ? req->visibility : "private");
-	/* the user's own first, so isoforge's and Nova's can't be overridden */
-	if (req->properties != NULL)
-		json_object_foreach(req->properties, k, v)
-			if (json_is_string(v))
-				json_object_set(b, k, v);
-	if (nova_props != NULL)
-		json_object_foreach((json_t *)nova_props, k, v) {
-			if (json_is_string(v))
-				json_object_set(b, k, v);
-			else if (json_is_integer(v) && (strcmp(k, "min_disk") == 0 ||
-			    strcmp(k, "min_ram") == 0))
-				json_object_set(b, k, v);	/* Glance's own integer fields */
-			else if (json_is_integer(v))
-				json_object_set_new(b, k, json_sprintf("%lld",
-				    (long long)json_integer_value(v)));
-		}
-	if (req->os_distro != NULL)
-		json_object_set_new(b, "os_distro", json_string(req->os_distro));
-	if (req->os_version != NULL)
-		json_object_set_new(b, "os_version", json_string(req->os_version));
-	if (req->parent_image != NULL)
-		json_object_set_new(b, "isoforge_parent", json_string(req->parent_image));
-	json_object_set_new(b, "isoforge_build_id", json_string(build_id));
-	json_object_set_new(b, "isoforge_source_iso", json_string(req->iso_image));
-	if ((s = json_string_value(json_object_get(iso, "os_hash_value"))) != NULL ||
-	    (s = json_string_value(json_object_get(iso, "checksum"))) != NULL)
-		json_object_set_new(b, "isoforge_source_iso_hash", json_string(s));
-	if (virtio != NULL)
-		json_object_set(b, "isoforge_virtio_win", json_object_get(virtio, "id"));
-	json_object_set_new(b, "isoforge_built_at", json_string(built_at));
-	if (req->tags != NULL && json_array_size(req->tags) > 0)
-		json_object_set(b, "tags", req->tags);
-	/* never, whoever asked */
-	json_object_del(b, "base_image_ref");
-	json_object_del(b, "instance_uuid");
-	json_object_del(b, "image_type");
-	return b;
+	    b->visibility != NULL ? b->visibility : "private");
+	json_object_foreach((json_t *)props, k, v) {
+		if (json_is_string(v))
+			json_object_set(body, k, v);
+		else if (json_is_integer(v) && (strcmp(k, "min_disk") == 0 ||
+		    strcmp(k, "min_ram") == 0))
+			json_object_set(body, k, v);	/* Glance's own integer fields */
+		else if (json_is_integer(v))
+			json_object_set_new(body, k, json_sprintf("%lld",
+			    (long long)json_integer_value(v)));
+	}
+	/* the chain settles those two */
+	json_object_del(body, "isoforge_chain");
+	json_object_del(body, "isoforge_version");
+	if (b->tags != NULL && json_array_size(b->tags) > 0)
+		json_object_set(body, "tags", b->tags);
+	return body;
 }
 
 /* Upload attempts (each a new image: an upload is not idempotent), deletions of an image. */
@@ -235,18 +271,28 @@ ws_image_body(const struct build_request *req, const char *build_id, const json_
 
 /* Whether a failed Glance call may succeed when made again (network, timeout, 5xx). */
 static int
-ws_transient(const struct err *e)
+cloud_transient(const struct err *e)
 {
 	return e->kind == ERR_NET || e->kind == ERR_TIMEOUT ||
 	    (e->kind == ERR_REMOTE && e->status >= 500);
 }
 
+/* Deletes an image the build made, and forgets it once it is gone. */
+static int
+cloud_remove_made(struct cloud *c, struct build *b, const char *id)
+{
+	if (cloud_delete_image(c, id, NULL) != 0)
+		return -1;
+	build_resource(b, "glance_image", id, 0);
+	return 0;
+}
+
 /*
- * Deletes the images of build_id that are not active (half-made: queued, saving, killed),
+ * Deletes the images of the build that are not active (half-made: queued, saving, killed),
  * also one whose creation Glance did while its answer was lost. Best effort.
  */
 static void
-ws_sweep(struct ws *ws, const char *build_id)
+cloud_sweep(struct cloud *c, struct build *b)
 {
 	struct glance_list_opts	 o;
 	struct err		 e;
@@ -255,12 +301,12 @@ ws_sweep(struct ws *ws, const char *build_id)
 	size_t			 i;
 
 	memset(&o, 0, sizeof(o));
-	o.filters = json_pack("{s:s}", "isoforge_build_id", build_id);
+	o.filters = json_pack("{s:s}", "isoforge_build_id", b->id);
 	err_clear(&e);
-	imgs = glance_image_list(ws->glance, &o, &e);
+	imgs = glance_image_list(c->glance, &o, &e);
 	json_decref(o.filters);
 	if (imgs == NULL) {
-		log_warnx("build %s: images not listed: %s", build_id, e.msg);
+		log_warnx("build %s: images not listed: %s", b->id, e.msg);
 		return;
 	}
 	json_array_foreach(imgs, i, img) {
@@ -268,93 +314,146 @@ ws_sweep(struct ws *ws, const char *build_id)
 		status = json_string_value(json_object_get(img, "status"));
 		if (id == NULL || (status != NULL && strcmp(status, "active") == 0))
 			continue;
-		if (ws_delete_image(ws, id, NULL) == 0)
-			log_info("build %s: half-made image %s (%s) deleted", build_id, id,
+		if (cloud_remove_made(c, b, id) == 0)
+			log_info("build %s: half-made image %s (%s) deleted", b->id, id,
 			    status != NULL ? status : "?");
 	}
 	json_decref(imgs);
 }
 
-/* One attempt of ws_register: create, record, upload; on failure the image is deleted. */
+/* One attempt of registry_glance_add: create, record, upload; on failure the image is
+ * deleted (*deleted says whether that worked). Returns the id (caller frees). */
 static char *
-ws_register_once(struct ws *ws, const struct build_request *req, const char *build_id,
-    const char *file, const json_t *nova_props, int *version,
-    int (*created)(void *, const char *), void *arg, int *deleted, struct err *err)
+cloud_register_once(struct cloud *c, struct build *b, const char *file, const json_t *props,
+    int *deleted, struct err *err)
 {
 	json_t		*body, *img;
-	char		 stamp[32], *id;
-	const char	*chain = req->chain != NULL ? req->chain : req->name;
+	char		*id;
 
 	*deleted = 1;
-	util_utc_stamp(stamp);
-	body = ws_image_body(req, build_id, ws->iso, ws->virtio, nova_props, stamp);
-	img = chain_create_image(ws->glance, chain, body, version, err);
+	body = cloud_image_body(b, props);
+	img = chain_create_image(c->glance, b->chain, body, &b->version, err);
 	json_decref(body);
 	if (img == NULL)
 		return NULL;
 	id = xstrdup(json_string_value(json_object_get(img, "id")));
 	json_decref(img);
-	if (created != NULL && created(arg, id) != 0)
-		log_warnx("build %s: image %s not recorded in the job store", build_id, id);
-	log_info("build %s: image %s is version %d of chain %s; uploading", build_id, id,
-	    *version, chain);
-	if (glance_image_upload_file(ws->glance, id, file, NULL, err) != 0) {
-		*deleted = ws_delete_image(ws, id, NULL) == 0;
+	/* known before its data is sent: a crash from here on leaves it to be deleted */
+	build_resource(b, "glance_image", id, 1);
+	log_info("build %s: image %s is version %d of chain %s; uploading", b->id, id,
+	    b->version, b->chain);
+	if (glance_image_upload_file(c->glance, id, file, NULL, err) != 0) {
+		*deleted = cloud_remove_made(c, b, id) == 0;
 		free(id);
 		return NULL;
 	}
 	return id;
 }
 
+/* Upload attempts (each a new image: an upload is not idempotent), deletions of an image. */
+#define CLOUD_REGISTER_TRIES	3
+#define CLOUD_DELETE_TRIES	5
+
 /*
- * An upload cut short (network, timeout, 5xx) is tried again with a new image, once the
+ * uploading: creates the image as the next version of the chain and streams the file. An
+ * upload cut short (network, timeout, 5xx) is tried again with a new image, once the
  * half-made one is deleted: an image's data can be uploaded only once. Whatever fails for
  * good ends with no image of the build left but active ones (best effort: Glance may be
  * away for longer than the deletions are tried).
  */
-char *
-ws_register(struct ws *ws, const struct build_request *req, const char *build_id,
-    const char *file, const json_t *nova_props, int *version,
-    int (*created)(void *, const char *), void *arg, struct err *err)
+static int
+registry_glance_add(void *ctx, struct build *b, const char *file, const json_t *props,
+    struct err *err)
 {
+	struct cloud	*c = ctx;
 	struct err	 e;
 	char		*id;
-	int		 attempt, deleted, fresh = err != NULL && err->kind == ERR_NONE;
+	int		 attempt, deleted;
 
 	for (attempt = 1; ; attempt++) {
 		err_clear(&e);
-		id = ws_register_once(ws, req, build_id, file, nova_props, version, created, arg,
-		    &deleted, &e);
-		if (id != NULL)
-			return id;
-		ws_sweep(ws, build_id);
-		if (!ws_transient(&e) || !deleted || attempt >= WS_REGISTER_TRIES)
+		id = cloud_register_once(c, b, file, props, &deleted, &e);
+		if (id != NULL) {
+			free(b->image_id);
+			b->image_id = id;
+			return 0;
+		}
+		cloud_sweep(c, b);
+		if (!cloud_transient(&e) || !deleted || attempt >= CLOUD_REGISTER_TRIES)
 			break;
 		log_warnx("build %s: upload attempt %d failed: %s; trying again in %d s",
-		    build_id, attempt, e.msg, 2 * attempt);
+		    b->id, attempt, e.msg, 2 * attempt);
 		sleep(2 * (unsigned)attempt);
 	}
 	if (attempt > 1)
 		err_set(err, e.kind, "%s (after %d attempts)", e.msg, attempt);
 	else
 		err_set(err, e.kind, "%s", e.msg);
-	if (fresh)
+	if (err != NULL && err->status == 0)
 		err->status = e.status;
-	return NULL;
+	return -1;
 }
+
+/* Another run may have built this build_id already (a redelivered request): look in Glance. */
+static char *
+registry_glance_find_built(void *ctx, const struct build *b, struct err *err)
+{
+	struct cloud		*c = ctx;
+	struct glance_list_opts	 o;
+	json_t			*imgs;
+	char			*id = NULL;
+
+	memset(&o, 0, sizeof(o));
+	o.filters = json_pack("{s:s}", "isoforge_build_id", b->id);
+	o.status = "active";
+	imgs = glance_image_list(c->glance, &o, err);
+	json_decref(o.filters);
+	if (imgs != NULL && json_array_size(imgs) > 0)
+		id = xstrdup(json_string_value(json_object_get(json_array_get(imgs, 0), "id")));
+	json_decref(imgs);
+	return id;
+}
+
+static json_t *
+registry_glance_get(void *ctx, const char *id, struct err *err)
+{
+	struct cloud	*c = ctx;
+
+	if (cloud_open(c, err) != 0)
+		return NULL;
+	return glance_image_show(c->glance, id, err);
+}
+
+static int
+registry_glance_remove(void *ctx, const char *id, struct err *err)
+{
+	struct cloud	*c = ctx;
+
+	if (cloud_open(c, err) != 0)
+		return -1;
+	return cloud_delete_image(c, id, err);
+}
+
+const struct registry_ops registry_glance_ops = {
+	.name = "glance",
+	.find_built = registry_glance_find_built,
+	.add = registry_glance_add,
+	.get = registry_glance_get,
+	.remove = registry_glance_remove,
+};
 
 /* Deletes an image, again after 1, 2, 4, 8 s while Glance can't be reached or fails (5xx). */
 int
-ws_delete_image(struct ws *ws, const char *id, struct err *err)
+cloud_delete_image(struct cloud *c, const char *id, struct err *err)
 {
 	struct err	 e;
 	int		 attempt;
 
 	for (attempt = 1; ; attempt++) {
 		err_clear(&e);
-		if (glance_image_delete(ws->glance, id, &e) == 0 || e.kind == ERR_NOTFOUND)
+		if (glance_image_delete(c->glance, id, &e) == 0 || e.kind == ERR_NOTFOUND)
 			return 0;
-		if (!ws_transient(&e) || attempt >= WS_DELETE_TRIES)
+		if (!cloud_transient(&e) || attempt >= CLOUD_DELETE_TRIES)
 			break;
 		sleep(1U << (attempt - 1));
 	}
@@ -364,20 +463,21 @@ ws_delete_image(struct ws *ws, const char *id, struct err *err)
 }
 
 void
-ws_close(struct ws *ws)
+cloud_close(struct cloud *c)
 {
-	free(ws->virtio_path);
-	free(ws->iso_path);
-	nova_flavor_free(&ws->flavor);
-	json_decref(ws->parent);
-	json_decref(ws->virtio);
-	json_decref(ws->iso);
-	free(ws->user_id);
-	free(ws->project_id);
-	nova_free(&ws->nova);
-	glance_free(&ws->glance);
-	keystone_free(&ws->user);
-	keystone_free(&ws->service);
-	http_client_free(&ws->http);
-	memset(ws, 0, sizeof(*ws));
+	nova_flavor_free(&c->flavor);
+	json_decref(c->parent);
+	json_decref(c->virtio);
+	json_decref(c->iso);
+	free(c->user_id);
+	free(c->project_id);
+	nova_free(&c->nova);
+	glance_free(&c->glance);
+	keystone_free(&c->user);
+	keystone_free(&c->service);
+	http_client_free(&c->http);
+	if (c->token != NULL)
+		explicit_bzero(c->token, strlen(c->token));
+	free(c->token);
+	memset(c, 0, sizeof(*c));
 }

@@ -21,21 +21,6 @@ struct jobstore {
 	pthread_mutex_t	 mu;
 };
 
-static const char *const job_state_names[] = {
-	[JOB_QUEUED] = "queued",
-	[JOB_RESOLVING] = "resolving",
-	[JOB_FETCHING] = "fetching",
-	[JOB_ASSEMBLING] = "assembling",
-	[JOB_INSTALLING] = "installing",
-	[JOB_CUSTOMIZING] = "customizing",
-	[JOB_SNAPSHOTTING] = "snapshotting",
-	[JOB_UPLOADING] = "uploading",
-	[JOB_ACTIVE] = "active",
-	[JOB_FAILED] = "failed",
-	[JOB_CANCELLED] = "cancelled",
-};
-
-#define JOB_NSTATES	(sizeof(job_state_names) / sizeof(job_state_names[0]))
 
 static const char *jobstore_schema =
     "CREATE TABLE IF NOT EXISTS builds ("
@@ -64,31 +49,16 @@ static const char *jobstore_schema =
     " PRIMARY KEY (build_id, kind, value));"
     "CREATE INDEX IF NOT EXISTS transitions_build ON transitions(build_id);";
 
-const char *
-job_state_name(enum job_state s)
+/* The state of a stored name; -1 for a name this worker does not know. */
+static int
+job_state_parse(const char *name, enum build_state *out)
 {
-	if ((size_t)s >= JOB_NSTATES)
-		return "unknown";
-	return job_state_names[s];
-}
+	int	 s = build_state_from_name(name);
 
-int
-job_state_parse(const char *name, enum job_state *out)
-{
-	size_t	 i;
-
-	for (i = 0; i < JOB_NSTATES; i++)
-		if (strcmp(job_state_names[i], name) == 0) {
-			*out = (enum job_state)i;
-			return 0;
-		}
-	return -1;
-}
-
-int
-job_state_terminal(enum job_state s)
-{
-	return s == JOB_ACTIVE || s == JOB_FAILED || s == JOB_CANCELLED;
+	if (s < 0)
+		return -1;
+	*out = (enum build_state)s;
+	return 0;
 }
 
 /* Fills err from the database's last error; one place translates SQLite errors. */
@@ -258,7 +228,7 @@ jobstore_add(struct jobstore *js, const char *build_id, const char *request_json
 
 /* Reads the state of build_id into *state; ERR_NOTFOUND when unknown. */
 static int
-js_state(struct jobstore *js, const char *build_id, enum job_state *state, struct err *err)
+js_state(struct jobstore *js, const char *build_id, enum build_state *state, struct err *err)
 {
 	sqlite3_stmt	*st;
 	int		 rc, ret = -1;
@@ -282,10 +252,10 @@ js_state(struct jobstore *js, const char *build_id, enum job_state *state, struc
 }
 
 static int
-jobstore_set_state_locked(struct jobstore *js, const char *build_id, enum job_state state,
+jobstore_set_state_locked(struct jobstore *js, const char *build_id, enum build_state state,
     const char *message, struct err *err)
 {
-	enum job_state	 cur;
+	enum build_state	 cur;
 	char		 now[32];
 	const char	*sql;
 
@@ -294,20 +264,20 @@ jobstore_set_state_locked(struct jobstore *js, const char *build_id, enum job_st
 		return -1;
 	if (js_state(js, build_id, &cur, err) != 0)
 		goto rollback;
-	if (job_state_terminal(cur)) {
+	if (build_state_terminal(cur)) {
 		err_set(err, ERR_CONFLICT, "build %s is already %s", build_id,
-		    job_state_name(cur));
+		    build_state_name(cur));
 		goto rollback;
 	}
 	/* the token stays until the clean-up (it may delete a Glance image as the user) */
-	sql = job_state_terminal(state) ?
+	sql = build_state_terminal(state) ?
 	    "UPDATE builds SET state = ?, message = ?, updated_at = ?, console = NULL "
 	    "WHERE build_id = ?" :
 	    "UPDATE builds SET state = ?, message = ?, updated_at = ? WHERE build_id = ?";
-	if (js_step_done(js, js_prepare(js, sql, err, 4, job_state_name(state), message, now,
+	if (js_step_done(js, js_prepare(js, sql, err, 4, build_state_name(state), message, now,
 	    build_id), err) != 0)
 		goto rollback;
-	if (js_transition(js, build_id, job_state_name(state), now, message, err) != 0)
+	if (js_transition(js, build_id, build_state_name(state), now, message, err) != 0)
 		goto rollback;
 	if (js_exec(js, "COMMIT", err) != 0)
 		goto rollback;
@@ -318,7 +288,7 @@ rollback:
 }
 
 int
-jobstore_set_state(struct jobstore *js, const char *build_id, enum job_state state,
+jobstore_set_state(struct jobstore *js, const char *build_id, enum build_state state,
     const char *message, struct err *err)
 {
 	int 	r;
@@ -458,7 +428,7 @@ js_row(sqlite3_stmt *st)
 	j = xcalloc(1, sizeof(*j));
 	j->build_id = col_dup(st, 0);
 	if (job_state_parse((const char *)sqlite3_column_text(st, 1), &j->state) != 0)
-		j->state = JOB_FAILED;
+		j->state = BUILD_FAILED;
 	j->request = col_dup(st, 2);
 	j->token = col_dup(st, 3);
 	j->project_id = col_dup(st, 4);
@@ -598,7 +568,7 @@ job_to_json(const struct job *j)
 	json_t	*o, *req, *console;
 
 	o = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s, s:s}",
-	    "build_id", j->build_id, "state", job_state_name(j->state),
+	    "build_id", j->build_id, "state", build_state_name(j->state),
 	    "message", j->message, "project_id", j->project_id, "user_id", j->user_id,
 	    "domain", j->domain, "image_id", j->image_id,
 	    "created_at", j->created_at, "updated_at", j->updated_at);
@@ -649,29 +619,29 @@ jobs_free(struct job ***jobsp, size_t n)
 }
 
 enum job_resume
-jobstore_resume_action(enum job_state state, int domain_running)
+jobstore_resume_action(enum build_state state, int domain_running)
 {
 	switch (state) {
-	case JOB_ACTIVE:
-	case JOB_FAILED:
-	case JOB_CANCELLED:
+	case BUILD_ACTIVE:
+	case BUILD_FAILED:
+	case BUILD_CANCELLED:
 		return RESUME_NONE;
-	case JOB_QUEUED:
-	case JOB_RESOLVING:
-	case JOB_FETCHING:
-	case JOB_ASSEMBLING:
+	case BUILD_QUEUED:
+	case BUILD_RESOLVING:
+	case BUILD_FETCHING:
+	case BUILD_ASSEMBLING:
 		/* only lookups, a verified cache and work files so far: clean and redo */
 		return RESUME_RESTART;
-	case JOB_INSTALLING:
+	case BUILD_INSTALLING:
 		/*
 		 * libvirt keeps the install running across our restart. A domain that is
 		 * gone may have ended cleanly or died with its host: we can't tell, so the
 		 * disk is not trusted.
 		 */
 		return domain_running ? RESUME_WATCH : RESUME_FAIL;
-	case JOB_CUSTOMIZING:
-	case JOB_SNAPSHOTTING:
-	case JOB_UPLOADING:
+	case BUILD_CUSTOMIZING:
+	case BUILD_SNAPSHOTTING:
+	case BUILD_UPLOADING:
 	default:
 		/* a script run, a conversion or an upload cut in the middle: not resumable */
 		return RESUME_FAIL;
@@ -700,7 +670,7 @@ jobstore_recover(struct jobstore *js, int (*domain_running)(void *, const char *
 {
 	struct job	**jobs;
 	enum job_resume	*actions;
-	enum job_state	 was;
+	enum build_state	 was;
 	char		*msg;
 	size_t		 n, i;
 	int		 running;
@@ -718,22 +688,22 @@ jobstore_recover(struct jobstore *js, int (*domain_running)(void *, const char *
 		was = jobs[i]->state;
 		if (actions[i] == RESUME_FAIL) {
 			msg = xasprintf("the worker restarted while the build was %s; it can't "
-			    "be resumed", job_state_name(was));
-			if (jobstore_set_state(js, jobs[i]->build_id, JOB_FAILED, msg, err) != 0) {
+			    "be resumed", build_state_name(was));
+			if (jobstore_set_state(js, jobs[i]->build_id, BUILD_FAILED, msg, err) != 0) {
 				free(msg);
 				goto fail;
 			}
-			jobs[i]->state = JOB_FAILED;
+			jobs[i]->state = BUILD_FAILED;
 			free(jobs[i]->message);
 			jobs[i]->message = msg;
-		} else if (actions[i] == RESUME_RESTART && was != JOB_QUEUED) {
+		} else if (actions[i] == RESUME_RESTART && was != BUILD_QUEUED) {
 			msg = xasprintf("the worker restarted while the build was %s; building "
-			    "again", job_state_name(was));
-			if (jobstore_set_state(js, jobs[i]->build_id, JOB_QUEUED, msg, err) != 0) {
+			    "again", build_state_name(was));
+			if (jobstore_set_state(js, jobs[i]->build_id, BUILD_QUEUED, msg, err) != 0) {
 				free(msg);
 				goto fail;
 			}
-			jobs[i]->state = JOB_QUEUED;
+			jobs[i]->state = BUILD_QUEUED;
 			free(jobs[i]->message);
 			jobs[i]->message = msg;
 		}

@@ -7,26 +7,7 @@
 #include <jansson.h>
 
 #include "base/util.h"
-
-/* The pipeline of DESIGN.md, in order; the last three are terminal. */
-enum job_state {
-	JOB_QUEUED = 0,
-	JOB_RESOLVING,
-	JOB_FETCHING,
-	JOB_ASSEMBLING,
-	JOB_INSTALLING,
-	JOB_CUSTOMIZING,
-	JOB_SNAPSHOTTING,
-	JOB_UPLOADING,
-	JOB_ACTIVE,
-	JOB_FAILED,
-	JOB_CANCELLED
-};
-
-const char	*job_state_name(enum job_state);
-/* Returns 0 and sets *out for a known state name, else -1. */
-int		 job_state_parse(const char *, enum job_state *out);
-int		 job_state_terminal(enum job_state);
+#include "service/pipeline/build.h"
 
 /*
  * One build as stored. The requester's token is kept apart from the request (which is the
@@ -34,7 +15,7 @@ int		 job_state_terminal(enum job_state);
  */
 struct job {
 	char		*build_id;
-	enum job_state	 state;
+	enum build_state	 state;
 	char		*request;	/* canonical JSON, no token */
 	char		*token;		/* NULL once terminal and cleaned; never log it */
 	char		*project_id;	/* from the validated token */
@@ -64,7 +45,7 @@ int	 jobstore_add(struct jobstore *, const char *build_id, const char *request_j
  * Moves a build to state (recording the transition with its time and message); a terminal
  * build can't move (ERR_CONFLICT). The token stays for the clean-up: jobstore_forget_token.
  */
-int	 jobstore_set_state(struct jobstore *, const char *build_id, enum job_state,
+int	 jobstore_set_state(struct jobstore *, const char *build_id, enum build_state,
 	    const char *message, struct err *);
 /* Erases the requester's token of a terminal build (after its clean-up). */
 int	 jobstore_forget_token(struct jobstore *, const char *build_id, struct err *);
@@ -103,7 +84,7 @@ enum job_resume {
  * domain_running: 1 the build's domain is still in libvirt (running, or stopped: the watch
  * derives how it ended from its state), 0 it is gone.
  */
-enum job_resume	 jobstore_resume_action(enum job_state, int domain_running);
+enum job_resume	 jobstore_resume_action(enum build_state, int domain_running);
 const char	*job_resume_name(enum job_resume);
 
 /*

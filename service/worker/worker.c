@@ -10,12 +10,12 @@
 #include "drivers/virt.h"
 #include "service/common/amqp.h"
 #include "service/pipeline/build.h"
+#include "service/pipeline/cloud.h"
 #include "service/worker/jobstore.h"
 #include "base/log.h"
 #include "service/pipeline/request.h"
 #include "base/util.h"
 #include "service/worker/worker.h"
-#include "service/worker/worker_steps.h"
 
 #define TAG_REQUESTS		"isoforge-requests"
 #define TAG_CONTROL		"isoforge-control"
@@ -35,14 +35,7 @@ struct worker_build {
 	enum job_resume		 how;		/* RESUME_RESTART for a new build */
 	pthread_t		 thread;
 	int			 done;		/* under w->mu */
-	int			 cancel;	/* under w->mu: cancel asked */
-	int			 finish;	/* under w->mu: end the install asked */
-	struct build		*bb;		/* service/pipeline/build's steps (assemble .. snapshot) */
-	/* the install, driven from the loop thread */
-	int			 install_rc;	/* virt_start's result */
-	struct err		 install_err;
-	int			 outcome_done;	/* under w->mu */
-	int			 timeout_timer;
+	struct build		*bb;		/* under w->mu: the pipeline's build while it runs */
 	struct worker_build	*next;
 };
 
@@ -51,14 +44,6 @@ struct worker_held {
 	char			*key;
 	char			*body;
 	struct worker_held	*next;
-};
-
-/* A function a build thread runs on the loop thread (libvirt is used from there only). */
-struct worker_call {
-	void			(*fn)(void *);
-	void			*arg;
-	int			 done;		/* under w->mu */
-	struct worker_call	*next;
 };
 
 struct worker {
@@ -91,13 +76,9 @@ struct worker {
 
 	/* libvirt, on the loop */
 	struct virt		*virt;
-	pthread_t		 loop_thread;
-	struct worker_call	*calls;		/* under mu */
-	int			 calls_timer;
 
 	/* builds */
 	pthread_mutex_t		 mu;
-	pthread_cond_t		 cv;		/* calls done, install outcomes */
 	int			 abandon;	/* under mu: stopping, leave installs running */
 	struct worker_build	*builds;
 	int			 running;
@@ -284,23 +265,6 @@ worker_dead_letter(struct worker *w, const amqp_envelope_t *env, const char *rea
 	return ret;
 }
 
-/* Rough progress of a state, for events (0–100). */
-static int
-worker_progress(enum job_state s)
-{
-	switch (s) {
-	case JOB_QUEUED:	return 0;
-	case JOB_RESOLVING:	return 5;
-	case JOB_FETCHING:	return 10;
-	case JOB_ASSEMBLING:	return 20;
-	case JOB_INSTALLING:	return 30;
-	case JOB_CUSTOMIZING:	return 70;
-	case JOB_SNAPSHOTTING:	return 80;
-	case JOB_UPLOADING:	return 90;
-	default:		return 100;
-	}
-}
-
 /*
  * Announces a state of a build on isoforge.events (routing key build.<id>.<state>). The job
  * store already holds it. An event that can't be published now (RabbitMQ away) is held, and
@@ -308,7 +272,7 @@ worker_progress(enum job_state s)
  * the broker is back. console is borrowed.
  */
 static void
-worker_event(struct worker *w, const char *build_id, enum job_state state,
+worker_event(struct worker *w, const char *build_id, enum build_state state,
     const char *message, const char *image_id, json_t *console)
 {
 	json_t		*ev;
@@ -317,7 +281,7 @@ worker_event(struct worker *w, const char *build_id, enum job_state state,
 
 	util_utc_stamp(stamp);
 	ev = json_pack("{s:s, s:s, s:i, s:s?, s:s?, s:s, s:s}", "build_id", build_id,
-	    "state", job_state_name(state), "progress", worker_progress(state),
+	    "state", build_state_name(state), "progress", build_state_progress(state),
 	    "message", message, "image_id", image_id, "worker", w->cfg->host, "at", stamp);
 	/*
 	 * Everyone with access to the broker can read events: the console's address goes out,
@@ -328,7 +292,7 @@ worker_event(struct worker *w, const char *build_id, enum job_state state,
 		json_object_del(json_object_get(ev, "console"), "password");
 	}
 	body = json_dumps(ev, JSON_COMPACT);
-	key = xasprintf("build.%s.%s", build_id, job_state_name(state));
+	key = xasprintf("build.%s.%s", build_id, build_state_name(state));
 	err_clear(&err);
 	pthread_mutex_lock(&w->pub_mu);
 	if (w->held != NULL) {
@@ -336,7 +300,7 @@ worker_event(struct worker *w, const char *build_id, enum job_state state,
 		key = body = NULL;
 	} else if (worker_publish_locked(w, MQ_EVENTS, key, NULL, body, 0, &err) != 0) {
 		log_warnx("build %s: event %s held until RabbitMQ answers: %s", build_id,
-		    job_state_name(state), err.msg);
+		    build_state_name(state), err.msg);
 		worker_hold(w, key, body);
 		key = body = NULL;
 	}
@@ -348,7 +312,7 @@ worker_event(struct worker *w, const char *build_id, enum job_state state,
 
 /* Records a transition, then announces it (in that order, always). Any thread. */
 static int
-worker_transition(struct worker *w, const char *build_id, enum job_state state,
+worker_transition(struct worker *w, const char *build_id, enum build_state state,
     const char *message, struct err *err)
 {
 	struct job	*j;
@@ -356,7 +320,7 @@ worker_transition(struct worker *w, const char *build_id, enum job_state state,
 
 	if (jobstore_set_state(w->js, build_id, state, message, err) != 0)
 		return -1;
-	log_info("build %s: %s%s%s", build_id, job_state_name(state),
+	log_info("build %s: %s%s%s", build_id, build_state_name(state),
 	    message != NULL ? ": " : "", message != NULL ? message : "");
 	j = jobstore_get(w->js, build_id, NULL);
 	if (j != NULL && j->console != NULL)
@@ -483,7 +447,7 @@ worker_on_request(struct worker *w, struct mq_conn *c, amqp_envelope_t *env)
 		goto cleanup;
 	}
 	log_info("build %s: accepted (%s)", build_id, req->name);
-	worker_event(w, build_id, JOB_QUEUED, "accepted", NULL, NULL);
+	worker_event(w, build_id, BUILD_QUEUED, "accepted", NULL, NULL);
 	worker_build_start(w, build_id, RESUME_RESTART);
 	if (worker_update_consuming(w, &err) != 0)
 		log_warnx("%s", err.msg);
@@ -503,7 +467,7 @@ worker_token_project(struct worker *w, const char *token, int allow_expired, str
 	struct keystone_token_info	*info;
 	char				*project = NULL;
 
-	if (w->auth == NULL && (w->auth = ws_service_session(w->cfg, &w->auth_http, err)) == NULL)
+	if (w->auth == NULL && (w->auth = cloud_service_keystone(w->cfg, &w->auth_http, err)) == NULL)
 		return NULL;
 	if ((info = keystone_validate(w->auth, token, allow_expired, 0, err)) == NULL)
 		return NULL;
@@ -663,24 +627,18 @@ worker_on_control(struct worker *w, amqp_envelope_t *env)
 		json_object_set_new(json_object_get(reply, "build"), "history",
 		    jobstore_history(w->js, build_id, NULL));
 	} else if (strcmp(action, "finish") == 0 || strcmp(action, "cancel") == 0) {
+		/* under mu: the build thread can't free the build meanwhile */
 		pthread_mutex_lock(&w->mu);
-		if ((b = worker_find(w, build_id)) != NULL) {
-			if (action[0] == 'f')
-				b->finish = 1;
-			else
-				b->cancel = 1;
-		}
-		pthread_mutex_unlock(&w->mu);
-		/* an install in progress: tell the domain now (we are on the loop thread) */
-		if (b != NULL && b->bb != NULL && b->bb->state == BUILD_INSTALLING) {
+		if ((b = worker_find(w, build_id)) != NULL && b->bb != NULL) {
 			if (action[0] == 'f')
 				build_request_finish(b->bb);
 			else
-				build_request_cancel(b->bb);
+				build_request_stop(b->bb, BUILD_STOP_CANCEL);
 		}
+		pthread_mutex_unlock(&w->mu);
 		log_info("build %s: %s asked", build_id, action);
 		reply = b != NULL ? json_pack("{s:b, s:s, s:s}", "ok", 1, "build_id", build_id,
-		    "state", job_state_name(j->state)) :
+		    "state", build_state_name(j->state)) :
 		    json_pack("{s:b, s:s, s:s}", "ok", 0, "build_id", build_id, "error",
 		    "the build is not running");
 	} else
@@ -834,8 +792,10 @@ worker_build_done(struct worker_build *b)
 struct worker_rm {
 	struct worker	*w;
 	const char	*name;
+	int		 rc;
 };
 
+/* Loop thread: destroys and undefines a domain by name. */
 static void
 worker_remove_domain_call(void *arg)
 {
@@ -843,24 +803,28 @@ worker_remove_domain_call(void *arg)
 	struct err		 e;
 
 	err_clear(&e);
-	if (virt_remove_by_name(r->w->virt, r->name, &e) != 0)
+	if ((r->rc = virt_remove_by_name(r->w->virt, r->name, &e)) != 0)
 		log_warnx("domain %s not removed: %s", r->name, e.msg);
 }
 
-static void	worker_in_loop(struct worker *, void (*)(void *), void *);
-
-/* Destroys and undefines a build's domain (from any thread). */
-static void
+/* Destroys and undefines a build's domain (from any thread); 0 once it is gone. */
+static int
 worker_remove_domain(struct worker *w, const char *name)
 {
-	struct worker_rm	 r = { w, name };
+	struct worker_rm	 r = { w, name, -1 };
 
-	worker_in_loop(w, worker_remove_domain_call, &r);
+	loop_call(w->loop, worker_remove_domain_call, &r);
+	return r.rc;
 }
 
-/* Removes what a build created (an active build keeps its image); ws may be NULL. */
+/*
+ * Removes what the job store says a build created (an active build keeps its image); c
+ * (may be NULL) is a session to delete Glance images with. What can't be removed stays
+ * recorded.
+ */
 static void
-worker_cleanup(struct worker *w, const char *build_id, enum job_state state, struct ws *ws)
+worker_cleanup(struct worker *w, const char *build_id, enum build_state state,
+    struct cloud *c)
 {
 	struct job	*j;
 	struct err	 err;
@@ -875,20 +839,17 @@ worker_cleanup(struct worker *w, const char *build_id, enum job_state state, str
 		value = json_string_value(json_object_get(r, "value"));
 		err_clear(&err);
 		if (strcmp(kind, "glance_image") == 0) {
-			if (state == JOB_ACTIVE)
+			if (state == BUILD_ACTIVE)
 				continue;
-			if (ws == NULL || ws->glance == NULL) {
-				log_warnx("build %s: image %s left in Glance: no session to delete "
-				    "it", build_id, value);
+			if (c == NULL || registry_glance_ops.remove(c, value, &err) != 0) {
+				log_warnx("build %s: image %s left in Glance: %s", build_id, value,
+				    c == NULL ? "no session to delete it" : err.msg);
 				continue;
 			}
-			if (ws_delete_image(ws, value, &err) != 0)
-				continue;
 			log_info("build %s: image %s deleted", build_id, value);
 		} else if (strcmp(kind, "domain") == 0) {
-			if (w->virt == NULL)
+			if (w->virt == NULL || worker_remove_domain(w, value) != 0)
 				continue;
-			worker_remove_domain(w, value);
 		} else if (strcmp(kind, "file") == 0 || strcmp(kind, "dir") == 0) {
 			if (util_rmtree(value, &err) != 0) {
 				log_warnx("build %s: cleanup: %s", build_id, err.msg);
@@ -906,386 +867,84 @@ worker_cleanup(struct worker *w, const char *build_id, enum job_state state, str
 
 /* Ends a build: records and announces the terminal state, cleans up, forgets the token. */
 static void
-worker_build_end(struct worker *w, const char *build_id, enum job_state state,
-    const char *message, struct ws *ws)
+worker_build_end(struct worker *w, const char *build_id, enum build_state state,
+    const char *message, struct cloud *c)
 {
 	struct err	 err;
 
 	err_clear(&err);
 	if (worker_transition(w, build_id, state, message, &err) != 0)
 		log_warnx("build %s: %s", build_id, err.msg);
-	worker_cleanup(w, build_id, state, ws);
+	worker_cleanup(w, build_id, state, c);
 	jobstore_forget_token(w->js, build_id, NULL);
 }
 
-/* The build's request (with its token put back) for the pipeline; caller frees. */
+/*
+ * The build's stored request for the pipeline (checked in full when it was taken; what it
+ * lacks fails the build at resolving); caller frees.
+ */
 static struct build_request *
 worker_load_request(const struct job *j, struct err *err)
 {
-	struct build_request	*req;
-	json_t			*o;
-	char			*body;
-
-	if ((o = json_loads(j->request, 0, NULL)) == NULL) {
-		err_set(err, ERR_INTERNAL, "the stored request is not JSON");
-		return NULL;
-	}
-	if (j->token != NULL)
-		json_object_set_new(o, "token", json_string(j->token));
-	body = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	req = request_parse(body, strlen(body), REQUEST_FULL, err);
-	explicit_bzero(body, strlen(body));
-	free(body);
-	return req;
+	return request_parse(j->request, strlen(j->request), REQUEST_PARTIAL, err);
 }
 
-/* 1 once the worker stops and leaves running installs to libvirt. */
+/* ---- the pipeline's notifier: the job store first, then the event ---- */
+
 static int
-worker_abandoned(struct worker *w)
+worker_on_state(void *ctx, struct build *bb, enum build_state s, const char *message,
+    struct err *err)
 {
-	int	 a;
-
-	pthread_mutex_lock(&w->mu);
-	a = w->abandon;
-	pthread_mutex_unlock(&w->mu);
-	return a;
-}
-
-/* 1 when a cancel was asked for the build. */
-static int
-worker_cancelled(struct worker_build *b)
-{
-	int	 c;
-
-	pthread_mutex_lock(&b->w->mu);
-	c = b->cancel;
-	pthread_mutex_unlock(&b->w->mu);
-	return c;
-}
-
-/* Another worker may have built this build_id already (a redelivered request): look in Glance. */
-static char *
-worker_built_before(struct ws *ws, const char *build_id)
-{
-	struct glance_list_opts	 o;
-	json_t			*imgs;
-	char			*id = NULL;
-
-	memset(&o, 0, sizeof(o));
-	o.filters = json_pack("{s:s}", "isoforge_build_id", build_id);
-	o.status = "active";
-	imgs = glance_image_list(ws->glance, &o, NULL);
-	json_decref(o.filters);
-	if (imgs != NULL && json_array_size(imgs) > 0)
-		id = xstrdup(json_string_value(json_object_get(json_array_get(imgs, 0), "id")));
-	json_decref(imgs);
-	return id;
-}
-
-/* Runs fn(arg) on the loop thread and waits for it (directly when already there). */
-static void
-worker_in_loop(struct worker *w, void (*fn)(void *), void *arg)
-{
-	struct worker_call	 c, **cp;
-
-	if (pthread_equal(pthread_self(), w->loop_thread)) {
-		fn(arg);
-		return;
-	}
-	memset(&c, 0, sizeof(c));
-	c.fn = fn;
-	c.arg = arg;
-	pthread_mutex_lock(&w->mu);
-	for (cp = &w->calls; *cp != NULL; cp = &(*cp)->next)
-		;
-	*cp = &c;
-	pthread_mutex_unlock(&w->mu);
-	loop_wakeup(w->loop);
-	pthread_mutex_lock(&w->mu);
-	while (!c.done)
-		pthread_cond_wait(&w->cv, &w->mu);
-	pthread_mutex_unlock(&w->mu);
-}
-
-/* Loop timer at every iteration: runs the calls build threads queued. */
-static void
-worker_calls_cb(int id, void *arg)
-{
-	struct worker		*w = arg;
-	struct worker_call	*c;
-
-	(void)id;
-	for (;;) {
-		pthread_mutex_lock(&w->mu);
-		if ((c = w->calls) != NULL)
-			w->calls = c->next;
-		pthread_mutex_unlock(&w->mu);
-		if (c == NULL)
-			return;
-		c->fn(c->arg);
-		pthread_mutex_lock(&w->mu);
-		c->done = 1;
-		pthread_cond_broadcast(&w->cv);
-		pthread_mutex_unlock(&w->mu);
-	}
-}
-
-/* service/pipeline/build's state changes → the job store and events (the worker's own states aside). */
-static void
-worker_on_build_state(struct build *bb, enum build_state s, const char *message, void *arg)
-{
-	struct worker_build	*b = arg;
-	struct err		 err;
-	enum job_state		 js;
+	struct worker_build	*b = ctx;
 
 	(void)bb;
-	switch (s) {
-	case BUILD_ASSEMBLING:		js = JOB_ASSEMBLING; break;
-	case BUILD_INSTALLING:		js = JOB_INSTALLING; break;
-	case BUILD_CUSTOMIZING:		js = JOB_CUSTOMIZING; break;
-	case BUILD_SNAPSHOTTING:	js = JOB_SNAPSHOTTING; break;
-	case BUILD_REGISTERING:		js = JOB_UPLOADING; break;
-	default:
-		return;		/* resolving and the ends are the worker's */
-	}
-	err_clear(&err);
-	if (worker_transition(b->w, b->build_id, js, message, &err) != 0)
-		log_warnx("build %s: %s", b->build_id, err.msg);
-}
-
-/* Loop thread: build_assemble (qemu-img create, plan, XML, define). */
-static void
-worker_assemble_call(void *arg)
-{
-	struct worker_build	*b = arg;
-
-	err_clear(&b->install_err);
-	b->install_rc = build_assemble(b->bb, &b->install_err);
-}
-
-/* Loop thread: removes the domain and work files of the build. */
-static void
-worker_build_cleanup_call(void *arg)
-{
-	struct worker_build	*b = arg;
-
-	build_cleanup(b->bb);
-}
-
-/* Loop thread: the install's outcome; wakes the build thread. */
-static void
-worker_outcome_cb(struct virt_domain *d, enum virt_outcome o, const char *reason, void *arg)
-{
-	struct worker_build	*b = arg;
-
-	(void)d;
-	b->bb->outcome = o;
-	free(b->bb->outcome_reason);
-	b->bb->outcome_reason = reason != NULL ? xstrdup(reason) : NULL;
-	if (b->timeout_timer > 0) {
-		loop_timer_remove(b->w->loop, b->timeout_timer);
-		b->timeout_timer = 0;
-	}
-	pthread_mutex_lock(&b->w->mu);
-	b->outcome_done = 1;
-	pthread_cond_broadcast(&b->w->cv);
-	pthread_mutex_unlock(&b->w->mu);
-}
-
-static void
-worker_install_timeout_cb(int id, void *arg)
-{
-	struct worker_build	*b = arg;
-
-	loop_timer_remove(b->w->loop, id);
-	b->timeout_timer = 0;
-	b->bb->timed_out = 1;
-	log_warnx("build %s: install timed out after %.0f s", b->build_id, b->bb->timeout_s);
-	build_request_cancel(b->bb);
-}
-
-/* Loop thread: starts the install, records and announces its console, arms the timeout. */
-static void
-worker_install_call(void *arg)
-{
-	struct worker_build	*b = arg;
-	struct build		*bb = b->bb;
-	struct virt_console	 c;
-	struct err		 e;
-	json_t			*console;
-	char			*cs;
-
-	err_clear(&b->install_err);
-	b->outcome_done = 0;
-	bb->outcome = VIRT_RUNNING;
-	if (b->how == RESUME_WATCH) {
-		/* started by the worker's previous run: the domain, the plan, then the watch */
-		if ((b->install_rc = build_reattach(bb, &b->install_err)) != 0)
-			return;
-		bb->state = BUILD_INSTALLING;
-		if ((b->install_rc = virt_watch(bb->dom, worker_outcome_cb, b,
-		    &b->install_err)) != 0)
-			return;
-		if (virt_domain_outcome(bb->dom, NULL) != VIRT_RUNNING) {
-			build_set_state(bb, BUILD_INSTALLING, "watched again after a restart: the "
-			    "guest stopped while the worker was down");
-			return;
-		}
-	} else {
-		bb->install_started_at = util_now();
-		/* build_request_finish/cancel act only on an installing build */
-		bb->state = BUILD_INSTALLING;
-		if ((b->install_rc = virt_start(bb->dom, worker_outcome_cb, b,
-		    &b->install_err)) != 0)
-			return;
-	}
-	if (bb->timeout_s > 0)
-		b->timeout_timer = loop_timer_add(b->w->loop, (int)(bb->timeout_s * 1000),
-		    worker_install_timeout_cb, b, NULL);
-	memset(&c, 0, sizeof(c));
-	err_clear(&e);
-	if (virt_console_get(bb->dom, 1, &c, &e) == 0 && c.port > 0) {
-		console = json_pack("{s:s, s:i, s:s?}", "host", c.host, "port", c.port,
-		    "password", c.password);
-		cs = json_dumps(console, JSON_COMPACT);
-		jobstore_set_field(b->w->js, b->build_id, "console", cs, NULL);
-		explicit_bzero(cs, strlen(cs));
-		free(cs);
-		json_decref(console);
-		build_set_state(bb, BUILD_INSTALLING, "%sconsole on vnc://%s:%d",
-		    b->how == RESUME_WATCH ? "watched again after a restart; " : "", c.host, c.port);
-	} else
-		build_set_state(bb, BUILD_INSTALLING, "%sno console: %s",
-		    b->how == RESUME_WATCH ? "watched again after a restart; " : "", e.msg);
-	virt_console_clear(&c);
-	pthread_mutex_lock(&b->w->mu);
-	if (b->cancel)
-		bb->cancel_requested = 1;
-	if (b->finish)
-		bb->finish_requested = 1;
-	pthread_mutex_unlock(&b->w->mu);
-	if (bb->cancel_requested)
-		build_request_cancel(bb);
-	else if (bb->finish_requested)
-		build_request_finish(bb);
-}
-
-/* installing: as build_install, with the domain watched from the worker's loop thread. */
-static int
-worker_install(struct worker_build *b, struct err *err)
-{
-	struct build	*bb = b->bb;
-
-	worker_in_loop(b->w, worker_install_call, b);
-	if (b->install_rc != 0) {
-		err_set(err, b->install_err.kind, "%s", b->install_err.msg);
-		return -1;
-	}
-	pthread_mutex_lock(&b->w->mu);
-	while (!b->outcome_done && !b->w->abandon)
-		pthread_cond_wait(&b->w->cv, &b->w->mu);
-	pthread_mutex_unlock(&b->w->mu);
-	if (!b->outcome_done) {
-		/* the worker stops: the install goes on in libvirt, the job store says installing */
-		err_set(err, ERR_CANCELLED, "the worker stopped");
-		return -1;
-	}
-	jobstore_set_field(b->w->js, b->build_id, "console", NULL, NULL);
-	switch (bb->outcome) {
-	case VIRT_POWEROFF:
-	case VIRT_FINISHED:
-		log_info("build %s: install done (%s) after %.0f s", b->build_id,
-		    bb->outcome_reason != NULL ? bb->outcome_reason : "",
-		    util_now() - bb->install_started_at);
+	/* the ends are the worker's: recorded once the clean-up is done */
+	if (build_state_terminal(s))
 		return 0;
-	case VIRT_CANCELLED:
-		if (bb->timed_out)
-			err_set(err, ERR_TIMEOUT, "install timed out after %.0f s", bb->timeout_s);
-		else
-			err_set(err, ERR_CANCELLED, "cancelled by the requester");
-		return -1;
-	default:
-		err_set(err, ERR_IO, "install failed: %s",
-		    bb->outcome_reason != NULL ? bb->outcome_reason : "unknown");
-		return -1;
-	}
+	return worker_transition(b->w, b->build_id, s, message, err);
 }
 
-/* A string property of a Glance image, or NULL. */
-static const char *
-worker_image_prop(const json_t *img, const char *name)
+static void
+worker_on_field(void *ctx, struct build *bb, const char *name, const char *value)
 {
-	return json_string_value(json_object_get(img, name));
+	struct worker_build	*b = ctx;
+	struct err		 err;
+
+	(void)bb;
+	err_clear(&err);
+	if (jobstore_set_field(b->w->js, b->build_id, name, value, &err) != 0)
+		log_warnx("build %s: %s not recorded: %s", b->build_id, name, err.msg);
 }
 
-/* Fills service/pipeline/build's build from the request and what resolving found. */
-static struct build *
-worker_build_prepare(struct worker_build *b, const struct build_request *req, struct ws *ws)
+static void
+worker_on_resource(void *ctx, struct build *bb, const char *kind, const char *value, int added)
 {
-	const struct config	*cfg = b->w->cfg;
-	struct build		*bb;
-	const char		*s;
-	long			 t;
+	struct worker_build	*b = ctx;
+	struct err		 err;
+	int			 rc;
 
-	bb = build_new(b->build_id, b->w->loop, b->w->virt);
-	bb->name = xstrdup(req->name);
-	bb->chain = xstrdup(req->chain != NULL ? req->chain : req->name);
-	bb->parent = req->parent_image != NULL ? xstrdup(req->parent_image) : NULL;
-	bb->iso = xstrdup(ws->iso_path);
-	bb->iso_ref = xstrdup(req->iso_image);
-	if ((s = worker_image_prop(ws->iso, "os_hash_value")) != NULL)
-		bb->iso_hash = xstrdup(s);	/* Glance's, verified while fetching */
-	if (ws->virtio_path != NULL) {
-		bb->virtio_win = xstrdup(ws->virtio_path);
-		bb->virtio_win_ref = xstrdup(worker_image_prop(ws->virtio, "id"));
-	}
-	/* the request's OS triple, else the ISO image's own os_* properties */
-	s = req->os_type != NULL ? req->os_type : worker_image_prop(ws->iso, "os_type");
-	bb->os_type = s != NULL ? xstrdup(s) : NULL;
-	s = req->os_distro != NULL ? req->os_distro : worker_image_prop(ws->iso, "os_distro");
-	bb->os_distro = s != NULL ? xstrdup(s) : NULL;
-	s = req->os_version != NULL ? req->os_version : worker_image_prop(ws->iso, "os_version");
-	bb->os_version = s != NULL ? xstrdup(s) : NULL;
-	bb->firmware = req->firmware != NULL ? xstrdup(req->firmware) : NULL;
-	bb->flavor.vcpus = ws->flavor->vcpus;
-	bb->flavor.ram_mib = ws->flavor->ram_mib;
-	bb->flavor.disk_gib = ws->flavor->disk_gib;
-	t = req->timeout_s > 0 && req->timeout_s < cfg->install_timeout ? req->timeout_s :
-	    cfg->install_timeout;
-	bb->timeout_s = (double)t;
-	bb->finish_grace_s = (double)cfg->finish_grace;
-	bb->compress = req->compress;
-	bb->domain_type = xstrdup(cfg->domain_type);
-	bb->vnc_listen = xstrdup(cfg->vnc_listen);
-	if (req->properties != NULL)
-		bb->properties = json_incref(req->properties);
-	bb->work_root = xstrdup(cfg->work_dir);
-	bb->log_dir = xasprintf("%s/logs", cfg->work_dir);
-	bb->on_state = worker_on_build_state;
-	bb->cb_arg = b;
-	return bb;
+	(void)bb;
+	err_clear(&err);
+	rc = added ? jobstore_add_resource(b->w->js, b->build_id, kind, value, &err) :
+	    jobstore_remove_resource(b->w->js, b->build_id, kind, value, &err);
+	if (rc != 0)
+		log_warnx("build %s: %s %s not recorded: %s", b->build_id, kind, value, err.msg);
 }
 
-/* ws_register's callback: the job store learns the image before its data is sent. */
-static int
-worker_image_created(void *arg, const char *id)
-{
-	struct worker_build	*b = arg;
-
-	if (jobstore_add_resource(b->w->js, b->build_id, "glance_image", id, NULL) != 0)
-		return -1;
-	return jobstore_set_field(b->w->js, b->build_id, "image_id", id, NULL);
-}
+static const struct notifier_ops worker_notifier_ops = {
+	.state = worker_on_state,
+	.field = worker_on_field,
+	.resource = worker_on_resource,
+	.progress = NULL,
+};
 
 /*
  * A resumed install keeps its clock: the time since the (first) installing transition counts
  * against the install timeout.
  */
 static void
-worker_resume_clock(struct worker_build *b)
+worker_resume_clock(struct worker *w, struct build *bb)
 {
-	struct build	*bb = b->bb;
 	json_t		*h, *t;
 	const char	*at = NULL, *st;
 	struct tm	 tm;
@@ -1293,7 +952,7 @@ worker_resume_clock(struct worker_build *b)
 	size_t		 i;
 
 	bb->install_started_at = util_now();
-	if ((h = jobstore_history(b->w->js, b->build_id, NULL)) == NULL)
+	if ((h = jobstore_history(w->js, bb->id, NULL)) == NULL)
 		return;
 	json_array_foreach(h, i, t) {
 		st = json_string_value(json_object_get(t, "state"));
@@ -1308,88 +967,59 @@ worker_resume_clock(struct worker_build *b)
 	if (at != NULL && strptime(at, "%Y-%m-%dT%H:%M:%SZ", &tm) != NULL)
 		elapsed = difftime(time(NULL), timegm(&tm));
 	json_decref(h);
-	if (elapsed <= 0)
-		return;
-	bb->install_started_at -= elapsed;
-	if (bb->timeout_s > 0)
-		bb->timeout_s = elapsed < bb->timeout_s - 1 ? bb->timeout_s - elapsed : 1;
+	if (elapsed > 0)
+		bb->install_started_at -= elapsed;
 }
 
-/* assembling → installing → snapshotting → uploading; 0 when the image is registered. */
-static int
-worker_build_steps(struct worker_build *b, const struct build_request *req, struct ws *ws,
-    struct err *err)
+/* The pipeline's build of a stored request, with this worker's host settings and drivers. */
+static struct build *
+worker_build_new(struct worker_build *b, const struct build_request *req, struct cloud *c)
 {
-	struct build	*bb;
-	json_t		*props;
-	char		*id, stamp[32];
-	int		 version, rc;
+	const struct config	*cfg = b->w->cfg;
+	struct build		*bb;
 
-	if (worker_abandoned(b->w)) {
-		err_set(err, ERR_CANCELLED, "the worker stopped");
-		return -1;
-	}
-	if (b->w->virt == NULL) {
-		err_set(err, ERR_INTERNAL, "assembling: no libvirt connection");
-		return -1;
-	}
-	bb = b->bb = worker_build_prepare(b, req, ws);
-	if (build_resolve(bb, err) != 0)
-		return -1;
+	bb = build_new(b->build_id);
+	build_apply_request(bb, req);
+	if (bb->timeout_s <= 0 || bb->timeout_s > cfg->install_timeout)
+		bb->timeout_s = (double)cfg->install_timeout;
+	bb->finish_grace_s = (double)cfg->finish_grace;
+	bb->domain_type = xstrdup(cfg->domain_type);
+	bb->vnc_listen = xstrdup(cfg->vnc_listen);
+	bb->work_root = xstrdup(cfg->work_dir);
+	bb->log_dir = xasprintf("%s/logs", cfg->work_dir);
+	bb->loop = b->w->loop;
+	bb->virt = b->w->virt;
+	bb->source = &source_glance_ops;
+	bb->source_ctx = c;
+	bb->registry = &registry_glance_ops;
+	bb->registry_ctx = c;
+	bb->notifier = &worker_notifier_ops;
+	bb->notifier_ctx = b;
 	if (b->how == RESUME_WATCH) {
-		/* assembled and started by the previous run: watch it (worker_install_call) */
-		worker_resume_clock(b);
-		goto install;
+		bb->resume = BUILD_INSTALLING;
+		worker_resume_clock(b->w, bb);
 	}
-	worker_in_loop(b->w, worker_assemble_call, b);
-	if (bb->work_dir != NULL)
-		jobstore_add_resource(b->w->js, b->build_id, "dir", bb->work_dir, NULL);
-	if (bb->domain_name != NULL) {
-		jobstore_set_field(b->w->js, b->build_id, "domain", bb->domain_name, NULL);
-		jobstore_add_resource(b->w->js, b->build_id, "domain", bb->domain_name, NULL);
-	}
-	if (b->install_rc != 0) {
-		err_set(err, b->install_err.kind, "%s", b->install_err.msg);
-		return -1;
-	}
-	if (worker_cancelled(b)) {
-		err_set(err, ERR_CANCELLED, "cancelled by the requester");
-		return -1;
-	}
-	if (worker_abandoned(b->w)) {
-		err_set(err, ERR_CANCELLED, "the worker stopped");
-		return -1;
-	}
-install:
-	if (worker_install(b, err) != 0)
-		return -1;
-	if (build_snapshot(bb, err) != 0)
-		return -1;
-	if (worker_cancelled(b)) {
-		err_set(err, ERR_CANCELLED, "cancelled by the requester");
-		return -1;
-	}
-	build_set_state(bb, BUILD_REGISTERING, "version of chain %s", bb->chain);
-	util_utc_stamp(stamp);
-	props = build_image_properties(bb, stamp);
-	/* the chain settles those two */
-	json_object_del(props, "isoforge_chain");
-	json_object_del(props, "isoforge_version");
-	id = ws_register(ws, req, b->build_id, bb->snapshot, props, &version,
-	    worker_image_created, b, err);
-	json_decref(props);
-	rc = id != NULL ? 0 : -1;
-	if (id != NULL) {
-		bb->version = version;
-		bb->image_id = id;
-	}
-	return rc;
+	return bb;
+}
+
+/* The end of the pipeline: its terminal state recorded and announced, what is left cleaned. */
+static void
+worker_pipeline_end(struct worker *w, struct build *bb, struct cloud *c)
+{
+	char	*msg;
+
+	pthread_mutex_lock(&bb->mu);
+	msg = bb->message != NULL ? xstrdup(bb->message) : NULL;
+	pthread_mutex_unlock(&bb->mu);
+	if (bb->state == BUILD_ACTIVE && bb->image_id != NULL)
+		jobstore_set_field(w->js, bb->id, "image_id", bb->image_id, NULL);
+	worker_build_end(w, bb->id, bb->state, msg, c);
+	free(msg);
 }
 
 /*
- * One build's pipeline (DESIGN.md). Resolving, fetching and uploading are the worker's
- * (Keystone, Glance, Nova as the requester); assembling, installing and snapshotting are
- * service/pipeline/build's steps (the local build's), libvirt calls made on the loop thread.
+ * One build's thread: the pipeline (service/pipeline/build) with the cloud drivers and the
+ * job store as its notifier; or, for a build a restart found failed or ended, its clean-up.
  */
 static void *
 worker_build_thread(void *arg)
@@ -1397,103 +1027,50 @@ worker_build_thread(void *arg)
 	struct worker_build	*b = arg;
 	struct worker		*w = b->w;
 	struct build_request	*req = NULL;
+	struct build		*bb = NULL;
 	struct job		*j = NULL;
-	struct ws		 ws;
+	struct cloud		 c;
 	struct err		 err;
-	enum job_state		 end = JOB_FAILED;
-	char			*msg = NULL, *done = NULL;
+	int			 abandon;
 
-	memset(&ws, 0, sizeof(ws));
+	memset(&c, 0, sizeof(c));
 	err_clear(&err);
 	if ((j = jobstore_get(w->js, b->build_id, &err)) == NULL) {
 		log_warnx("build %s: %s", b->build_id, err.msg);
 		goto out;
 	}
-	if (b->how == RESUME_FAIL || job_state_terminal(j->state)) {
+	cloud_init(&c, w->cfg, j->token);
+	if (b->how == RESUME_FAIL || build_state_terminal(j->state)) {
 		/* failed (or ended) before a restart: only the clean-up is left */
-		if (j->token != NULL)
-			ws_open(&ws, w->cfg, j->token, &err);
-		worker_cleanup(w, b->build_id, j->state, &ws);
+		if (cloud_open(&c, &err) != 0)
+			log_warnx("build %s: no session to clean up with: %s", b->build_id,
+			    err.msg);
+		worker_cleanup(w, b->build_id, j->state, &c);
 		jobstore_forget_token(w->js, b->build_id, NULL);
 		goto out;
 	}
-	if (b->how == RESUME_WATCH) {
-		/*
-		 * The install outlived the previous run: the same lookups again (the user's
-		 * session, the images, the flavor, the cached ISO) without the transitions, then
-		 * the pipeline goes on from installing.
-		 */
-		if ((req = worker_load_request(j, &err)) == NULL ||
-		    ws_open(&ws, w->cfg, req->token, &err) != 0 ||
-		    ws_resolve(&ws, req, &err) != 0 || ws_fetch(&ws, &err) != 0)
-			goto fail;
-		goto steps;
+	if ((req = worker_load_request(j, &err)) == NULL) {
+		worker_build_end(w, b->build_id, BUILD_FAILED, err.msg, NULL);
+		goto out;
 	}
-	if (worker_transition(w, b->build_id, JOB_RESOLVING, "checking the token, images and "
-	    "flavor", &err) != 0)
-		goto fail;
-	if ((req = worker_load_request(j, &err)) == NULL ||
-	    ws_open(&ws, w->cfg, req->token, &err) != 0)
-		goto fail;
-	jobstore_set_field(w->js, b->build_id, "project_id", ws.project_id, NULL);
-	jobstore_set_field(w->js, b->build_id, "user_id", ws.user_id, NULL);
-	if ((done = worker_built_before(&ws, b->build_id)) != NULL) {
-		jobstore_set_field(w->js, b->build_id, "image_id", done, NULL);
-		msg = xasprintf("built before: image %s", done);
-		end = JOB_ACTIVE;
-		goto end;
-	}
-	if (ws_resolve(&ws, req, &err) != 0)
-		goto fail;
-	if (worker_cancelled(b))
-		goto cancelled;
-	msg = xasprintf("ISO %s into the cache",
-	    json_string_value(json_object_get(ws.iso, "id")));
-	if (worker_transition(w, b->build_id, JOB_FETCHING, msg, &err) != 0 ||
-	    ws_fetch(&ws, &err) != 0)
-		goto fail;
-	free(msg);
-	msg = NULL;
-	if (worker_cancelled(b))
-		goto cancelled;
-steps:
-	if (worker_build_steps(b, req, &ws, &err) != 0) {
-		if (worker_abandoned(w))
-			goto out;
-		if (err.kind == ERR_CANCELLED)
-			goto cancelled;
-		goto fail;
-	}
-	end = JOB_ACTIVE;
-	msg = xasprintf("image %s, version %d of chain %s", b->bb->image_id, b->bb->version,
-	    b->bb->chain);
-	goto end;
-cancelled:
-	end = JOB_CANCELLED;
-	free(msg);
-	msg = xstrdup("cancelled by the requester");
-	goto end;
-fail:
-	free(msg);
-	msg = xstrdup(err.msg);
-end:
-	if (b->bb != NULL) {
-		/* the domain and the work files go in every terminal state */
-		worker_in_loop(w, worker_build_cleanup_call, b);
-		if (b->bb->work_dir != NULL)
-			jobstore_remove_resource(w->js, b->build_id, "dir", b->bb->work_dir, NULL);
-		if (b->bb->domain_name != NULL)
-			jobstore_remove_resource(w->js, b->build_id, "domain", b->bb->domain_name,
-			    NULL);
-	}
-	worker_build_end(w, b->build_id, end, msg, &ws);
+	bb = worker_build_new(b, req, &c);
+	pthread_mutex_lock(&w->mu);
+	b->bb = bb;
+	abandon = w->abandon;
+	pthread_mutex_unlock(&w->mu);
+	if (abandon)
+		build_request_stop(bb, BUILD_STOP_ABANDON);
+	(void)build_run(bb);
+	pthread_mutex_lock(&w->mu);
+	b->bb = NULL;
+	pthread_mutex_unlock(&w->mu);
+	if (build_state_terminal(bb->state))
+		worker_pipeline_end(w, bb, &c);
 out:
-	build_free(&b->bb);
-	ws_close(&ws);
+	build_free(&bb);
+	cloud_close(&c);
 	request_free(&req);
 	job_free(&j);
-	free(done);
-	free(msg);
 	worker_build_done(b);
 	return NULL;
 }
@@ -1520,7 +1097,7 @@ worker_build_start(struct worker *w, const char *build_id, enum job_resume how)
 		w->running--;
 		pthread_mutex_unlock(&w->mu);
 		if (how != RESUME_FAIL)
-			worker_build_end(w, build_id, JOB_FAILED,
+			worker_build_end(w, build_id, BUILD_FAILED,
 			    "the worker could not start a thread", NULL);
 		free(b->build_id);
 		free(b);
@@ -1559,18 +1136,18 @@ worker_recover(struct worker *w, struct err *err)
 		return -1;
 	for (i = 0; i < n; i++) {
 		log_info("build %s: after a restart: %s (%s)", jobs[i]->build_id,
-		    job_resume_name(actions[i]), job_state_name(jobs[i]->state));
+		    job_resume_name(actions[i]), build_state_name(jobs[i]->state));
 		switch (actions[i]) {
 		case RESUME_FAIL:
 			/* recorded as failed by jobstore_recover: announce; a thread cleans up */
-			worker_event(w, jobs[i]->build_id, JOB_FAILED, jobs[i]->message,
+			worker_event(w, jobs[i]->build_id, BUILD_FAILED, jobs[i]->message,
 			    jobs[i]->image_id, NULL);
 			worker_build_start(w, jobs[i]->build_id, RESUME_FAIL);
 			break;
 		case RESUME_RESTART:
 			/* recorded as queued again by jobstore_recover: announce, clean, run */
-			worker_event(w, jobs[i]->build_id, JOB_QUEUED, jobs[i]->message, NULL, NULL);
-			worker_cleanup(w, jobs[i]->build_id, JOB_QUEUED, NULL);
+			worker_event(w, jobs[i]->build_id, BUILD_QUEUED, jobs[i]->message, NULL, NULL);
+			worker_cleanup(w, jobs[i]->build_id, BUILD_QUEUED, NULL);
 			worker_build_start(w, jobs[i]->build_id, actions[i]);
 			break;
 		case RESUME_WATCH:
@@ -1586,7 +1163,7 @@ worker_recover(struct worker *w, struct err *err)
 	if (jobstore_list(w->js, 0, &jobs, &n, err) != 0)
 		return -1;
 	for (i = 0; i < n; i++)
-		if (job_state_terminal(jobs[i]->state) && jobs[i]->token != NULL)
+		if (build_state_terminal(jobs[i]->state) && jobs[i]->token != NULL)
 			worker_build_start(w, jobs[i]->build_id, RESUME_FAIL);
 	jobs_free(&jobs, n);
 	return 0;
@@ -1604,9 +1181,7 @@ worker_new(const struct config *cfg, struct loop *loop, struct err *err)
 	w->loop = loop;
 	pthread_mutex_init(&w->pub_mu, NULL);
 	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->cv, NULL);
 	w->held_tail = &w->held;
-	w->loop_thread = pthread_self();
 	if (mq_url_parse(cfg->transport_url, &w->url, err) != 0 ||
 	    util_mkdirs(cfg->work_dir, err) != 0)
 		goto fail;
@@ -1626,8 +1201,7 @@ worker_start(struct worker *w, struct err *err)
 {
 	struct err	 e;
 
-	if ((w->tick = loop_timer_add(w->loop, WORKER_TICK_MS, worker_tick, w, NULL)) < 0 ||
-	    (w->calls_timer = loop_timer_add(w->loop, 0, worker_calls_cb, w, NULL)) < 0) {
+	if ((w->tick = loop_timer_add(w->loop, WORKER_TICK_MS, worker_tick, w, NULL)) < 0) {
 		err_set(err, ERR_INTERNAL, "no timer");
 		return -1;
 	}
@@ -1672,11 +1246,14 @@ worker_free(struct worker **wp)
 		return;
 	/*
 	 * The threads use the job store, the publisher and (through the loop) libvirt: let
-	 * them end first, serving their loop calls; installs are left running.
+	 * them end first, serving their loop calls; installs are left running, transfers and
+	 * conversions stop, every build stays where it was for the next run.
 	 */
 	pthread_mutex_lock(&w->mu);
 	w->abandon = 1;
-	pthread_cond_broadcast(&w->cv);
+	for (b = w->builds; b != NULL; b = b->next)
+		if (b->bb != NULL)
+			build_request_stop(b->bb, BUILD_STOP_ABANDON);
 	pthread_mutex_unlock(&w->mu);
 	for (;;) {
 		worker_reap(w);
@@ -1689,8 +1266,6 @@ worker_free(struct worker **wp)
 	}
 	if (w->tick > 0)
 		loop_timer_remove(w->loop, w->tick);
-	if (w->calls_timer > 0)
-		loop_timer_remove(w->loop, w->calls_timer);
 	virt_free(&w->virt);
 	worker_disconnect(w);
 	worker_flush_held(w);		/* a last try: the broker may be back */
@@ -1702,7 +1277,6 @@ worker_free(struct worker **wp)
 	mq_url_free(&w->url);
 	pthread_mutex_destroy(&w->pub_mu);
 	pthread_mutex_destroy(&w->mu);
-	pthread_cond_destroy(&w->cv);
 	free(w);
 	*wp = NULL;
 }

@@ -1,7 +1,7 @@
 /*
  * test_upload_faults.c — Glance failing during a build's upload ends in a retry or a clean
- * failure, never a half-made image. The worker's registering step (ws_register, the very
- * call worker_build_steps makes after the snapshot) talks to the real Glance through a relay
+ * failure, never a half-made image. The pipeline's uploading step (registry_glance_ops.add,
+ * the very call build_run makes after the snapshot) talks to the real Glance through a relay
  * in this process ([glance] endpoint = the relay) that cuts the image data PUT
  * (/v2/images/ID/file) in the middle and then refuses connections for a while (its listening
  * socket closed: connection refused), or refuses connections before anything is created.
@@ -10,7 +10,7 @@
  *
  * Why not a whole build in tests/worker: the install and snapshot add ~40 s and a VM and
  * touch nothing of the upload; the worker's own clean-up after a failed upload deletes the
- * images recorded through the same created() callback and the same ws_delete_image.
+ * images recorded through the same notifier (resource glance_image) and cloud_delete_image.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,7 +28,8 @@
 
 #include "drivers/glance.h"
 #include "service/common/config.h"
-#include "service/worker/worker_steps.h"
+#include "service/pipeline/cloud.h"
+#include "service/pipeline/request.h"
 #include "tests/cloud/clients_common.h"
 
 #define CUT_AFTER	(256 * 1024)	/* bytes of image data relayed before a cut */
@@ -379,40 +380,75 @@ images_of(const char *build_id)
 	return l;
 }
 
-static int
-on_created(void *arg, const char *id)
+/* The pipeline's notifier, as far as uploading tells it: images created. */
+static void
+on_resource(void *ctx, struct build *b, const char *kind, const char *value, int added)
 {
-	(void)id;
-	(*(int *)arg)++;
-	return 0;
+	(void)b;
+	(void)value;
+	if (strcmp(kind, "glance_image") == 0 && added)
+		(*(int *)ctx)++;
 }
 
-/* ws_register of a fresh build through the relay; returns the image id or NULL (err). */
-static char *
-register_through_relay(const char *build_id, int *created, struct err *err)
+static const struct notifier_ops test_notifier = { .resource = on_resource };
+
+/* A fresh build of a chain of its own, resolved by the Glance source (sessions open). */
+static struct build *
+resolved_build(const char *build_id, const char *chain, struct cloud *c, int *created,
+    struct err *err)
 {
 	struct build_request	*req;
-	struct ws		 ws;
+	struct build		*b;
 	json_t			*o;
-	char			*s, *id, uuid[37];
-	int			 version;
+	char			*s;
 
-	util_uuid(uuid);
-	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s++}", "schema", "isoforge.build/1",
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "schema", "isoforge.build/1",
 	    "token", keystone_token(alice, err), "name", "t-upload-faults", "iso_image", iso_id,
-	    "flavor", "isoforge.tiny", "chain", "t-upfault-", uuid);
+	    "flavor", "isoforge.tiny", "chain", chain);
 	s = json_dumps(o, 0);
 	json_decref(o);
 	req = request_parse(s, strlen(s), REQUEST_FULL, err);
 	free(s);
 	if (req == NULL)
 		fail_msg("%s", err->msg);
-	if (ws_open(&ws, cfg, req->token, err) != 0 || ws_resolve(&ws, req, err) != 0)
-		fail_msg("%s", err->msg);
-	*created = 0;
-	id = ws_register(&ws, req, build_id, disk, NULL, &version, on_created, created, err);
-	ws_close(&ws);
+	cloud_init(c, cfg, req->token);
+	b = build_new(build_id);
+	build_apply_request(b, req);
 	request_free(&req);
+	b->notifier = &test_notifier;
+	b->notifier_ctx = created;
+	*created = 0;
+	if (source_glance_ops.resolve(c, b, err) != 0)
+		fail_msg("%s", err->msg);
+	return b;
+}
+
+/* The uploading step of b; returns the image id (caller frees) or NULL (err). */
+static char *
+upload(struct build *b, struct cloud *c, struct err *err)
+{
+	json_t	*props = build_image_properties(b, "2026-11-29T00:00:00Z");
+	int	 rc;
+
+	rc = registry_glance_ops.add(c, b, disk, props, err);
+	json_decref(props);
+	return rc == 0 ? xstrdup(b->image_id) : NULL;
+}
+
+/* The uploading step of a fresh build through the relay; the image id or NULL (err). */
+static char *
+register_through_relay(const char *build_id, int *created, struct err *err)
+{
+	struct build	*b;
+	struct cloud	 c;
+	char		*id, chain[64], uuid[37];
+
+	util_uuid(uuid);
+	snprintf(chain, sizeof(chain), "t-upfault-%s", uuid);
+	b = resolved_build(build_id, chain, &c, created, err);
+	id = upload(b, &c, err);
+	build_free(&b);
+	cloud_close(&c);
 	return id;
 }
 
@@ -478,7 +514,7 @@ test_cut_every_upload_fails_clean(void **state)
 /*
  * Glance refusing connections for 3 s when the upload step starts: waited out (the chain's
  * listing is an idempotent call the driver tries again; a refused create is tried again by
- * ws_register), active.
+ * the registry), active.
  */
 static void
 test_refused_then_retried(void **state)
@@ -493,35 +529,22 @@ test_refused_then_retried(void **state)
 	util_uuid(build_id);
 	err_clear(&err);
 	relay_set(0, 0, 0);
-	/* ws_open/ws_resolve go through the relay too: refuse only once they are done */
+	/* resolving goes through the relay too: refuse only once it is done */
 	{
-		struct build_request	*req;
-		struct ws		 ws;
-		json_t			*o;
-		char			*s, chain[64], uuid[37];
-		int			 version;
+		struct build	*b;
+		struct cloud	 c;
+		char		 chain[64], uuid[37];
 
 		util_uuid(uuid);
 		snprintf(chain, sizeof(chain), "t-uprefuse-%.8s", uuid);
-		o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "schema", "isoforge.build/1",
-		    "token", keystone_token(alice, &err), "name", "t-upload-faults",
-		    "iso_image", iso_id, "flavor", "isoforge.tiny", "chain", chain);
-		s = json_dumps(o, 0);
-		json_decref(o);
-		req = request_parse(s, strlen(s), REQUEST_FULL, &err);
-		free(s);
-		assert_non_null(req);
-		if (ws_open(&ws, cfg, req->token, &err) != 0 || ws_resolve(&ws, req, &err) != 0)
-			fail_msg("%s", err.msg);
+		b = resolved_build(build_id, chain, &c, &created, &err);
 		relay_set(0, 0, 3.0);
 		usleep(100000);		/* the relay closes its socket */
-		created = 0;
 		t0 = now();
-		id = ws_register(&ws, req, build_id, disk, NULL, &version, on_created, &created,
-		    &err);
+		id = upload(b, &c, &err);
 		took = now() - t0;
-		ws_close(&ws);
-		request_free(&req);
+		build_free(&b);
+		cloud_close(&c);
 	}
 	if (id == NULL)
 		fail_msg("no image after Glance refused for 3 s: %s", err.msg);

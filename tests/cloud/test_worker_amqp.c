@@ -413,14 +413,14 @@ test_restart_resumes_or_fails(void **state)
 {
 	static const struct {
 		const char	*id;
-		enum job_state	 state;
+		enum build_state	 state;
 		const char	*domain;
 		const char	*event;		/* expected next event, NULL: none */
 	} b[] = {
-		{ "aaaaaaaa-0000-4000-8000-000000000001", JOB_INSTALLING, "isoforge-gone", "failed" },
-		{ "aaaaaaaa-0000-4000-8000-000000000002", JOB_UPLOADING, NULL, "failed" },
-		{ "aaaaaaaa-0000-4000-8000-000000000003", JOB_FETCHING, NULL, "queued" },
-		{ "aaaaaaaa-0000-4000-8000-000000000004", JOB_ACTIVE, NULL, NULL },
+		{ "aaaaaaaa-0000-4000-8000-000000000001", BUILD_INSTALLING, "isoforge-gone", "failed" },
+		{ "aaaaaaaa-0000-4000-8000-000000000002", BUILD_UPLOADING, NULL, "failed" },
+		{ "aaaaaaaa-0000-4000-8000-000000000003", BUILD_FETCHING, NULL, "queued" },
+		{ "aaaaaaaa-0000-4000-8000-000000000004", BUILD_ACTIVE, NULL, NULL },
 	};
 	struct jobstore	*js;
 	struct job	*j;
@@ -467,7 +467,7 @@ test_restart_resumes_or_fails(void **state)
 	for (i = 0; i < 2; i++) {
 		j = jobstore_get(js, b[i].id, &err);
 		assert_non_null(j);
-		assert_int_equal(j->state, JOB_FAILED);
+		assert_int_equal(j->state, BUILD_FAILED);
 		assert_non_null(strstr(j->message, "can't be resumed"));
 		assert_null(j->token);
 		job_free(&j);

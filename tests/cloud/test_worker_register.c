@@ -14,7 +14,8 @@
 
 #include "service/common/config.h"
 #include "service/pipeline/chain.h"
-#include "service/worker/worker_steps.h"
+#include "service/pipeline/cloud.h"
+#include "service/pipeline/request.h"
 #include "tests/cloud/clients_common.h"
 
 static struct config	*cfg;
@@ -143,11 +144,42 @@ request(const char *token, const char *chain)
 	return r;
 }
 
-static int
-on_created(void *arg, const char *id)
+/* The pipeline's notifier, as far as registering tells it: the image created. */
+static void
+on_resource(void *ctx, struct build *b, const char *kind, const char *value, int added)
 {
-	snprintf(arg, 64, "%s", id);
-	return 0;
+	(void)b;
+	if (strcmp(kind, "glance_image") == 0 && added)
+		snprintf(ctx, 64, "%s", value);
+}
+
+static const struct notifier_ops test_notifier = { .resource = on_resource };
+
+/*
+ * A build of req resolved by the Glance source as a worker's is, with notifier ctx
+ * created; the properties are those the pipeline writes plus extra (may be NULL).
+ */
+static struct build *
+resolved_build(const struct build_request *req, const char *build_id, struct cloud *c,
+    char *created, json_t **props)
+{
+	struct build	*b = build_new(build_id);
+	struct err	 err;
+	json_t		*extra;
+
+	err_clear(&err);
+	build_apply_request(b, req);
+	if (b->chain == NULL)
+		b->chain = xstrdup(b->name);
+	b->notifier = &test_notifier;
+	b->notifier_ctx = created;
+	must(source_glance_ops.resolve(c, b, &err), &err);
+	*props = build_image_properties(b, "2026-11-29T00:00:00Z");
+	extra = json_pack("{s:s, s:s, s:i, s:i}", "hw_disk_bus", "virtio", "hw_vif_model",
+	    "virtio", "min_disk", 1, "min_ram", 512);
+	json_object_update(*props, extra);
+	json_decref(extra);
+	return b;
 }
 
 static void
@@ -155,24 +187,22 @@ register_one(const char *token, const char *chain, const char *build_id, int wan
     char **idp)
 {
 	struct build_request	*req;
-	struct ws		 ws;
+	struct build		*b;
+	struct cloud		 c;
 	struct err		 err;
-	json_t			*nova, *img;
+	json_t			*props, *img;
 	const char		*project;
 	char			 created[64] = "";
-	int			 version;
 
 	err_clear(&err);
 	req = request(token, chain);
-	must(ws_open(&ws, cfg, token, &err), &err);
-	must(ws_resolve(&ws, req, &err), &err);
-	nova = json_pack("{s:s, s:s, s:i, s:i}", "hw_disk_bus", "virtio", "hw_vif_model",
-	    "virtio", "min_disk", 1, "min_ram", 512);
-	*idp = ws_register(&ws, req, build_id, qcow2, nova, &version, on_created, created, &err);
-	if (*idp == NULL)
+	cloud_init(&c, cfg, token);
+	b = resolved_build(req, build_id, &c, created, &props);
+	if (registry_glance_ops.add(&c, b, qcow2, props, &err) != 0)
 		fail_msg("%s", err.msg);
+	*idp = xstrdup(b->image_id);
 	assert_string_equal(created, *idp);
-	assert_int_equal(version, want_version);
+	assert_int_equal(b->version, want_version);
 	img = glance_image_show(alice_g, *idp, &err);
 	assert_non_null(img);
 	project = keystone_info(alice, &err)->project_id;
@@ -191,8 +221,9 @@ register_one(const char *token, const char *chain, const char *build_id, int wan
 	assert_non_null(json_string_value(json_object_get(img, "os_hash_value")));
 	assert_null(json_object_get(img, "base_image_ref"));
 	json_decref(img);
-	json_decref(nova);
-	ws_close(&ws);
+	json_decref(props);
+	build_free(&b);
+	cloud_close(&c);
 	request_free(&req);
 }
 
@@ -225,29 +256,30 @@ static void
 test_failed_upload_leaves_nothing(void **state)
 {
 	struct build_request	*req;
-	struct ws		 ws;
+	struct build		*b;
+	struct cloud		 c;
 	struct err		 err;
-	json_t			*list;
-	char			 created[64] = "", chain[64], uuid[37], *id;
-	int			 version;
+	json_t			*list, *props;
+	char			 created[64] = "", chain[64], uuid[37];
 
 	(void)state;
 	util_uuid(uuid);
 	snprintf(chain, sizeof(chain), "t-regfail-%.8s", uuid);
 	err_clear(&err);
 	req = request(keystone_token(alice, &err), chain);
-	must(ws_open(&ws, cfg, req->token, &err), &err);
-	must(ws_resolve(&ws, req, &err), &err);
-	id = ws_register(&ws, req, "cccccccc-0000-4000-8000-000000000003", "/nonexistent/disk",
-	    NULL, &version, on_created, created, &err);
-	assert_null(id);
+	cloud_init(&c, cfg, req->token);
+	b = resolved_build(req, "cccccccc-0000-4000-8000-000000000003", &c, created, &props);
+	assert_int_equal(registry_glance_ops.add(&c, b, "/nonexistent/disk", props, &err), -1);
+	assert_null(b->image_id);
 	assert_int_not_equal(err.kind, ERR_NONE);
 	assert_true(created[0] != '\0');	/* it was created, then deleted */
-	list = chain_list(ws.glance, chain, &err);
+	list = chain_list(c.glance, chain, &err);
 	assert_non_null(list);
 	assert_int_equal(json_array_size(list), 0);
 	json_decref(list);
-	ws_close(&ws);
+	json_decref(props);
+	build_free(&b);
+	cloud_close(&c);
 	request_free(&req);
 }
 

@@ -44,15 +44,13 @@ open_ok(const char *path)
 static void
 test_states(void **state)
 {
-	enum job_state	 s;
-
 	(void)state;
-	assert_string_equal(job_state_name(JOB_SNAPSHOTTING), "snapshotting");
-	assert_int_equal(job_state_parse("uploading", &s), 0);
-	assert_int_equal(s, JOB_UPLOADING);
-	assert_int_equal(job_state_parse("done", &s), -1);
-	assert_true(job_state_terminal(JOB_CANCELLED));
-	assert_false(job_state_terminal(JOB_INSTALLING));
+	/* the job store keeps the pipeline's own states */
+	assert_string_equal(build_state_name(BUILD_SNAPSHOTTING), "snapshotting");
+	assert_int_equal(build_state_from_name("uploading"), BUILD_UPLOADING);
+	assert_int_equal(build_state_from_name("done"), -1);
+	assert_true(build_state_terminal(BUILD_CANCELLED));
+	assert_false(build_state_terminal(BUILD_INSTALLING));
 }
 
 static void
@@ -76,7 +74,7 @@ test_lifecycle(void **state)
 	    &err), 0);
 	/* a repeated build_id changes nothing */
 	assert_int_equal(jobstore_add(js, id, "{\"name\":\"other\"}", "T2", "p2", "u2", &err), 1);
-	assert_int_equal(jobstore_set_state(js, id, JOB_RESOLVING, "checking", &err), 0);
+	assert_int_equal(jobstore_set_state(js, id, BUILD_RESOLVING, "checking", &err), 0);
 	assert_int_equal(jobstore_set_field(js, id, "domain", "isoforge-x", &err), 0);
 	assert_int_equal(jobstore_add_resource(js, id, "file", "/w/x/root.qcow2", &err), 0);
 	assert_int_equal(jobstore_add_resource(js, id, "glance_image", "img-1", &err), 0);
@@ -94,7 +92,7 @@ test_lifecycle(void **state)
 	err_clear(&err);
 	j = jobstore_get(js, id, &err);
 	assert_non_null(j);
-	assert_int_equal(j->state, JOB_RESOLVING);
+	assert_int_equal(j->state, BUILD_RESOLVING);
 	assert_string_equal(j->request, "{\"name\":\"w\"}");
 	assert_string_equal(j->token, "TOKEN-SECRET");
 	assert_string_equal(j->project_id, "p1");
@@ -119,12 +117,12 @@ test_lifecycle(void **state)
 	assert_string_equal(j->token, "TOKEN-SECRET");
 	job_free(&j);
 	/* terminal: the build can't move any more; the token goes after the clean-up */
-	assert_int_equal(jobstore_set_state(js, id, JOB_FAILED, "boom", &err), 0);
-	assert_int_equal(jobstore_set_state(js, id, JOB_ACTIVE, "late", &err), -1);
+	assert_int_equal(jobstore_set_state(js, id, BUILD_FAILED, "boom", &err), 0);
+	assert_int_equal(jobstore_set_state(js, id, BUILD_ACTIVE, "late", &err), -1);
 	assert_int_equal(err.kind, ERR_CONFLICT);
 	err_clear(&err);
 	j = jobstore_get(js, id, &err);
-	assert_int_equal(j->state, JOB_FAILED);
+	assert_int_equal(j->state, BUILD_FAILED);
 	assert_string_equal(j->token, "TOKEN-SECRET");
 	job_free(&j);
 	assert_int_equal(jobstore_forget_token(js, id, &err), 0);
@@ -154,16 +152,16 @@ static void
 test_resume_table(void **state)
 {
 	(void)state;
-	assert_int_equal(jobstore_resume_action(JOB_ACTIVE, 0), RESUME_NONE);
-	assert_int_equal(jobstore_resume_action(JOB_CANCELLED, 1), RESUME_NONE);
-	assert_int_equal(jobstore_resume_action(JOB_QUEUED, 0), RESUME_RESTART);
-	assert_int_equal(jobstore_resume_action(JOB_FETCHING, 0), RESUME_RESTART);
-	assert_int_equal(jobstore_resume_action(JOB_ASSEMBLING, 1), RESUME_RESTART);
-	assert_int_equal(jobstore_resume_action(JOB_INSTALLING, 1), RESUME_WATCH);
-	assert_int_equal(jobstore_resume_action(JOB_INSTALLING, 0), RESUME_FAIL);
-	assert_int_equal(jobstore_resume_action(JOB_SNAPSHOTTING, 0), RESUME_FAIL);
-	assert_int_equal(jobstore_resume_action(JOB_UPLOADING, 0), RESUME_FAIL);
-	assert_int_equal(jobstore_resume_action(JOB_CUSTOMIZING, 1), RESUME_FAIL);
+	assert_int_equal(jobstore_resume_action(BUILD_ACTIVE, 0), RESUME_NONE);
+	assert_int_equal(jobstore_resume_action(BUILD_CANCELLED, 1), RESUME_NONE);
+	assert_int_equal(jobstore_resume_action(BUILD_QUEUED, 0), RESUME_RESTART);
+	assert_int_equal(jobstore_resume_action(BUILD_FETCHING, 0), RESUME_RESTART);
+	assert_int_equal(jobstore_resume_action(BUILD_ASSEMBLING, 1), RESUME_RESTART);
+	assert_int_equal(jobstore_resume_action(BUILD_INSTALLING, 1), RESUME_WATCH);
+	assert_int_equal(jobstore_resume_action(BUILD_INSTALLING, 0), RESUME_FAIL);
+	assert_int_equal(jobstore_resume_action(BUILD_SNAPSHOTTING, 0), RESUME_FAIL);
+	assert_int_equal(jobstore_resume_action(BUILD_UPLOADING, 0), RESUME_FAIL);
+	assert_int_equal(jobstore_resume_action(BUILD_CUSTOMIZING, 1), RESUME_FAIL);
 	assert_string_equal(job_resume_name(RESUME_WATCH), "watch");
 }
 
@@ -180,17 +178,17 @@ test_recover(void **state)
 {
 	static const struct {
 		const char	*id;
-		enum job_state	 state;
+		enum build_state	 state;
 		const char	*domain;
 		enum job_resume	 want;
-		enum job_state	 after;
+		enum build_state	 after;
 	} b[] = {
-		{ "b-queued", JOB_QUEUED, NULL, RESUME_RESTART, JOB_QUEUED },
-		{ "b-fetch", JOB_FETCHING, NULL, RESUME_RESTART, JOB_QUEUED },
-		{ "b-inst-run", JOB_INSTALLING, "isoforge-running", RESUME_WATCH, JOB_INSTALLING },
-		{ "b-inst-gone", JOB_INSTALLING, "isoforge-gone", RESUME_FAIL, JOB_FAILED },
-		{ "b-upload", JOB_UPLOADING, "isoforge-x", RESUME_FAIL, JOB_FAILED },
-		{ "b-done", JOB_ACTIVE, NULL, RESUME_NONE, JOB_ACTIVE },
+		{ "b-queued", BUILD_QUEUED, NULL, RESUME_RESTART, BUILD_QUEUED },
+		{ "b-fetch", BUILD_FETCHING, NULL, RESUME_RESTART, BUILD_QUEUED },
+		{ "b-inst-run", BUILD_INSTALLING, "isoforge-running", RESUME_WATCH, BUILD_INSTALLING },
+		{ "b-inst-gone", BUILD_INSTALLING, "isoforge-gone", RESUME_FAIL, BUILD_FAILED },
+		{ "b-upload", BUILD_UPLOADING, "isoforge-x", RESUME_FAIL, BUILD_FAILED },
+		{ "b-done", BUILD_ACTIVE, NULL, RESUME_NONE, BUILD_ACTIVE },
 	};
 	struct jobstore	*js;
 	struct job	**jobs, *j;
@@ -207,7 +205,7 @@ test_recover(void **state)
 	err_clear(&err);
 	for (i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
 		assert_int_equal(jobstore_add(js, b[i].id, "{}", "tok", "p", "u", &err), 0);
-		if (b[i].state != JOB_QUEUED)
+		if (b[i].state != BUILD_QUEUED)
 			assert_int_equal(jobstore_set_state(js, b[i].id, b[i].state, NULL, &err), 0);
 		if (b[i].domain != NULL)
 			assert_int_equal(jobstore_set_field(js, b[i].id, "domain", b[i].domain,
@@ -233,7 +231,7 @@ test_recover(void **state)
 		j = jobstore_get(js, b[i].id, &err);
 		assert_non_null(j);
 		assert_int_equal(j->state, b[i].after);
-		if (b[i].after == JOB_FAILED) {
+		if (b[i].after == BUILD_FAILED) {
 			/* kept for the clean-up the worker does next */
 			assert_non_null(j->token);
 			assert_non_null(strstr(j->message, "can't be resumed"));

@@ -1,0 +1,113 @@
+/* local.c — the embedded default's drivers: media from local files, the local image store. */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "drivers/hash.h"
+#include "drivers/localstore.h"
+#include "service/pipeline/build.h"
+#include "service/pipeline/local.h"
+
+char *
+local_media_path(const char *what, const char *path, struct err *e)
+{
+	char		 real[PATH_MAX];
+	struct stat	 st;
+
+	if (realpath(path, real) == NULL) {
+		err_set(e, ERR_NOTFOUND, "%s %s: %s", what, path, strerror(errno));
+		return NULL;
+	}
+	if (stat(real, &st) == -1 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
+		err_set(e, ERR_INVAL, "%s %s: not a file", what, path);
+		return NULL;
+	}
+	return xstrdup(real);
+}
+
+/*
+ * resolving, for files: the ISO and virtio-win must be regular files (their absolute paths
+ * are what the image records as its sources), the ISO's sha512 is computed. The flavor is
+ * what the caller set.
+ */
+static int
+source_file_resolve(void *ctx, struct build *b, struct err *e)
+{
+	char	 sha[129], md5[33];
+
+	(void)ctx;
+	free(b->iso);
+	if ((b->iso = local_media_path("ISO", b->iso_ref, e)) == NULL)
+		return -1;
+	free(b->iso_ref);
+	b->iso_ref = xstrdup(b->iso);
+	if (b->virtio_win_ref != NULL) {
+		free(b->virtio_win);
+		if ((b->virtio_win = local_media_path("virtio-win", b->virtio_win_ref, e)) == NULL)
+			return -1;
+		free(b->virtio_win_ref);
+		b->virtio_win_ref = xstrdup(b->virtio_win);
+	}
+	if (b->iso_hash == NULL) {
+		if (hash_file(b->iso, sha, md5, e) == -1)
+			return -1;
+		b->iso_hash = xstrdup(sha);
+	}
+	return 0;
+}
+
+const struct source_ops source_file_ops = {
+	.name = "file",
+	.resolve = source_file_resolve,
+	.fetch = NULL,
+};
+
+/* Registers the snapshot in the store as the next version of the build's chain. */
+static int
+registry_local_add(void *ctx, struct build *b, const char *file, const json_t *props,
+    struct err *e)
+{
+	json_t	*meta, *p;
+	char	*id = NULL;
+	int	 rc;
+
+	if (localstore_next_version(ctx, b->chain, &b->version, e) == -1)
+		return -1;
+	p = json_deep_copy(props);
+	json_object_set_new(p, "isoforge_chain", json_string(b->chain));
+	json_object_set_new(p, "isoforge_version", json_sprintf("%d", b->version));
+	meta = json_pack("{s:s, s:o}", "name", b->name, "properties", p);
+	if (b->visibility != NULL)
+		json_object_set_new(meta, "visibility", json_string(b->visibility));
+	if (b->tags != NULL)
+		json_object_set(meta, "tags", b->tags);
+	rc = localstore_add(ctx, file, meta, &id, e);
+	json_decref(meta);
+	if (rc == 0) {
+		free(b->image_id);
+		b->image_id = id;
+	}
+	return rc;
+}
+
+static json_t *
+registry_local_get(void *ctx, const char *id, struct err *e)
+{
+	return localstore_get(ctx, id, e);
+}
+
+static int
+registry_local_remove(void *ctx, const char *id, struct err *e)
+{
+	return localstore_delete(ctx, id, e);
+}
+
+const struct registry_ops registry_local_ops = {
+	.name = "local",
+	.find_built = NULL,
+	.add = registry_local_add,
+	.get = registry_local_get,
+	.remove = registry_local_remove,
+};
