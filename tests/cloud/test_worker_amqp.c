@@ -29,6 +29,7 @@
 #include "service/common/amqp.h"
 #include "service/worker/jobstore.h"
 
+#define REFUSED_TOKEN	"secret-refused-token-0123456789"
 #define ISO_ID	"11111111-1111-4111-8111-111111111111"
 
 extern char	**environ;
@@ -296,27 +297,29 @@ test_invalid_dead_lettered_valid_accepted(void **state)
 	big = xmalloc(70 * 1024 + 1);
 	memset(big, 'x', 70 * 1024);
 	big[70 * 1024] = '\0';
+	/* every refused body carries a token: the reasons must never repeat it */
 	cases[0].id = "malformed";
-	cases[0].body = xstrdup("{\"schema\": \"isoforge.build/1\", \"name\": ");
+	cases[0].body = xstrdup("{\"schema\": \"isoforge.build/1\", \"name\": \"n\", "
+	    "\"token\": \"" REFUSED_TOKEN);	/* the JSON ends inside the token */
 	cases[0].want = "JSON";
 	cases[0].want2 = NULL;
 	cases[1].id = "wrong-types";
-	cases[1].body = xstrdup("{\"schema\": \"isoforge.build/1\", \"token\": \"t\", "
+	cases[1].body = xstrdup("{\"schema\": \"isoforge.build/1\", \"token\": \"" REFUSED_TOKEN "\", "
 	    "\"name\": 5, \"iso_image\": \"" ISO_ID "\", \"flavor\": [\"f\"]}");
 	cases[1].want = "name: must be";
 	cases[1].want2 = "flavor: must be";
 	cases[2].id = "missing";
-	cases[2].body = xstrdup("{\"schema\": \"isoforge.build/1\", \"token\": \"t\", "
+	cases[2].body = xstrdup("{\"schema\": \"isoforge.build/1\", \"token\": \"" REFUSED_TOKEN "\", "
 	    "\"name\": \"n\"}");
 	cases[2].want = "iso_image";
 	cases[2].want2 = "flavor";
 	cases[3].id = "oversized";
-	cases[3].body = xasprintf("{\"schema\": \"isoforge.build/1\", \"token\": \"t\", "
+	cases[3].body = xasprintf("{\"schema\": \"isoforge.build/1\", \"token\": \"" REFUSED_TOKEN "\", "
 	    "\"name\": \"%s\", \"iso_image\": \"" ISO_ID "\", \"flavor\": \"f\"}", big);
 	cases[3].want = "64 KiB";
 	cases[3].want2 = NULL;
 	cases[4].id = "schema";
-	cases[4].body = xstrdup("{\"schema\": \"isoforge.build/99\", \"token\": \"t\", "
+	cases[4].body = xstrdup("{\"schema\": \"isoforge.build/99\", \"token\": \"" REFUSED_TOKEN "\", "
 	    "\"name\": \"n\", \"iso_image\": \"" ISO_ID "\", \"flavor\": \"f\"}");
 	cases[4].want = "schema";
 	cases[4].want2 = NULL;
@@ -356,7 +359,8 @@ test_invalid_dead_lettered_valid_accepted(void **state)
 		if (strcasestr(reason, cases[i].want) == NULL ||
 		    (cases[i].want2 != NULL && strstr(reason, cases[i].want2) == NULL))
 			fail_msg("%s: reason '%s' does not name '%s'", mid, reason, cases[i].want);
-		assert_null(strstr(reason, "secret"));
+		if (strstr(reason, "secret") != NULL)
+			fail_msg("%s: the reason repeats the token: %s", mid, reason);
 		assert_non_null(msg.properties._flags & AMQP_BASIC_CONTENT_TYPE_FLAG ?
 		    "ok" : NULL);
 		cases[i].got++;

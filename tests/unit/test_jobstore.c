@@ -53,6 +53,20 @@ test_states(void **state)
 	assert_false(build_state_terminal(BUILD_INSTALLING));
 }
 
+/* PATH+suffix exists and only its owner may read or write it (it holds tokens). */
+static void
+must_be_private(const char *path, const char *suffix)
+{
+	struct stat	 st;
+	char		*p = xasprintf("%s%s", path, suffix);
+
+	if (stat(p, &st) != 0)
+		fail_msg("%s: missing while the store is open", p);
+	if ((st.st_mode & 0077) != 0)
+		fail_msg("%s: mode %o", p, st.st_mode & 0777);
+	free(p);
+}
+
 static void
 test_lifecycle(void **state)
 {
@@ -61,7 +75,7 @@ test_lifecycle(void **state)
 	struct err	 err;
 	struct stat	 st;
 	json_t		*h, *o;
-	char		*path, *wal;
+	char		*path;
 	const char	*id = "6f1c1b8e-2a52-4b0c-9d43-5a0b9b0c1a11";
 
 	(void)state;
@@ -72,6 +86,9 @@ test_lifecycle(void **state)
 	err_clear(&err);
 	assert_int_equal(jobstore_add(js, id, "{\"name\":\"w\"}", "TOKEN-SECRET", "p1", "u1",
 	    &err), 0);
+	/* the write-ahead log and its index exist while the store is open: the owner's alone */
+	must_be_private(path, "-wal");
+	must_be_private(path, "-shm");
 	/* a repeated build_id changes nothing */
 	assert_int_equal(jobstore_add(js, id, "{\"name\":\"other\"}", "T2", "p2", "u2", &err), 1);
 	assert_int_equal(jobstore_set_state(js, id, BUILD_RESOLVING, "checking", &err), 0);
@@ -140,11 +157,6 @@ test_lifecycle(void **state)
 	assert_null(jobstore_get(js, "unknown-id", &err));
 	assert_int_equal(err.kind, ERR_NOTFOUND);
 	jobstore_close(&js);
-	/* the WAL shares the store's mode */
-	wal = xasprintf("%s-wal", path);
-	if (stat(wal, &st) == 0)
-		assert_int_equal(st.st_mode & 0077, 0);
-	free(wal);
 	free(path);
 }
 
