@@ -1,20 +1,59 @@
 /* log.c — timestamped log lines to stderr; fatal() exits. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/log.h"
 
 static const char	*log_progname = "isoforge";
 static int		 log_verbose;
+static char		*log_path;	/* the log file, or NULL: standard error as it is */
 
 void
 log_init(const char *progname, int verbose)
 {
 	log_progname = progname;
 	log_verbose = verbose;
+}
+
+/* Points standard error at log_path (appending); the old file is closed by dup2. */
+static int
+log_attach(struct err *e)
+{
+	int	 fd;
+
+	if ((fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640)) == -1) {
+		err_set(e, ERR_IO, "log file %s: %s", log_path, strerror(errno));
+		return -1;
+	}
+	fflush(stderr);
+	if (dup2(fd, STDERR_FILENO) == -1) {
+		err_set(e, ERR_IO, "log file %s: dup2: %s", log_path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+int
+log_open(const char *path, struct err *e)
+{
+	free(log_path);
+	log_path = xstrdup(path);
+	return log_attach(e);
+}
+
+int
+log_reopen(struct err *e)
+{
+	if (log_path == NULL)
+		return 0;
+	return log_attach(e);
 }
 
 void

@@ -4,9 +4,16 @@
 
 #include <stdarg.h>
 
+#include "base/util.h"
+
 /* Sets the program name shown in each line and the verbosity (0 info, 1+ debug). */
 void	log_init(const char *progname, int verbose);
 void	log_setverbose(int verbose);
+/* Logs to the file at path from now on (standard error is pointed at it, appending, 0640). */
+int	log_open(const char *path, struct err *);
+/* Opens the log file again (after logrotate moved it; SIGHUP); no-op without a log file.
+ * Lines being written meanwhile go to the old file or the new one, never lost. */
+int	log_reopen(struct err *);
 int	log_getverbose(void);
 
 /* log_warn appends strerror(errno); log_warnx does not. */

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -288,6 +289,60 @@ util_mkdirs(const char *path, struct err *e)
 		}
 		tmp[i] = path[i];
 	}
+	return 0;
+}
+
+int
+util_wait_fd(int fd, double seconds)
+{
+	struct pollfd	 p;
+	double		 end = util_now() + seconds, left;
+	int		 n;
+
+	for (;;) {
+		left = end - util_now();
+		if (left <= 0 && seconds > 0)
+			return 0;
+		p.fd = fd;
+		p.events = POLLIN;
+		p.revents = 0;
+		n = poll(&p, fd >= 0 ? 1 : 0, left > 0 ? (int)(left * 1000) + 1 : 0);
+		if (n > 0)
+			return 1;
+		if (n == 0 && seconds <= 0)
+			return 0;
+		if (n == -1 && errno != EINTR)
+			return 0;
+	}
+}
+
+int
+util_mkdir_private(const char *path, struct err *e)
+{
+	struct stat	 st;
+	char		*probe;
+	int		 fd;
+
+	if (util_mkdirs(path, e) == -1)
+		return -1;
+	if (stat(path, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		err_set(e, ERR_IO, "%s: not a directory", path);
+		return -1;
+	}
+	if ((st.st_mode & 0077) != 0 && chmod(path, st.st_mode & 0700) == -1) {
+		err_set(e, ERR_IO, "chmod %s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* writable by us, also on a read-only mount (where root's mkdir of an existing dir works) */
+	probe = xasprintf("%s/.isoforge-probe-%d", path, (int)getpid());
+	if ((fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1) {
+		err_set(e, ERR_IO, "%s: not writable: %s", path, strerror(errno));
+		free(probe);
+		return -1;
+	}
+	close(fd);
+	(void)unlink(probe);
+	free(probe);
 	return 0;
 }
 

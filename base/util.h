@@ -67,6 +67,9 @@ char	*util_read_file(const char *path, size_t max, size_t *lenp, struct err *);
 int	 util_write_file(const char *path, const void *, size_t, int mode, struct err *);
 /* Creates dir and its parents (mode 0755 where new). */
 int	 util_mkdirs(const char *path, struct err *);
+/* Creates dir (parents 0755) as the process's own (0700, group and others' bits taken away
+ * when it exists) and checks it is writable. */
+int	 util_mkdir_private(const char *path, struct err *);
 /* Removes path and everything below it; a missing path is not an error. */
 int	 util_rmtree(const char *path, struct err *);
 
@@ -80,6 +83,12 @@ int	 util_is_uuid(const char *);
 void	 util_password(char *out, size_t len);
 /* Lower-case hex of n bytes into out (2n + 1). */
 void	 util_hex(const unsigned char *, size_t, char *out);
+/*
+ * Waits up to seconds for fd (an eventfd or pipe that says "stop") to be readable: 1 when it
+ * is (at once when it already is), 0 when the time ran out. fd -1 just sleeps. seconds 0:
+ * only looks.
+ */
+int	 util_wait_fd(int fd, double seconds);
 /* Monotonic clock in seconds. */
 double	 util_now(void);
 /* UTC time as ISO 8601 ("2026-11-22T02:51:18Z") into out[32]. */

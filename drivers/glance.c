@@ -385,6 +385,7 @@ struct glance_digest {
 	const EVP_MD		*md;		/* NULL = not computed */
 	EVP_MD_CTX		*ctx;
 	pthread_t		 thread;
+	int			 inline_;	/* no thread: the producer hashes (fallback) */
 	long long		 done;		/* slots hashed so far */
 	char			 hex[129];	/* when finished */
 };
@@ -451,10 +452,20 @@ glance_digests_start(struct glance_stream *s)
 		d->s = s;
 		d->done = 0;
 		d->hex[0] = '\0';
-		if ((d->ctx = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(d->ctx, d->md, NULL) != 1)
-			fatalx("cannot initialise %s", EVP_MD_get0_name(d->md));
-		if (pthread_create(&d->thread, NULL, glance_digest_thread, d) != 0)
-			fatalx("pthread_create failed");
+		d->inline_ = 0;
+		if ((d->ctx = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(d->ctx, d->md, NULL) != 1) {
+			/* e.g. md5 in FIPS mode: not computed, so what needs it fails verification */
+			log_warnx("cannot initialise %s: not computed", EVP_MD_get0_name(d->md));
+			EVP_MD_CTX_free(d->ctx);
+			d->ctx = NULL;
+			d->md = NULL;
+			continue;
+		}
+		/* without a thread (a resource limit), hash in the producer: slower, still right */
+		if (pthread_create(&d->thread, NULL, glance_digest_thread, d) != 0) {
+			log_warnx("no thread for %s: hashing inline", EVP_MD_get0_name(d->md));
+			d->inline_ = 1;
+		}
 	}
 	s->hashing = 1;
 }
@@ -481,7 +492,8 @@ glance_digests_stop(struct glance_stream *s, int keep)
 		d = &s->dg[i];
 		if (d->md == NULL)
 			continue;
-		pthread_join(d->thread, NULL);
+		if (!d->inline_)
+			pthread_join(d->thread, NULL);
 		if (EVP_DigestFinal_ex(d->ctx, md, &n) != 1)
 			fatalx("digest final failed");
 		if (keep)
@@ -530,7 +542,7 @@ glance_ring_done(const struct glance_stream *s)
 	int		 i;
 
 	for (i = 0; i < 2; i++)
-		if (s->dg[i].md != NULL && s->dg[i].done < done)
+		if (s->dg[i].md != NULL && !s->dg[i].inline_ && s->dg[i].done < done)
 			done = s->dg[i].done;
 	return done;
 }
@@ -551,6 +563,10 @@ glance_stream_data(void *arg, const void *data, size_t n)
 	}
 	if (!s->hashing)
 		return;
+	for (k = 0; k < 2; k++)
+		if (s->dg[k].md != NULL && s->dg[k].inline_ &&
+		    EVP_DigestUpdate(s->dg[k].ctx, data, n) != 1)
+			fatalx("digest update failed");
 	/* Only this thread moves pushed and touches the slot being filled. */
 	fill = (int)(s->pushed % GLANCE_SLOTS);
 	while (n > 0) {

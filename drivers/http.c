@@ -25,11 +25,13 @@ struct http_client {
 	struct http_opts opts;
 	char		*ca_file;
 	char		*user_agent;
+	int		 cancel_fd;	/* readable = stop every transfer; -1 none */
 };
 
 /* State of one attempt, shared by the callbacks. */
 struct http_xfer {
 	const struct http_req	*req;
+	int			 cancel_fd;
 	struct http_resp	*resp;
 	long long		 sent;		/* body bytes read from upload_fd */
 	long long		 delivered;	/* body bytes written to download_fd */
@@ -73,6 +75,7 @@ http_client_new(const struct http_opts *opts)
 	c->user_agent = xstrdup(c->opts.user_agent ? c->opts.user_agent : "isoforge");
 	c->opts.ca_file = c->ca_file;
 	c->opts.user_agent = c->user_agent;
+	c->cancel_fd = -1;
 	if ((c->curl = curl_easy_init()) == NULL)
 		fatalx("curl_easy_init failed");
 	return c;
@@ -426,6 +429,11 @@ http_progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ult
 	const struct http_req	*req = x->req;
 	int			 up = req->upload_fd >= 0;
 
+	/* libcurl calls this at least once a second, also while connecting or stalled */
+	if (x->cancel_fd >= 0 && util_wait_fd(x->cancel_fd, 0)) {
+		x->cancelled = 1;
+		return 1;
+	}
 	if (req->progress == NULL)
 		return 0;
 	if (req->progress(req->arg, up ? (long long)ulnow : (long long)dlnow,
@@ -481,7 +489,8 @@ http_setup(struct http_client *c, const struct http_req *req, struct http_xfer *
 	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, HTTP_XFER_BUFSIZE);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, http_progress_cb);
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
-	curl_easy_setopt(h, CURLOPT_NOPROGRESS, req->progress != NULL ? 0L : 1L);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, req->progress != NULL || x->cancel_fd >= 0 ?
+	    0L : 1L);
 
 	if (req->upload_fd >= 0) {
 		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
@@ -559,15 +568,10 @@ http_backoff(const struct http_client *c, const struct http_resp *resp, int n)
 	return d;
 }
 
-static void
-http_sleep(double s)
+void
+http_client_set_cancel_fd(struct http_client *c, int fd)
 {
-	struct timespec	 ts;
-
-	ts.tv_sec = (time_t)s;
-	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
+	c->cancel_fd = fd;
 }
 
 int
@@ -586,6 +590,7 @@ http_request(struct http_client *c, const struct http_req *req, struct http_resp
 	for (attempt = 0;; attempt++) {
 		memset(&x, 0, sizeof(x));
 		x.req = req;
+		x.cancel_fd = c->cancel_fd;
 		x.resp = resp;
 		resp->status = 0;
 		resp->body.len = 0;
@@ -616,7 +621,10 @@ http_request(struct http_client *c, const struct http_req *req, struct http_resp
 			break;
 		log_debug("%s %s: %s, retrying", req->method, req->url,
 		    rc != CURLE_OK ? curl_easy_strerror(rc) : http_reason(resp->status));
-		http_sleep(http_backoff(c, resp, attempt + 1));
+		if (util_wait_fd(c->cancel_fd, http_backoff(c, resp, attempt + 1))) {
+			err_set(err, ERR_CANCELLED, "%s %s: cancelled", req->method, req->url);
+			return -1;
+		}
 	}
 	if (rc != CURLE_OK)
 		http_curl_error(req, rc, errbuf, &x, err);

@@ -56,6 +56,9 @@ struct http_client;
  * thread at a time. Copies opts (strings too). Caller frees with http_client_free. */
 struct http_client	*http_client_new(const struct http_opts *);
 void			 http_client_free(struct http_client **);
+/* From now on every transfer of c stops (ERR_CANCELLED) once fd is readable, within a second,
+ * and waits between retries end then too; -1: never. fd is borrowed. */
+void			 http_client_set_cancel_fd(struct http_client *, int fd);
 
 /*
  * Performs req, retrying idempotent calls with backoff. Returns 0 on a 2xx answer, -1 otherwise

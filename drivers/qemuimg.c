@@ -152,6 +152,27 @@ qemuimg_run(char **argv, const struct proc_opts *o, struct proc_result *res, str
 	return rc;
 }
 
+char *
+qemuimg_version(struct err *e)
+{
+	struct proc_result	 r;
+	struct err		 pe;
+	char			*argv[] = { "qemu-img", "--version", NULL };
+	char			*v = NULL;
+
+	memset(&r, 0, sizeof(r));
+	err_clear(&pe);
+	if (proc_run(argv, QEMUIMG_SHORT_S, &r, &pe) == 0) {
+		v = xstrdup(r.out.data != NULL ? r.out.data : "qemu-img");
+		v[strcspn(v, "\n")] = '\0';
+	} else if (pe.kind == ERR_NOTFOUND)
+		err_set(e, ERR_NOTFOUND, "qemu-img: not found in PATH (Debian: qemu-utils)");
+	else
+		err_set(e, pe.kind, "%s", pe.msg);
+	proc_result_free(&r);
+	return v;
+}
+
 int
 qemuimg_create(const char *path, unsigned long long size_bytes, struct err *e)
 {

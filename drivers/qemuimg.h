@@ -29,6 +29,8 @@ double	  qemuimg_parse_progress(const char *line);
  * The doers. Errors carry qemu-img's own stderr ("Failed to get shared "write" lock");
  * a missing input is ERR_NOTFOUND naming the file.
  */
+/* qemu-img's version line ("qemu-img version 7.2.0 ..."): it is there and runs; caller frees. */
+char	 *qemuimg_version(struct err *);
 /* Creates a new qcow2 image of size_bytes (virtual) at path; an existing file is an error. */
 int	  qemuimg_create(const char *path, unsigned long long size_bytes, struct err *);
 /* qemu-img info as JSON, with --force-share (works while a VM has it open, values may then

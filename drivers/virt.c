@@ -1048,20 +1048,22 @@ cleanup:
 	return rc;
 }
 
-const char *
+int
 virt_domain_type(struct virt *v, const char *want, const char *cache_dir, const char *workdir,
-    double timeout_s)
+    double timeout_s, const char **out, struct err *e)
 {
 	char		*path, *text = NULL, *boot = NULL, *line;
-	struct err	 e;
+	struct err	 pe;
 	size_t		 n;
 	int		 works = 0;
 
-	if (want != NULL && strcmp(want, "auto") != 0)
-		return strcmp(want, "kvm") == 0 ? "kvm" : "qemu";
-	err_clear(&e);
+	if (want != NULL && strcmp(want, "qemu") == 0) {
+		*out = "qemu";
+		return 0;
+	}
+	err_clear(&pe);
 	path = xasprintf("%s/kvm-probe", cache_dir);
-	boot = util_read_file("/proc/sys/kernel/random/boot_id", 128, NULL, &e);
+	boot = util_read_file("/proc/sys/kernel/random/boot_id", 128, NULL, &pe);
 	if (boot != NULL)
 		boot[strcspn(boot, "\n")] = '\0';
 	n = boot != NULL ? strlen(boot) : 0;
@@ -1070,21 +1072,103 @@ virt_domain_type(struct virt *v, const char *want, const char *cache_dir, const 
 		works = text[n + 1] == '1';
 		log_debug("KVM probe (cached): %s", works ? "works" : "fails");
 	} else {
-		err_clear(&e);
-		if (virt_probe_kvm(v, workdir, timeout_s, &works, &e) == -1) {
-			log_warnx("KVM probe: %s; using TCG", e.msg);
+		err_clear(&pe);
+		if (virt_probe_kvm(v, workdir, timeout_s, &works, &pe) == -1) {
+			log_warnx("KVM probe: %s; using TCG", pe.msg);
 			works = 0;
 		} else if (boot != NULL) {
 			line = xasprintf("%s %d\n", boot, works);
-			err_clear(&e);
-			if (util_mkdirs(cache_dir, &e) == -1 ||
-			    util_write_file(path, line, strlen(line), 0644, &e) == -1)
-				log_debug("kvm-probe cache: %s", e.msg);
+			err_clear(&pe);
+			if (util_mkdirs(cache_dir, &pe) == -1 ||
+			    util_write_file(path, line, strlen(line), 0644, &pe) == -1)
+				log_debug("kvm-probe cache: %s", pe.msg);
 			free(line);
 		}
 	}
 	free(text);
 	free(boot);
 	free(path);
-	return works ? "kvm" : "qemu";
+	if (!works && want != NULL && strcmp(want, "kvm") == 0) {
+		err_set(e, ERR_INVAL, "domain type kvm: a KVM guest does not run here (the probe "
+		    "failed); use auto or qemu (TCG)");
+		return -1;
+	}
+	*out = works ? "kvm" : "qemu";
+	return 0;
+}
+
+/* The text of the first element named name below node (any namespace), or NULL; caller frees. */
+static char *
+virt_xml_text(xmlNodePtr node, const char *name)
+{
+	xmlNodePtr	 n;
+	xmlChar		*t;
+	char		*s;
+
+	for (n = node; n != NULL; n = n->next) {
+		if (n->type == XML_ELEMENT_NODE && xmlStrcmp(n->name, BAD_CAST name) == 0) {
+			t = xmlNodeGetContent(n);
+			s = xstrdup(t != NULL ? (const char *)t : "");
+			xmlFree(t);
+			return s;
+		}
+		if (n->children != NULL && (s = virt_xml_text(n->children, name)) != NULL)
+			return s;
+	}
+	return NULL;
+}
+
+/* The owner written in a domain's metadata element of namespace xmlns, or NULL. */
+static char *
+virt_domain_owner(virDomainPtr dom, const char *xmlns)
+{
+	xmlDocPtr	 doc;
+	char		*md, *owner = NULL;
+
+	if ((md = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, xmlns, 0)) == NULL) {
+		virResetLastError();
+		return NULL;
+	}
+	doc = xmlReadMemory(md, (int)strlen(md), "metadata.xml", NULL, XML_PARSE_NONET |
+	    XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	if (doc != NULL)
+		owner = virt_xml_text(xmlDocGetRootElement(doc), "owner");
+	xmlFreeDoc(doc);
+	free(md);
+	return owner;
+}
+
+int
+virt_list_owned(struct virt *v, const char *prefix, const char *xmlns, const char *owner,
+    char ***namesp, size_t *np, struct err *e)
+{
+	virDomainPtr	*doms = NULL;
+	const char	*name;
+	char		**names, *who;
+	size_t		 n = 0;
+	int		 nd, i;
+
+	*namesp = NULL;
+	*np = 0;
+	if (virt_need_conn(v, e) == -1)
+		return -1;
+	if ((nd = virConnectListAllDomains(v->conn, &doms, 0)) < 0) {
+		virt_error(e, "listing domains");
+		return -1;
+	}
+	names = xcalloc((size_t)nd + 1, sizeof(*names));
+	for (i = 0; i < nd; i++) {
+		name = virDomainGetName(doms[i]);
+		if (name != NULL && strncmp(name, prefix, strlen(prefix)) == 0 &&
+		    (who = virt_domain_owner(doms[i], xmlns)) != NULL) {
+			if (strcmp(who, owner) == 0)
+				names[n++] = xstrdup(name);
+			free(who);
+		}
+		virDomainFree(doms[i]);
+	}
+	free(doms);
+	*namesp = names;
+	*np = n;
+	return 0;
 }

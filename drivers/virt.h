@@ -92,6 +92,13 @@ void	virt_console_clear(struct virt_console *);
 int	virt_undefine(struct virt_domain *, struct err *);
 /* Destroys and undefines a domain by name, when it exists (clean-up of a stale build). */
 int	virt_remove_by_name(struct virt *, const char *name, struct err *);
+/*
+ * The domains (defined or running) whose name starts with prefix and whose <metadata>
+ * element of namespace xmlns has an <owner> of owner: *names (NULL-terminated, *n of them;
+ * caller frees each and the array).
+ */
+int	virt_list_owned(struct virt *, const char *prefix, const char *xmlns, const char *owner,
+	    char ***names, size_t *n, struct err *);
 /* 1 when a domain of that name exists (defined or running), 0 when not, -1 on error. */
 int	virt_exists(struct virt *, const char *name, struct err *);
 void	virt_domain_free(struct virt_domain **);
@@ -106,13 +113,14 @@ int	virt_probe_kvm(struct virt *, const char *workdir, double timeout_s, int *wo
 	    struct err *);
 
 /*
- * The domain type to build with: want when it is "kvm" or "qemu"; for "auto" (or NULL) "kvm"
- * when the probe guest works (virt_probe_kvm), else "qemu" (TCG). The probe's answer is kept
- * in CACHE_DIR/kvm-probe for the rest of the host's boot. Runs the loop: call it from the
- * loop's thread before it runs. Returns a static string.
+ * The domain type to build with (*out, a static string): "qemu" when want is "qemu"; else the
+ * probe (virt_probe_kvm) decides: "kvm" when its guest runs under KVM; otherwise "qemu" (TCG)
+ * for want "auto" (or NULL), and an error for want "kvm" (a wrong configuration). The probe's
+ * answer is kept in CACHE_DIR/kvm-probe for the rest of the host's boot. Runs the loop: call
+ * it from the loop's thread before the loop runs.
  */
-const char *virt_domain_type(struct virt *, const char *want, const char *cache_dir,
-	    const char *workdir, double timeout_s);
+int	virt_domain_type(struct virt *, const char *want, const char *cache_dir,
+	    const char *workdir, double timeout_s, const char **out, struct err *);
 
 /* The probe's boot sector (512 bytes); pure, for tests. */
 void	virt_probe_bootsector(unsigned char out[512]);

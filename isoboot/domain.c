@@ -9,7 +9,6 @@
 #include "isoboot/isoboot.h"
 #include "base/util.h"
 
-#define ISOFORGE_XMLNS	"https://isoforge.dev/xmlns/libvirt/build/1"
 
 /* 1 when n is an element named name. */
 static int
@@ -381,17 +380,19 @@ isoboot_domain_xml(const struct isoboot_plan *pl, const char *base_xml, struct e
 	for (n = meta->children; n != NULL; n = next) {
 		/* an operator who copied a generated domain: ours is written anew */
 		next = n->next;
-		if (n->ns != NULL && xmlStrcmp(n->ns->href, BAD_CAST ISOFORGE_XMLNS) == 0) {
+		if (n->ns != NULL && xmlStrcmp(n->ns->href, BAD_CAST ISOBOOT_XMLNS) == 0) {
 			xmlUnlinkNode(n);
 			xmlFreeNode(n);
 		}
 	}
 	b = xmlNewDocNode(doc, NULL, BAD_CAST "build", NULL);
-	xmlSetNs(b, xmlNewNs(b, BAD_CAST ISOFORGE_XMLNS, BAD_CAST "isoforge"));
+	xmlSetNs(b, xmlNewNs(b, BAD_CAST ISOBOOT_XMLNS, BAD_CAST "isoforge"));
 	xmlAddChild(meta, b);
 	xmlNewTextChild(b, b->ns, BAD_CAST "build-id", BAD_CAST pl->build_id);
 	xmlNewTextChild(b, b->ns, BAD_CAST "name", BAD_CAST pl->name);
 	xmlNewTextChild(b, b->ns, BAD_CAST "profile", BAD_CAST pl->profile);
+	if (pl->owner != NULL)
+		xmlNewTextChild(b, b->ns, BAD_CAST "owner", BAD_CAST pl->owner);
 	place(root, &last, new_uint(doc, "memory", pl->ram_mib, "MiB"));
 	place(root, &last, new_uint(doc, "currentMemory", pl->ram_mib, "MiB"));
 	place(root, &last, new_uint(doc, "vcpu", pl->vcpus, NULL));

@@ -13,6 +13,10 @@
 
 #include "base/util.h"
 
+/* The namespace of isoforge's element in a domain's <metadata> (build id, name, profile,
+ * owner). */
+#define ISOBOOT_XMLNS	"https://isoforge.dev/xmlns/libvirt/build/1"
+
 /* How an OS gets the virtio drivers it lacks. */
 enum isoboot_virtio_win {
 	ISOBOOT_VIRTIO_WIN_NONE = 0,	/* the OS has them (or does not use virtio) */
@@ -105,6 +109,8 @@ struct isoboot_params {
 	const char	*serial_log;	/* serial console → this file; NULL = a pty */
 	const char	*nvram;		/* UEFI variables file or NULL (libvirt's default) */
 	const char	*network;	/* libvirt network name; NULL = user-mode networking */
+	const char	*owner;		/* who made the domain (a worker's host name), written
+					 * in its metadata; NULL = nobody in particular */
 };
 
 /* One device of the plan, in boot-relevant order. */
@@ -156,6 +162,7 @@ struct isoboot_plan {
 	char			*serial_log;
 	char			*nvram;
 	char			*network;
+	char			*owner;
 	struct isoboot_device	 devices[ISOBOOT_MAX_DEVICES];
 	size_t			 ndevices;
 };

@@ -212,6 +212,8 @@ isoboot_plan_build(const struct isoboot_profile *pr, const struct isoboot_flavor
 		if (check_text("VNC password", pa->vnc_password, 8, err) == -1)
 			return NULL;
 	}
+	if (pa->owner != NULL && check_text("owner", pa->owner, 255, err) == -1)
+		return NULL;
 	if (pa->network != NULL && (check_text("network", pa->network, 255, err) == -1 ||
 	    check_token("network", pa->network, 255, "._-", err) == -1))
 		return NULL;
@@ -271,6 +273,7 @@ isoboot_plan_build(const struct isoboot_profile *pr, const struct isoboot_flavor
 	pl->serial_log = pa->serial_log != NULL ? xstrdup(pa->serial_log) : NULL;
 	pl->nvram = pa->nvram != NULL ? xstrdup(pa->nvram) : NULL;
 	pl->network = pa->network != NULL ? xstrdup(pa->network) : NULL;
+	pl->owner = pa->owner != NULL ? xstrdup(pa->owner) : NULL;
 
 	/* root disk first in boot order: blank, firmware falls through to the CD;
 	 * installed, it boots — so installer reboots come back to the new system */
@@ -344,6 +347,7 @@ isoboot_plan_free(struct isoboot_plan **pp)
 	free(pl->serial_log);
 	free(pl->nvram);
 	free(pl->network);
+	free(pl->owner);
 	free(pl);
 	*pp = NULL;
 }

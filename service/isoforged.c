@@ -22,10 +22,26 @@ usage(void)
 	exit(2);
 }
 
+/* SIGHUP: the log file again (logrotate moved it). */
+static void
+on_hup(int signo, void *arg)
+{
+	struct err	 err;
+
+	(void)signo;
+	(void)arg;
+	err_clear(&err);
+	if (log_reopen(&err) != 0)
+		log_warnx("%s", err.msg);
+	else
+		log_info("log file reopened (SIGHUP)");
+}
+
 static void
 on_stop_signal(int signo, void *arg)
 {
-	log_info("signal %d: stopping (running installs go on in libvirt)", signo);
+	log_info("signal %d: stopping (installs go on in libvirt, transfers stop; a restart "
+	    "resumes every build)", signo);
 	loop_quit(arg);
 }
 
@@ -70,10 +86,13 @@ main(int argc, char **argv)
 		return 0;
 	}
 	log_setverbose(verbose > 0 || cfg->debug);
+	if (cfg->log_file != NULL && log_open(cfg->log_file, &err) != 0)
+		fatalx("%s", err.msg);
 	signal(SIGPIPE, SIG_IGN);
 	if ((loop = loop_new(&err)) == NULL ||
 	    loop_signal_add(loop, SIGTERM, on_stop_signal, loop, &err) != 0 ||
-	    loop_signal_add(loop, SIGINT, on_stop_signal, loop, &err) != 0)
+	    loop_signal_add(loop, SIGINT, on_stop_signal, loop, &err) != 0 ||
+	    loop_signal_add(loop, SIGHUP, on_hup, NULL, &err) != 0)
 		fatalx("event loop: %s", err.msg);
 	if ((w = worker_new(cfg, loop, &err)) == NULL || worker_start(w, &err) != 0)
 		fatalx("%s", err.msg);

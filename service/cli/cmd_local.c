@@ -552,8 +552,9 @@ local_build(int argc, char **argv)
 	tmpdir = xasprintf("%s/%s", b->work_root, b->id);
 	if (util_mkdirs(tmpdir, &err) == -1)
 		goto fail;
-	b->domain_type = xstrdup(virt_domain_type(v, dtype, cache, tmpdir,
-	    LOCAL_PROBE_TIMEOUT));
+	if (virt_domain_type(v, dtype, cache, tmpdir, LOCAL_PROBE_TIMEOUT, &base, &err) == -1)
+		goto fail;
+	b->domain_type = xstrdup(base);
 	fprintf(stderr, "build %s: %s on %s (%s)\n", b->id, b->iso_ref, uri,
 		    strcmp(b->domain_type, "kvm") == 0 ? "KVM" : "TCG, no KVM");
 

@@ -53,6 +53,8 @@ static const struct conf_option conf_options[] = {
 	{ "DEFAULT", "heartbeat", CONF_INT, "60", OFF(heartbeat), 0, 0, 3600, NULL,
 	    "AMQP heartbeat in seconds (0 = off)" },
 	{ "DEFAULT", "debug", CONF_BOOL, "false", OFF(debug), 0, 0, 0, NULL, "log debug messages" },
+	{ "DEFAULT", "log_file", CONF_PATH, NULL, OFF(log_file), 0, 0, 0, NULL,
+	    "log to this file (reopened on SIGHUP, for logrotate); default: standard error" },
 
 	{ "keystone_authtoken", "auth_url", CONF_STRING, NULL, OFF(auth_url), 1, 0, 0,
 	    check_http_url, "Keystone, e.g. http://keystone:5000/v3" },
@@ -80,8 +82,8 @@ static const struct conf_option conf_options[] = {
 	    "override the catalog's compute endpoint" },
 
 	{ "libvirt", "uri", CONF_STRING, "qemu:///system", OFF(libvirt_uri), 0, 0, 0, NULL, NULL },
-	{ "libvirt", "domain_type", CONF_STRING, "kvm", OFF(domain_type), 0, 0, 0,
-	    check_domain_type, "kvm | qemu (no hardware virtualisation)" },
+	{ "libvirt", "domain_type", CONF_STRING, "auto", OFF(domain_type), 0, 0, 0,
+	    check_domain_type, "auto (KVM when a probe guest runs under it, else TCG) | kvm | qemu" },
 
 	{ "builds", "work_dir", CONF_PATH, "/var/lib/isoforge", OFF(work_dir), 0, 0, 0, NULL,
 	    "root disks under build, and the job store (jobs.db)" },
@@ -93,6 +95,8 @@ static const struct conf_option conf_options[] = {
 	    7 * 24 * 3600, NULL, "seconds before an install is failed (a request may ask less)" },
 	{ "builds", "finish_grace", CONF_INT, "60", OFF(finish_grace), 0, 1, 3600, NULL,
 	    "seconds `isoforge finish` waits for the guest to shut down before pulling the plug" },
+	{ "builds", "cleanup_retry", CONF_INT, "60", OFF(cleanup_retry), 0, 1, 86400, NULL,
+	    "seconds between attempts to remove what an ended build left (a failed removal)" },
 	{ "builds", "vnc_listen", CONF_STRING, "127.0.0.1", OFF(vnc_listen), 0, 0, 0, check_ip,
 	    "address the consoles listen on" },
 	{ "builds", "virtio_win_image", CONF_STRING, NULL, OFF(virtio_win_image), 0, 0, 0,
@@ -171,8 +175,8 @@ check_interface(const char *v, struct err *err)
 static int
 check_domain_type(const char *v, struct err *err)
 {
-	if (strcmp(v, "kvm") != 0 && strcmp(v, "qemu") != 0) {
-		err_set(err, ERR_INVAL, "must be one of kvm|qemu");
+	if (strcmp(v, "auto") != 0 && strcmp(v, "kvm") != 0 && strcmp(v, "qemu") != 0) {
+		err_set(err, ERR_INVAL, "must be one of auto|kvm|qemu");
 		return -1;
 	}
 	return 0;

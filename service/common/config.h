@@ -16,6 +16,7 @@ struct config {
 	char	*host;			/* this worker's name (default: the host name) */
 	long	 heartbeat;		/* AMQP heartbeat, seconds (0 = off) */
 	int	 debug;
+	char	*log_file;		/* NULL = standard error */
 	/* [keystone_authtoken]: isoforge's own service user */
 	char	*auth_url;
 	char	*auth_type;
@@ -32,13 +33,14 @@ struct config {
 	char	*nova_endpoint;
 	/* [libvirt] */
 	char	*libvirt_uri;
-	char	*domain_type;		/* kvm | qemu */
+	char	*domain_type;		/* auto | kvm | qemu */
 	/* [builds] */
 	char	*work_dir;
 	char	*cache_dir;
 	long	 max_builds;
 	long	 install_timeout;	/* seconds */
-	long	 finish_grace;		/* seconds from ACPI shutdown to destroy on finish */
+	long	 finish_grace;
+	long	 cleanup_retry;		/* seconds between clean-up attempts of leftovers */		/* seconds from ACPI shutdown to destroy on finish */
 	char	*vnc_listen;
 	char	*virtio_win_image;	/* Glance id, or NULL */
 };

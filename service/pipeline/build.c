@@ -151,6 +151,7 @@ build_free(struct build **bp)
 		explicit_bzero(b->vnc_password_fixed, strlen(b->vnc_password_fixed));
 	free(b->vnc_password_fixed);
 	free(b->network);
+	free(b->owner);
 	free(b->templates);
 	free(b->work_root);
 	free(b->work_dir);
@@ -381,6 +382,8 @@ build_assemble(struct build *b, struct err *e)
 			err_set(e, ERR_NOTFOUND, "root disk %s: %s", b->root_disk, strerror(errno));
 			return -1;
 		}
+		if (b->resume != BUILD_INSTALLING)
+			return 0;	/* the install is over: its disk is all we need */
 		loop_call(b->loop, build_lookup_call, &c);
 		if (c.rc == -1)
 			err_set(e, c.err.kind, "%s", c.err.msg);
@@ -816,7 +819,8 @@ build_done_before(struct build *b)
 	struct err	 e;
 	char		*id;
 
-	if (b->registry->find_built == NULL || b->resume != BUILD_QUEUED)
+	/* a new build, or one whose upload may have ended just before a crash */
+	if (b->registry->find_built == NULL || b->resume == BUILD_INSTALLING)
 		return 0;
 	err_clear(&e);
 	if ((id = b->registry->find_built(b->registry_ctx, b, &e)) == NULL)
@@ -844,7 +848,7 @@ build_run(struct build *b)
 		rc = build_fetch(b, &e);
 	if (rc == 0)
 		rc = build_assemble(b, &e);
-	if (rc == 0)
+	if (rc == 0 && b->resume != BUILD_SNAPSHOTTING)
 		rc = build_install(b, &e);
 	if (rc == 0)
 		rc = build_snapshot(b, &e);

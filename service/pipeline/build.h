@@ -141,6 +141,8 @@ struct build {
 	char			*vnc_listen;	/* NULL = 127.0.0.1 */
 	char			*vnc_password_fixed; /* NULL = a new random one (plan: fixed) */
 	char			*network;	/* libvirt network; NULL = user-mode networking */
+	char			*owner;		/* written in the domain's metadata (the worker's
+						 * host name: its restarts find its domains) */
 	char			*templates;	/* NULL = templates_dir() */
 	char			*work_root;	/* work dirs go to WORK_ROOT/<id> */
 	char			*work_dir;	/* NULL = WORK_ROOT/<id> */
@@ -151,7 +153,8 @@ struct build {
 	int			 autodestroy;	/* the guest dies with our libvirt connection */
 	double			 step_timeout_s; /* qemu-img convert and the like; 0 = none */
 	enum build_state	 resume;	/* QUEUED: a new build; INSTALLING: watch the
-						 * domain an earlier run started */
+						 * domain an earlier run started; SNAPSHOTTING:
+						 * its install is over, snapshot its disk */
 
 	/* ---- what resolving and fetching find ---- */
 	json_t			*iso_props;	/* the ISO image's properties, or NULL */
@@ -218,7 +221,9 @@ void	build_resource(struct build *, const char *kind, const char *value, int add
  * The whole pipeline, on the calling (build) thread: resolving, fetching, assembling,
  * installing, snapshotting, uploading, the clean-up, then the terminal state: active, failed
  * (with the reason) or cancelled. With resume == INSTALLING it looks up the media and flavor
- * again without announcing it, finds the domain an earlier run started and watches it.
+ * again without announcing it, finds the domain an earlier run started and watches it; with
+ * resume == SNAPSHOTTING (an earlier run's install is over) it snapshots the root disk that is
+ * still there and uploads again — unless that earlier run's image is there already.
  * Returns 0 when active. A build abandoned (BUILD_STOP_ABANDON) returns -1 in the state it
  * was in, its domain and files left for a later run.
  */

@@ -89,6 +89,7 @@ build_make_plan(struct build *b, struct err *e)
 	params.serial_log = b->serial_log;
 	params.nvram = nvram;
 	params.network = b->network;
+	params.owner = b->owner;
 	isoboot_plan_free(&b->plan);
 	if ((b->plan = isoboot_plan_build(profile, &b->flavor, &media, &params, e)) == NULL)
 		goto cleanup;

@@ -47,6 +47,15 @@ cloud_init(struct cloud *c, const struct config *cfg, const char *token)
 	memset(c, 0, sizeof(*c));
 	c->cfg = cfg;
 	c->token = token != NULL ? xstrdup(token) : NULL;
+	c->stop_fd = -1;
+}
+
+void
+cloud_set_stop_fd(struct cloud *c, int fd)
+{
+	c->stop_fd = fd;
+	if (c->http != NULL)
+		http_client_set_cancel_fd(c->http, fd);
 }
 
 int
@@ -62,6 +71,7 @@ cloud_open(struct cloud *c, struct err *err)
 	}
 	if ((c->service = cloud_service_keystone(c->cfg, &c->http, err)) == NULL)
 		return -1;
+	http_client_set_cancel_fd(c->http, c->stop_fd);
 	/* validates the token through the service session: the project comes from Keystone */
 	if ((c->user = keystone_new_for_user(c->service, c->token, err)) == NULL)
 		return -1;
@@ -370,6 +380,9 @@ registry_glance_add(void *ctx, struct build *b, const char *file, const json_t *
 	char		*id;
 	int		 attempt, deleted;
 
+	/* an earlier run's upload, cut by a crash, left a half-made image */
+	if (b->resume != BUILD_QUEUED)
+		cloud_sweep(c, b);
 	for (attempt = 1; ; attempt++) {
 		err_clear(&e);
 		id = cloud_register_once(c, b, file, props, &deleted, &e);
@@ -383,7 +396,11 @@ registry_glance_add(void *ctx, struct build *b, const char *file, const json_t *
 			break;
 		log_warnx("build %s: upload attempt %d failed: %s; trying again in %d s",
 		    b->id, attempt, e.msg, 2 * attempt);
-		sleep(2 * (unsigned)attempt);
+		if (util_wait_fd(c->stop_fd, 2.0 * attempt)) {
+			err_clear(&e);
+			err_set(&e, ERR_CANCELLED, "stopped before upload attempt %d", attempt + 1);
+			break;
+		}
 	}
 	if (attempt > 1)
 		err_set(err, e.kind, "%s (after %d attempts)", e.msg, attempt);
@@ -453,9 +470,9 @@ cloud_delete_image(struct cloud *c, const char *id, struct err *err)
 		err_clear(&e);
 		if (glance_image_delete(c->glance, id, &e) == 0 || e.kind == ERR_NOTFOUND)
 			return 0;
-		if (!cloud_transient(&e) || attempt >= CLOUD_DELETE_TRIES)
+		if (!cloud_transient(&e) || attempt >= CLOUD_DELETE_TRIES ||
+		    util_wait_fd(c->stop_fd, (double)(1U << (attempt - 1))))
 			break;
-		sleep(1U << (attempt - 1));
 	}
 	log_warnx("image %s not deleted: %s", id, e.msg);
 	err_set(err, e.kind, "%s", e.msg);
@@ -480,4 +497,5 @@ cloud_close(struct cloud *c)
 		explicit_bzero(c->token, strlen(c->token));
 	free(c->token);
 	memset(c, 0, sizeof(*c));
+	c->stop_fd = -1;
 }

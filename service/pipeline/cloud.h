@@ -23,6 +23,7 @@
 struct cloud {
 	const struct config	*cfg;
 	char			*token;		/* the requester's; never log it */
+	int			 stop_fd;	/* readable: stop transfers and waits; -1 none */
 	struct http_client	*http;
 	struct keystone		*service;	/* isoforge's own */
 	struct keystone		*user;		/* the requester's token + X-Service-Token */
@@ -47,6 +48,8 @@ struct keystone	*cloud_service_keystone(const struct config *, struct http_clien
 		    struct err *);
 /* Sets up c for the requester's token (copied); nothing is asked yet. */
 void	 cloud_init(struct cloud *, const struct config *, const char *token);
+/* While fd (the build's stop_fd; -1: none) is readable, transfers and waits stop at once. */
+void	 cloud_set_stop_fd(struct cloud *, int fd);
 /* Opens the sessions: the token validated, its project and user learnt. Once. */
 int	 cloud_open(struct cloud *, struct err *);
 /*

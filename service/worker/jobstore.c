@@ -619,7 +619,7 @@ jobs_free(struct job ***jobsp, size_t n)
 }
 
 enum job_resume
-jobstore_resume_action(enum build_state state, int domain_running)
+jobstore_resume_action(enum build_state state, int has)
 {
 	switch (state) {
 	case BUILD_ACTIVE:
@@ -638,12 +638,17 @@ jobstore_resume_action(enum build_state state, int domain_running)
 		 * gone may have ended cleanly or died with its host: we can't tell, so the
 		 * disk is not trusted.
 		 */
-		return domain_running ? RESUME_WATCH : RESUME_FAIL;
-	case BUILD_CUSTOMIZING:
+		return (has & JOB_HAS_DOMAIN) ? RESUME_WATCH : RESUME_FAIL;
 	case BUILD_SNAPSHOTTING:
 	case BUILD_UPLOADING:
+		/*
+		 * The install ended well (or the build would not be here) and its disk is not
+		 * touched by a conversion or an upload: both can start again from it.
+		 */
+		return (has & JOB_HAS_DISK) ? RESUME_SNAPSHOT : RESUME_FAIL;
+	case BUILD_CUSTOMIZING:
 	default:
-		/* a script run, a conversion or an upload cut in the middle: not resumable */
+		/* scripts cut in the middle left the disk in a state nobody knows */
 		return RESUME_FAIL;
 	}
 }
@@ -656,6 +661,8 @@ job_resume_name(enum job_resume r)
 		return "none";
 	case RESUME_WATCH:
 		return "watch";
+	case RESUME_SNAPSHOT:
+		return "snapshot again";
 	case RESUME_RESTART:
 		return "restart";
 	case RESUME_FAIL:
@@ -665,7 +672,7 @@ job_resume_name(enum job_resume r)
 }
 
 int
-jobstore_recover(struct jobstore *js, int (*domain_running)(void *, const char *), void *arg,
+jobstore_recover(struct jobstore *js, int (*present)(void *, const struct job *), void *arg,
     struct job ***jobsp, enum job_resume **actionsp, size_t *np, struct err *err)
 {
 	struct job	**jobs;
@@ -673,7 +680,7 @@ jobstore_recover(struct jobstore *js, int (*domain_running)(void *, const char *
 	enum build_state	 was;
 	char		*msg;
 	size_t		 n, i;
-	int		 running;
+	int		 has;
 
 	*jobsp = NULL;
 	*actionsp = NULL;
@@ -682,9 +689,8 @@ jobstore_recover(struct jobstore *js, int (*domain_running)(void *, const char *
 		return -1;
 	actions = xcalloc(n > 0 ? n : 1, sizeof(*actions));
 	for (i = 0; i < n; i++) {
-		running = jobs[i]->domain != NULL && domain_running != NULL &&
-		    domain_running(arg, jobs[i]->domain) == 1;
-		actions[i] = jobstore_resume_action(jobs[i]->state, running);
+		has = present != NULL ? present(arg, jobs[i]) : 0;
+		actions[i] = jobstore_resume_action(jobs[i]->state, has);
 		was = jobs[i]->state;
 		if (actions[i] == RESUME_FAIL) {
 			msg = xasprintf("the worker restarted while the build was %s; it can't "

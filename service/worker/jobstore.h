@@ -76,24 +76,27 @@ void	 jobs_free(struct job ***, size_t n);
 enum job_resume {
 	RESUME_NONE,		/* terminal: nothing to do */
 	RESUME_WATCH,		/* the install still runs in libvirt: watch it again */
+	RESUME_SNAPSHOT,	/* the install is done and its disk is there: snapshot and upload
+				 * again (a half-made image removed) */
 	RESUME_RESTART,		/* nothing irreversible happened yet: run the build again */
 	RESUME_FAIL		/* can't know what happened: fail it and clean up */
 };
 
-/*
- * domain_running: 1 the build's domain is still in libvirt (running, or stopped: the watch
- * derives how it ended from its state), 0 it is gone.
- */
-enum job_resume	 jobstore_resume_action(enum build_state, int domain_running);
+/* What of a build is still there after a restart (jobstore_recover's question). */
+#define JOB_HAS_DOMAIN	0x1	/* its domain is in libvirt (running, or stopped: the watch
+				 * derives how it ended from its state) */
+#define JOB_HAS_DISK	0x2	/* its root disk is in its work dir */
+
+enum job_resume	 jobstore_resume_action(enum build_state, int has);
 const char	*job_resume_name(enum job_resume);
 
 /*
- * On start-up: decides for each non-terminal build (asking domain_running(arg, domain) for
- * builds that have a domain), records RESUME_FAIL builds as failed and RESUME_RESTART builds
+ * On start-up: decides for each non-terminal build (asking present(arg, job) what of it is
+ * still there: JOB_HAS_* bits), records RESUME_FAIL builds as failed and RESUME_RESTART builds
  * as queued again before returning, and hands back every non-terminal build with its action
  * (free with jobs_free; actions with free).
  */
-int	 jobstore_recover(struct jobstore *, int (*domain_running)(void *, const char *),
+int	 jobstore_recover(struct jobstore *, int (*present)(void *, const struct job *),
 	    void *arg, struct job ***jobs, enum job_resume **actions, size_t *n, struct err *);
 
 #endif

@@ -1,13 +1,17 @@
 /* worker.c — requests in, job store, early ack, events out, control, reconnects, resume. */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
+#include "drivers/qemuimg.h"
 #include "drivers/virt.h"
+#include "isoboot/isoboot.h"
 #include "service/common/amqp.h"
 #include "service/pipeline/build.h"
 #include "service/pipeline/cloud.h"
@@ -20,6 +24,7 @@
 #define TAG_REQUESTS		"isoforge-requests"
 #define TAG_CONTROL		"isoforge-control"
 #define WORKER_TICK_MS		1000
+#define WORKER_PROBE_TIMEOUT	5.0	/* the KVM probe guest must power off by then */
 #define WORKER_BACKOFF_MAX	60.0
 #define WORKER_CONNECT_TIMEOUT	5.0
 #define WORKER_PUBLISH_TIMEOUT	10.0
@@ -76,6 +81,9 @@ struct worker {
 
 	/* libvirt, on the loop */
 	struct virt		*virt;
+	const char		*domain_type;	/* kvm | qemu, as the probe found */
+	const char		*test_pause;	/* $ISOFORGE_TEST_PAUSE (worker_test_pause) */
+	double			 janitor_at;	/* when the janitor last looked */
 
 	/* builds */
 	pthread_mutex_t		 mu;
@@ -86,6 +94,7 @@ struct worker {
 
 static void	worker_on_readable(int, int, int, void *);
 static void	worker_build_start(struct worker *, const char *, enum job_resume);
+static void	worker_janitor(struct worker *);
 
 /* Seconds to wait before connection attempt n (1, 2, 4 ... 60, with jitter against herds). */
 static double
@@ -755,6 +764,8 @@ worker_tick(int id, void *arg)
 	worker_reap(w);
 	if (w->stopping)
 		return;
+	if (util_now() - w->janitor_at >= (double)w->cfg->cleanup_retry)
+		worker_janitor(w);
 	if (w->cons == NULL && util_now() >= w->next_connect)
 		worker_connect(w);
 	else if (w->cons != NULL) {
@@ -820,9 +831,9 @@ worker_remove_domain(struct worker *w, const char *name)
 /*
  * Removes what the job store says a build created (an active build keeps its image); c
  * (may be NULL) is a session to delete Glance images with. What can't be removed stays
- * recorded.
+ * recorded (the janitor tries again) and is logged; returns how many are left.
  */
-static void
+static int
 worker_cleanup(struct worker *w, const char *build_id, enum build_state state,
     struct cloud *c)
 {
@@ -831,9 +842,10 @@ worker_cleanup(struct worker *w, const char *build_id, enum build_state state,
 	json_t		*r;
 	size_t		 i;
 	const char	*kind, *value;
+	int		 left = 0;
 
 	if ((j = jobstore_get(w->js, build_id, NULL)) == NULL)
-		return;
+		return 0;
 	json_array_foreach(j->resources, i, r) {
 		kind = json_string_value(json_object_get(r, "kind"));
 		value = json_string_value(json_object_get(r, "value"));
@@ -844,25 +856,35 @@ worker_cleanup(struct worker *w, const char *build_id, enum build_state state,
 			if (c == NULL || registry_glance_ops.remove(c, value, &err) != 0) {
 				log_warnx("build %s: image %s left in Glance: %s", build_id, value,
 				    c == NULL ? "no session to delete it" : err.msg);
+				left++;
 				continue;
 			}
 			log_info("build %s: image %s deleted", build_id, value);
 		} else if (strcmp(kind, "domain") == 0) {
-			if (w->virt == NULL || worker_remove_domain(w, value) != 0)
+			if (w->virt == NULL || worker_remove_domain(w, value) != 0) {
+				left++;
 				continue;
+			}
 		} else if (strcmp(kind, "file") == 0 || strcmp(kind, "dir") == 0) {
 			if (util_rmtree(value, &err) != 0) {
 				log_warnx("build %s: cleanup: %s", build_id, err.msg);
+				left++;
 				continue;
 			}
 		} else {
 			log_warnx("build %s: cleanup of %s %s is not supported by this worker yet",
 			    build_id, kind, value);
+			left++;
 			continue;
 		}
 		jobstore_remove_resource(w->js, build_id, kind, value, NULL);
 	}
+	if (left > 0)
+		log_warnx("build %s: %d thing%s left to clean up (isoforge list shows them); "
+		    "tried again every %ld s", build_id, left, left == 1 ? "" : "s",
+		    w->cfg->cleanup_retry);
 	job_free(&j);
+	return left;
 }
 
 /* Ends a build: records and announces the terminal state, cleans up, forgets the token. */
@@ -875,8 +897,9 @@ worker_build_end(struct worker *w, const char *build_id, enum build_state state,
 	err_clear(&err);
 	if (worker_transition(w, build_id, state, message, &err) != 0)
 		log_warnx("build %s: %s", build_id, err.msg);
-	worker_cleanup(w, build_id, state, c);
-	jobstore_forget_token(w->js, build_id, NULL);
+	/* the token goes once nothing is left that needs it to be removed */
+	if (worker_cleanup(w, build_id, state, c) == 0)
+		jobstore_forget_token(w->js, build_id, NULL);
 }
 
 /*
@@ -891,17 +914,45 @@ worker_load_request(const struct job *j, struct err *err)
 
 /* ---- the pipeline's notifier: the job store first, then the event ---- */
 
+/*
+ * The tests' switch (environment ISOFORGE_TEST_PAUSE="NAME=STATE,..."): a build named NAME
+ * stops at STATE — after it is recorded, or for "uploading" once its Glance image exists —
+ * until the worker is killed or stops, so a test can kill the worker in that state.
+ */
+static void
+worker_test_pause(struct worker *w, struct build *bb, const char *state)
+{
+	const char	*list = w->test_pause;
+	char		*want;
+
+	if (list == NULL || bb->name == NULL)
+		return;
+	want = xasprintf("%s=%s", bb->name, state);
+	for (; list != NULL; list = strchr(list, ',') != NULL ? strchr(list, ',') + 1 : NULL)
+		if (strncmp(list, want, strlen(want)) == 0 &&
+		    (list[strlen(want)] == ',' || list[strlen(want)] == '\0')) {
+			log_info("build %s: paused at %s (ISOFORGE_TEST_PAUSE)", bb->id, state);
+			while (!util_wait_fd(bb->stop_fd, 3600))
+				;
+			break;
+		}
+	free(want);
+}
+
 static int
 worker_on_state(void *ctx, struct build *bb, enum build_state s, const char *message,
     struct err *err)
 {
 	struct worker_build	*b = ctx;
+	int			 rc;
 
-	(void)bb;
 	/* the ends are the worker's: recorded once the clean-up is done */
 	if (build_state_terminal(s))
 		return 0;
-	return worker_transition(b->w, b->build_id, s, message, err);
+	rc = worker_transition(b->w, b->build_id, s, message, err);
+	if (s != BUILD_UPLOADING)
+		worker_test_pause(b->w, bb, build_state_name(s));
+	return rc;
 }
 
 static void
@@ -923,12 +974,13 @@ worker_on_resource(void *ctx, struct build *bb, const char *kind, const char *va
 	struct err		 err;
 	int			 rc;
 
-	(void)bb;
 	err_clear(&err);
 	rc = added ? jobstore_add_resource(b->w->js, b->build_id, kind, value, &err) :
 	    jobstore_remove_resource(b->w->js, b->build_id, kind, value, &err);
 	if (rc != 0)
 		log_warnx("build %s: %s %s not recorded: %s", b->build_id, kind, value, err.msg);
+	if (added && strcmp(kind, "glance_image") == 0)
+		worker_test_pause(b->w, bb, "uploading");
 }
 
 static const struct notifier_ops worker_notifier_ops = {
@@ -983,7 +1035,8 @@ worker_build_new(struct worker_build *b, const struct build_request *req, struct
 	if (bb->timeout_s <= 0 || bb->timeout_s > cfg->install_timeout)
 		bb->timeout_s = (double)cfg->install_timeout;
 	bb->finish_grace_s = (double)cfg->finish_grace;
-	bb->domain_type = xstrdup(cfg->domain_type);
+	bb->domain_type = xstrdup(b->w->domain_type);
+	bb->owner = xstrdup(cfg->host);
 	bb->vnc_listen = xstrdup(cfg->vnc_listen);
 	bb->work_root = xstrdup(cfg->work_dir);
 	bb->log_dir = xasprintf("%s/logs", cfg->work_dir);
@@ -998,7 +1051,8 @@ worker_build_new(struct worker_build *b, const struct build_request *req, struct
 	if (b->how == RESUME_WATCH) {
 		bb->resume = BUILD_INSTALLING;
 		worker_resume_clock(b->w, bb);
-	}
+	} else if (b->how == RESUME_SNAPSHOT)
+		bb->resume = BUILD_SNAPSHOTTING;
 	return bb;
 }
 
@@ -1011,8 +1065,11 @@ worker_pipeline_end(struct worker *w, struct build *bb, struct cloud *c)
 	pthread_mutex_lock(&bb->mu);
 	msg = bb->message != NULL ? xstrdup(bb->message) : NULL;
 	pthread_mutex_unlock(&bb->mu);
-	if (bb->state == BUILD_ACTIVE && bb->image_id != NULL)
+	if (bb->state == BUILD_ACTIVE && bb->image_id != NULL) {
 		jobstore_set_field(w->js, bb->id, "image_id", bb->image_id, NULL);
+		/* the product, not something to clean up */
+		jobstore_remove_resource(w->js, bb->id, "glance_image", bb->image_id, NULL);
+	}
 	worker_build_end(w, bb->id, bb->state, msg, c);
 	free(msg);
 }
@@ -1045,8 +1102,8 @@ worker_build_thread(void *arg)
 		if (cloud_open(&c, &err) != 0)
 			log_warnx("build %s: no session to clean up with: %s", b->build_id,
 			    err.msg);
-		worker_cleanup(w, b->build_id, j->state, &c);
-		jobstore_forget_token(w->js, b->build_id, NULL);
+		if (worker_cleanup(w, b->build_id, j->state, &c) == 0)
+			jobstore_forget_token(w->js, b->build_id, NULL);
 		goto out;
 	}
 	if ((req = worker_load_request(j, &err)) == NULL) {
@@ -1060,7 +1117,12 @@ worker_build_thread(void *arg)
 	pthread_mutex_unlock(&w->mu);
 	if (abandon)
 		build_request_stop(bb, BUILD_STOP_ABANDON);
+	if (j->state == BUILD_QUEUED)
+		worker_test_pause(w, bb, "queued");
+	/* a stop ends the build's transfers and waits at once */
+	cloud_set_stop_fd(&c, bb->stop_fd);
 	(void)build_run(bb);
+	cloud_set_stop_fd(&c, -1);	/* the clean-up's deletions must not be stopped */
 	pthread_mutex_lock(&w->mu);
 	b->bb = NULL;
 	pthread_mutex_unlock(&w->mu);
@@ -1104,27 +1166,119 @@ worker_build_start(struct worker *w, const char *build_id, enum job_resume how)
 	}
 }
 
+/* A build's work dir; caller frees. */
+static char *
+worker_work_dir(const struct worker *w, const char *build_id)
+{
+	return xasprintf("%s/%s", w->cfg->work_dir, build_id);
+}
+
 /*
- * jobstore_recover's question (loop thread): is the build's domain still in libvirt? Running,
- * or stopped (domains are persistent): virt_watch then tells how it ended. Without libvirt,
- * no: the build can't be watched.
+ * jobstore_recover's question (loop thread): what of the build is still there? Its domain
+ * (running, or stopped: domains are persistent and virt_watch tells how it ended), its root
+ * disk. Without libvirt, no domain: the build can't be watched.
  */
 static int
-worker_domain_present(void *arg, const char *name)
+worker_present(void *arg, const struct job *j)
 {
 	struct worker	*w = arg;
 	struct err	 e;
-	int		 rc;
+	char		*dir, *disk;
+	int		 has = 0;
 
-	if (w->virt == NULL)
-		return 0;
-	err_clear(&e);
-	if ((rc = virt_exists(w->virt, name, &e)) == -1)
-		log_warnx("domain %s: %s", name, e.msg);
-	return rc == 1;
+	if (j->domain != NULL && w->virt != NULL) {
+		err_clear(&e);
+		switch (virt_exists(w->virt, j->domain, &e)) {
+		case 1:
+			has |= JOB_HAS_DOMAIN;
+			break;
+		case -1:
+			log_warnx("domain %s: %s", j->domain, e.msg);
+			break;
+		}
+	}
+	dir = worker_work_dir(w, j->build_id);
+	disk = xasprintf("%s/root.qcow2", dir);
+	if (access(disk, R_OK) == 0)
+		has |= JOB_HAS_DISK;
+	free(disk);
+	free(dir);
+	return has;
 }
 
-/* Picks up what a previous run left: watches installs, fails what can't resume, reruns the rest. */
+/*
+ * 1 when the job store accounts for what a build left (kind value): the build is not over (its
+ * run or its recovery owns it), or it is over and value is among its resources (the janitor
+ * retries it); 0 when nobody does (a crash between making it and recording it, a lost store).
+ */
+static int
+worker_owned(struct worker *w, const char *build_id, const char *kind, const char *value)
+{
+	struct job	*j;
+	json_t		*r;
+	size_t		 i;
+	int		 owned = 0;
+
+	if ((j = jobstore_get(w->js, build_id, NULL)) == NULL)
+		return 0;
+	if (!build_state_terminal(j->state))
+		owned = 1;
+	json_array_foreach(j->resources, i, r)
+		if (strcmp(json_string_value(json_object_get(r, "kind")), kind) == 0 &&
+		    strcmp(json_string_value(json_object_get(r, "value")), value) == 0)
+			owned = 1;
+	job_free(&j);
+	return owned;
+}
+
+/*
+ * At start: removes the domains this worker made (its host name in their metadata) and the
+ * build dirs in work_dir that no build of the job store accounts for.
+ */
+static void
+worker_sweep(struct worker *w)
+{
+	struct err	 e;
+	struct dirent	*de;
+	DIR		*d;
+	char		**names, *path;
+	size_t		 n, i;
+
+	err_clear(&e);
+	if (virt_list_owned(w->virt, "isoforge-", ISOBOOT_XMLNS, w->cfg->host, &names, &n,
+	    &e) != 0)
+		log_warnx("orphaned domains not looked for: %s", e.msg);
+	else {
+		for (i = 0; i < n; i++) {
+			if (!worker_owned(w, names[i] + strlen("isoforge-"), "domain", names[i])) {
+				log_info("domain %s: no build of this worker owns it: removed",
+				    names[i]);
+				worker_remove_domain(w, names[i]);
+			}
+			free(names[i]);
+		}
+		free(names);
+	}
+	if ((d = opendir(w->cfg->work_dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (!util_is_uuid(de->d_name))
+			continue;
+		path = worker_work_dir(w, de->d_name);
+		if (!worker_owned(w, de->d_name, "dir", path)) {
+			err_clear(&e);
+			if (util_rmtree(path, &e) == 0)
+				log_info("%s: no build owns it: removed", path);
+			else
+				log_warnx("%s", e.msg);
+		}
+		free(path);
+	}
+	closedir(d);
+}
+
+/* Picks up what a previous run left: watches installs, snapshots finished ones again, fails
+ * what can't resume, reruns the rest; removes what nobody owns. */
 static int
 worker_recover(struct worker *w, struct err *err)
 {
@@ -1132,8 +1286,9 @@ worker_recover(struct worker *w, struct err *err)
 	enum job_resume	*actions;
 	size_t		 n, i;
 
-	if (jobstore_recover(w->js, worker_domain_present, w, &jobs, &actions, &n, err) != 0)
+	if (jobstore_recover(w->js, worker_present, w, &jobs, &actions, &n, err) != 0)
 		return -1;
+	worker_sweep(w);
 	for (i = 0; i < n; i++) {
 		log_info("build %s: after a restart: %s (%s)", jobs[i]->build_id,
 		    job_resume_name(actions[i]), build_state_name(jobs[i]->state));
@@ -1151,6 +1306,7 @@ worker_recover(struct worker *w, struct err *err)
 			worker_build_start(w, jobs[i]->build_id, actions[i]);
 			break;
 		case RESUME_WATCH:
+		case RESUME_SNAPSHOT:
 			worker_build_start(w, jobs[i]->build_id, actions[i]);
 			break;
 		case RESUME_NONE:
@@ -1159,13 +1315,74 @@ worker_recover(struct worker *w, struct err *err)
 	}
 	jobs_free(&jobs, n);
 	free(actions);
-	/* ended builds whose clean-up a stop cut short still hold a token */
-	if (jobstore_list(w->js, 0, &jobs, &n, err) != 0)
-		return -1;
-	for (i = 0; i < n; i++)
-		if (build_state_terminal(jobs[i]->state) && jobs[i]->token != NULL)
+	worker_janitor(w);
+	return 0;
+}
+
+/*
+ * Ended builds with something left to clean (a removal that failed, a clean-up a stop cut
+ * short): a clean-up thread each, unless one runs. On start and from the tick.
+ */
+static void
+worker_janitor(struct worker *w)
+{
+	struct job	**jobs;
+	struct err	 err;
+	size_t		 n, i;
+	int		 busy;
+
+	w->janitor_at = util_now();
+	err_clear(&err);
+	if (jobstore_list(w->js, 0, &jobs, &n, &err) != 0) {
+		log_warnx("janitor: %s", err.msg);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (!build_state_terminal(jobs[i]->state) ||
+		    (json_array_size(jobs[i]->resources) == 0 && jobs[i]->token == NULL))
+			continue;
+		pthread_mutex_lock(&w->mu);
+		busy = worker_find(w, jobs[i]->build_id) != NULL;
+		pthread_mutex_unlock(&w->mu);
+		if (!busy)
 			worker_build_start(w, jobs[i]->build_id, RESUME_FAIL);
+	}
 	jobs_free(&jobs, n);
+}
+
+/*
+ * What the configuration needs, checked before the worker takes anything: its work and cache
+ * directories (its own: 0700, writable), qemu-img, libvirt, and the domain type (the KVM probe
+ * for auto and kvm). Any of them missing is one clear error: the worker does not start.
+ */
+static int
+worker_check_host(struct worker *w, struct err *err)
+{
+	const struct config	*cfg = w->cfg;
+	struct err		 e;
+	char			*v;
+
+	err_clear(&e);
+	if (util_mkdir_private(cfg->cache_dir, &e) != 0) {
+		err_set(err, e.kind, "[builds] cache_dir: %s", e.msg);
+		return -1;
+	}
+	if ((v = qemuimg_version(err)) == NULL)
+		return -1;
+	log_info("%s", v);
+	free(v);
+	if (virt_event_init(w->loop, &e) != 0 ||
+	    (w->virt = virt_open(w->loop, cfg->libvirt_uri, &e)) == NULL) {
+		err_set(err, e.kind, "[libvirt] uri %s: %s", cfg->libvirt_uri, e.msg);
+		return -1;
+	}
+	if (virt_domain_type(w->virt, cfg->domain_type, cfg->cache_dir, cfg->work_dir,
+	    WORKER_PROBE_TIMEOUT, &w->domain_type, &e) != 0) {
+		err_set(err, e.kind, "[libvirt] domain_type: %s", e.msg);
+		return -1;
+	}
+	log_info("builds run under %s", strcmp(w->domain_type, "kvm") == 0 ? "KVM" :
+	    "TCG (no KVM)");
 	return 0;
 }
 
@@ -1173,6 +1390,7 @@ struct worker *
 worker_new(const struct config *cfg, struct loop *loop, struct err *err)
 {
 	struct worker	*w;
+	struct err	 e;
 	char		*path;
 	int		 rc;
 
@@ -1182,9 +1400,14 @@ worker_new(const struct config *cfg, struct loop *loop, struct err *err)
 	pthread_mutex_init(&w->pub_mu, NULL);
 	pthread_mutex_init(&w->mu, NULL);
 	w->held_tail = &w->held;
-	if (mq_url_parse(cfg->transport_url, &w->url, err) != 0 ||
-	    util_mkdirs(cfg->work_dir, err) != 0)
+	w->test_pause = getenv("ISOFORGE_TEST_PAUSE");
+	err_clear(&e);
+	if (mq_url_parse(cfg->transport_url, &w->url, err) != 0)
 		goto fail;
+	if (util_mkdir_private(cfg->work_dir, &e) != 0) {
+		err_set(err, e.kind, "[builds] work_dir: %s", e.msg);
+		goto fail;
+	}
 	path = xasprintf("%s/jobs.db", cfg->work_dir);
 	rc = jobstore_open(path, &w->js, err);
 	free(path);
@@ -1199,18 +1422,12 @@ fail:
 int
 worker_start(struct worker *w, struct err *err)
 {
-	struct err	 e;
-
+	if (worker_check_host(w, err) != 0)
+		return -1;
 	if ((w->tick = loop_timer_add(w->loop, WORKER_TICK_MS, worker_tick, w, NULL)) < 0) {
 		err_set(err, ERR_INTERNAL, "no timer");
 		return -1;
 	}
-	/* libvirt reconnects by itself; a worker without it still answers and cleans up */
-	err_clear(&e);
-	if (virt_event_init(w->loop, &e) != 0 ||
-	    (w->virt = virt_open(w->loop, w->cfg->libvirt_uri, &e)) == NULL)
-		log_warnx("libvirt %s: %s; builds will fail at assembling", w->cfg->libvirt_uri,
-		    e.msg);
 	if (worker_recover(w, err) != 0)
 		return -1;
 	worker_connect(w);

@@ -171,18 +171,26 @@ test_resume_table(void **state)
 	assert_int_equal(jobstore_resume_action(BUILD_ASSEMBLING, 1), RESUME_RESTART);
 	assert_int_equal(jobstore_resume_action(BUILD_INSTALLING, 1), RESUME_WATCH);
 	assert_int_equal(jobstore_resume_action(BUILD_INSTALLING, 0), RESUME_FAIL);
+	assert_int_equal(jobstore_resume_action(BUILD_INSTALLING, JOB_HAS_DISK), RESUME_FAIL);
 	assert_int_equal(jobstore_resume_action(BUILD_SNAPSHOTTING, 0), RESUME_FAIL);
 	assert_int_equal(jobstore_resume_action(BUILD_UPLOADING, 0), RESUME_FAIL);
-	assert_int_equal(jobstore_resume_action(BUILD_CUSTOMIZING, 1), RESUME_FAIL);
+	assert_int_equal(jobstore_resume_action(BUILD_SNAPSHOTTING, JOB_HAS_DISK),
+	    RESUME_SNAPSHOT);
+	assert_int_equal(jobstore_resume_action(BUILD_UPLOADING, JOB_HAS_DISK | JOB_HAS_DOMAIN),
+	    RESUME_SNAPSHOT);
+	assert_int_equal(jobstore_resume_action(BUILD_CUSTOMIZING, JOB_HAS_DISK | JOB_HAS_DOMAIN),
+	    RESUME_FAIL);
 	assert_string_equal(job_resume_name(RESUME_WATCH), "watch");
 }
 
-/* The fake hypervisor's answer: domains named "*-running" run. */
+/* The fake host's answer: domains named "*-running" are there, so are the disks of builds
+ * named "*-disk". */
 static int
-fake_running(void *arg, const char *domain)
+fake_present(void *arg, const struct job *j)
 {
 	(*(int *)arg)++;
-	return strstr(domain, "-running") != NULL;
+	return (j->domain != NULL && strstr(j->domain, "-running") != NULL ? JOB_HAS_DOMAIN : 0) |
+	    (strstr(j->build_id, "-disk") != NULL ? JOB_HAS_DISK : 0);
 }
 
 static void
@@ -200,6 +208,7 @@ test_recover(void **state)
 		{ "b-inst-run", BUILD_INSTALLING, "isoforge-running", RESUME_WATCH, BUILD_INSTALLING },
 		{ "b-inst-gone", BUILD_INSTALLING, "isoforge-gone", RESUME_FAIL, BUILD_FAILED },
 		{ "b-upload", BUILD_UPLOADING, "isoforge-x", RESUME_FAIL, BUILD_FAILED },
+		{ "b-upload-disk", BUILD_UPLOADING, "isoforge-x", RESUME_SNAPSHOT, BUILD_UPLOADING },
 		{ "b-done", BUILD_ACTIVE, NULL, RESUME_NONE, BUILD_ACTIVE },
 	};
 	struct jobstore	*js;
@@ -226,10 +235,10 @@ test_recover(void **state)
 	jobstore_close(&js);
 
 	js = open_ok(path);
-	if (jobstore_recover(js, fake_running, &calls, &jobs, &actions, &n, &err) != 0)
+	if (jobstore_recover(js, fake_present, &calls, &jobs, &actions, &n, &err) != 0)
 		fail_msg("%s", err.msg);
-	assert_int_equal(n, 5);		/* every build but the active one */
-	assert_int_equal(calls, 3);	/* asked only for builds with a domain */
+	assert_int_equal(n, 6);		/* every build but the active one */
+	assert_int_equal(calls, 6);	/* asked for each of them */
 	for (i = 0; i < n; i++) {
 		for (k = 0; strcmp(b[k].id, jobs[i]->build_id) != 0; k++)
 			;
@@ -255,8 +264,8 @@ test_recover(void **state)
 	json_decref(h);
 	/* a second recovery finds nothing more to fail */
 	calls = 0;
-	assert_int_equal(jobstore_recover(js, fake_running, &calls, &jobs, &actions, &n, &err), 0);
-	assert_int_equal(n, 3);
+	assert_int_equal(jobstore_recover(js, fake_present, &calls, &jobs, &actions, &n, &err), 0);
+	assert_int_equal(n, 4);
 	jobs_free(&jobs, n);
 	free(actions);
 	jobstore_close(&js);
