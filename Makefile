@@ -6,6 +6,7 @@ PKGS	 = libxml-2.0 jansson libcurl libvirt librabbitmq sqlite3 libssh2 libcrypto
 WARN	 = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 BASE	 = -std=c11 -D_GNU_SOURCE -I. $(WARN) -g
 SAN	 = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+TSAN	 = -fsanitize=thread -fno-omit-frame-pointer
 PKGCFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKGLIBS	 = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
@@ -17,11 +18,14 @@ LIBSRCS	 = $(filter-out $(MAINS),$(wildcard base/*.c drivers/*.c isoboot/*.c ser
 # Test programs: tests/<group>/test_*.c, each linked with cmocka and the library.
 TESTSRCS = $(wildcard tests/*/test_*.c)
 
-# Two builds of everything: build/ (optimised, what users run) and build/san/ (ASan + UBSan,
-# what the tests run).
+# Three builds of everything: build/ (optimised, what users run), build/san/ (ASan + UBSan,
+# what the tests run) and build/tsan/ (ThreadSanitizer: the threaded groups run again on it).
 OBJS	 = $(LIBSRCS:%.c=build/obj/%.o)
 SANOBJS	 = $(LIBSRCS:%.c=build/san/obj/%.o)
+TSANOBJS = $(LIBSRCS:%.c=build/tsan/obj/%.o)
 TESTS	 = $(TESTSRCS:%.c=build/san/%)
+TSANTESTS = $(TESTSRCS:%.c=build/tsan/%)
+PROGS	 = $(MAINS:service/%.c=%)
 
 # Debian packages: to build, to run builds, to test (real services), to make the test media.
 DEPS_BUILD = gcc make pkg-config libc6-dev libxml2-dev libjansson-dev libcurl4-openssl-dev \
@@ -33,12 +37,14 @@ DEPS_CLOUD = keystone glance-api nova-api python3-openstackclient python3-glance
 	rabbitmq-server amqp-tools uwsgi uwsgi-plugin-python3 sqlite3 curl openssl
 DEPS	   = $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_MEDIA) $(DEPS_CLOUD)
 
-.PHONY: all san deps check check-run demo demo-run bench clean
+.PHONY: all san tsan deps check check-run demo demo-run bench clean
 .SUFFIXES:
 
-all: build/isoforge build/isoforged build/subreaper
+all: $(PROGS:%=build/%) build/subreaper
 
-san: build/san/isoforge build/san/isoforged $(TESTS)
+san: $(PROGS:%=build/san/%) $(TESTS)
+
+tsan: $(PROGS:%=build/tsan/%) $(TSANTESTS)
 
 build/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -48,6 +54,10 @@ build/san/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE) -O1 $(SAN) $(PKGCFLAGS) -MMD -MP -c $< -o $@
 
+build/tsan/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE) -O1 $(TSAN) $(PKGCFLAGS) -MMD -MP -c $< -o $@
+
 build/libisoforge.a: $(OBJS)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
@@ -56,16 +66,28 @@ build/san/libisoforge.a: $(SANOBJS)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
-build/isoforge build/isoforged: build/%: build/obj/service/%.o build/libisoforge.a
+build/tsan/libisoforge.a: $(TSANOBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(PROGS:%=build/%): build/%: build/obj/service/%.o build/libisoforge.a
 	$(CC) -o $@ $^ $(PKGLIBS)
 
-build/san/isoforge build/san/isoforged: build/san/%: build/san/obj/service/%.o build/san/libisoforge.a
+$(PROGS:%=build/san/%): build/san/%: build/san/obj/service/%.o build/san/libisoforge.a
 	$(CC) $(SAN) -o $@ $^ $(PKGLIBS)
+
+$(PROGS:%=build/tsan/%): build/tsan/%: build/tsan/obj/service/%.o build/tsan/libisoforge.a
+	$(CC) $(TSAN) -o $@ $^ $(PKGLIBS)
 
 build/san/tests/%: tests/%.c build/san/libisoforge.a
 	@mkdir -p $(@D)
 	$(CC) $(BASE) -O1 $(SAN) $(PKGCFLAGS) -Wno-missing-prototypes -MMD -MP -o $@ $< \
 	    build/san/libisoforge.a $(PKGLIBS) -lcmocka
+
+build/tsan/tests/%: tests/%.c build/tsan/libisoforge.a
+	@mkdir -p $(@D)
+	$(CC) $(BASE) -O1 $(TSAN) $(PKGCFLAGS) -Wno-missing-prototypes -MMD -MP -o $@ $< \
+	    build/tsan/libisoforge.a $(PKGLIBS) -lcmocka
 
 # Benchmark programs: bench/<name>.c, optimised, linked with the library.
 build/bench/%: bench/%.c build/libisoforge.a
@@ -94,8 +116,9 @@ deps:
 check: deps
 	$(MAKE) check-run
 
-check-run: all san
-	tests/run
+# Every group on the ASan build, then the threaded groups (e2e, worker) on the TSan build.
+check-run: all san tsan
+	ISOFORGE_TSAN_BIN=$(CURDIR)/build/tsan tests/run
 
 demo: deps
 	$(MAKE) demo-run

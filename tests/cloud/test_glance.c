@@ -209,7 +209,7 @@ test_list(void **state)
 	err_clear(&e);
 	util_uuid(chain);
 	for (i = 0; i < 3; i++) {
-		char	 name[16];
+		char	 name[32];
 
 		snprintf(name, sizeof(name), "list-%d", 2 - i);
 		ids[i] = cloud_image_new(g, name);
