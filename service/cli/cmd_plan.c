@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "drivers/guestnet.h"
 #include "isoboot/isoboot.h"
 #include "service/cli/cmd.h"
 #include "service/pipeline/request.h"
@@ -50,7 +51,9 @@ plan_usage(FILE *out)
 	    "                          console.log (serial console) and, for UEFI, uefi-vars.fd\n"
 	    "  --root-disk PATH        default WORK_DIR/root.qcow2\n"
 	    "  --domain-type T         kvm (default) | qemu (TCG)\n"
-	    "  --network NAME          a libvirt network; default user-mode networking\n"
+	    "  --guest-network P       isolated (default: isoforge's network) | none (no NIC) |\n"
+	    "                          network:NAME | bridge:NAME\n"
+	    "  --network NAME          the same as --guest-network network:NAME\n"
 	    "  --vnc-listen ADDR       default 127.0.0.1\n"
 	    "  --vnc-password PW       at most 8 characters; default a new random one per run\n"
 	    "                          (give one for reproducible output)\n"
@@ -111,7 +114,7 @@ cmd_plan(int argc, char **argv)
 {
 	enum { O_ISO = 256, O_VIRTIO, O_FLOPPY, O_CDROM, O_VCPUS, O_RAM, O_DISK, O_PROFILE,
 	    O_PROP, O_TEMPLATES, O_BUILD_ID, O_WORK, O_ROOT, O_DTYPE, O_NETWORK, O_LISTEN,
-	    O_PASSWORD, O_PROPERTIES };
+	    O_PASSWORD, O_PROPERTIES, O_GUESTNET };
 	static const struct option opts[] = {
 		{ "iso", required_argument, NULL, O_ISO },
 		{ "virtio-win", required_argument, NULL, O_VIRTIO },
@@ -128,6 +131,7 @@ cmd_plan(int argc, char **argv)
 		{ "root-disk", required_argument, NULL, O_ROOT },
 		{ "domain-type", required_argument, NULL, O_DTYPE },
 		{ "network", required_argument, NULL, O_NETWORK },
+		{ "guest-network", required_argument, NULL, O_GUESTNET },
 		{ "vnc-listen", required_argument, NULL, O_LISTEN },
 		{ "vnc-password", required_argument, NULL, O_PASSWORD },
 		{ "properties", no_argument, NULL, O_PROPERTIES },
@@ -144,6 +148,8 @@ cmd_plan(int argc, char **argv)
 	const char		*iso = NULL, *virtio = NULL, *floppy = NULL, *profile_name = NULL;
 	const char		*templates = NULL, *build_id = NULL, *work = NULL, *root = NULL;
 	const char		*dtype = NULL, *network = NULL, *listen = NULL, *password = NULL;
+	const char		*guest_network = NULL;
+	struct guestnet_policy	 net;
 	const char		*cdroms[ISOBOOT_MAX_EXTRA + 2];
 	char			*props[PLAN_MAX_PROPS];
 	char			*body = NULL, *xml = NULL, *base = NULL, *iso_real = NULL;
@@ -204,6 +210,7 @@ cmd_plan(int argc, char **argv)
 		case O_ROOT: root = optarg; break;
 		case O_DTYPE: dtype = optarg; break;
 		case O_NETWORK: network = optarg; break;
+		case O_GUESTNET: guest_network = optarg; break;
 		case O_LISTEN: listen = optarg; break;
 		case O_PASSWORD: password = optarg; break;
 		case O_PROPERTIES: want_props = 1; break;
@@ -305,7 +312,12 @@ cmd_plan(int argc, char **argv)
 	params.vnc_password = password;
 	params.serial_log = serial;
 	params.nvram = nvram;
-	params.network = network;
+	if (guestnet_isoboot(guest_network, &net, &params, &err) == -1)
+		goto fail;
+	if (network != NULL) {
+		params.network = network;
+		params.bridge = NULL;
+	}
 	plan = isoboot_plan_build(profile, &flavor, &media, &params, &err);
 	if (plan == NULL)
 		goto fail;

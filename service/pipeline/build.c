@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "drivers/guestnet.h"
 #include "drivers/hash.h"
 #include "drivers/localstore.h"
 #include "drivers/qemuimg.h"
@@ -108,6 +109,8 @@ build_free(struct build **bp)
 	free(b->machine);
 	free(b->domain_type);
 	free(b->vnc_listen);
+	free(b->guest_network);
+	free(b->guest_deny);
 	free(b->templates);
 	json_decref(b->properties);
 	free(b->work_root);
@@ -230,6 +233,7 @@ build_plan(struct build *b, int fresh, struct err *e)
 	struct isoboot_profile	*profile = NULL;
 	struct isoboot_media	 media;
 	struct isoboot_params	 params;
+	struct guestnet_policy	 net;
 	char			*nvram = NULL;
 	const char		*fw;
 	int			 rc = -1;
@@ -271,6 +275,8 @@ build_plan(struct build *b, int fresh, struct err *e)
 	params.vnc_password = b->vnc_password[0] != '\0' ? b->vnc_password : NULL;
 	params.serial_log = b->serial_log;
 	params.nvram = nvram;
+	if (guestnet_isoboot(b->guest_network, &net, &params, e) == -1)
+		goto cleanup;
 	if ((b->plan = isoboot_plan_build(profile, &b->flavor, &media, &params, e)) == NULL)
 		goto cleanup;
 	b->domain_name = xstrdup(b->plan->domain_name);
@@ -294,6 +300,9 @@ build_assemble(struct build *b, struct err *e)
 	    (xml = isoboot_domain_xml(b->plan, base, e)) == NULL)
 		goto cleanup;
 	if (build_poll(b, e) == -1)
+		goto cleanup;
+	/* the guest's network and the host's rules that keep it from the host, before it runs */
+	if (guestnet_prepare(b->virt, b->guest_network, b->guest_deny, e) == -1)
 		goto cleanup;
 	/* a domain of this build left by a crashed earlier run */
 	if (virt_remove_by_name(b->virt, b->domain_name, e) == -1)

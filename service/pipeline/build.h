@@ -92,6 +92,8 @@ struct build {
 	int			 autodestroy;	/* the guest dies with our libvirt connection */
 	char			*domain_type;	/* "kvm" | "qemu" (see virt_probe_kvm) */
 	char			*vnc_listen;	/* NULL = 127.0.0.1 */
+	char			*guest_network;	/* drivers/guestnet.h policy; NULL = isolated */
+	char			*guest_deny;	/* its denied CIDRs; NULL = the default ranges */
 	char			*templates;	/* templates dir; NULL = templates_dir() */
 	json_t			*properties;	/* extra image properties (strings) or NULL */
 	char			*work_root;	/* work dirs go to WORK_ROOT/<id>; required */

@@ -1258,6 +1258,8 @@ worker_build_prepare(struct worker_build *b, const struct build_request *req, st
 	bb->compress = req->compress;
 	bb->domain_type = xstrdup(cfg->domain_type);
 	bb->vnc_listen = xstrdup(cfg->vnc_listen);
+	bb->guest_network = cfg->guest_network != NULL ? xstrdup(cfg->guest_network) : NULL;
+	bb->guest_deny = cfg->guest_deny != NULL ? xstrdup(cfg->guest_deny) : NULL;
 	if (req->properties != NULL)
 		bb->properties = json_incref(req->properties);
 	bb->work_root = xstrdup(cfg->work_dir);
