@@ -225,7 +225,7 @@ guestnet_network_xml(unsigned subnet)
 	xmlNode		*net, *n, *ip, *dhcp, *opts;
 	xmlNs		*ns;
 	xmlBuffer	*out;
-	char		 gw[32], lo[32], hi[32], *xml;
+	char		 gw[32], lo[32], hi[32], br[32], *xml;
 
 	snprintf(gw, sizeof(gw), "%d.%d.%u.1", GUESTNET_POOL_A, GUESTNET_POOL_B, subnet & 255);
 	snprintf(lo, sizeof(lo), "%d.%d.%u.2", GUESTNET_POOL_A, GUESTNET_POOL_B, subnet & 255);
@@ -238,7 +238,8 @@ guestnet_network_xml(unsigned subnet)
 	n = xmlNewChild(net, NULL, BAD_CAST "forward", NULL);
 	xmlSetProp(n, BAD_CAST "mode", BAD_CAST "nat");
 	n = xmlNewChild(net, NULL, BAD_CAST "bridge", NULL);
-	xmlSetProp(n, BAD_CAST "name", BAD_CAST GUESTNET_BRIDGE_PREFIX "%d");
+	snprintf(br, sizeof(br), GUESTNET_BRIDGE_PREFIX "%u", subnet & 255);
+	xmlSetProp(n, BAD_CAST "name", BAD_CAST br);
 	xmlSetProp(n, BAD_CAST "stp", BAD_CAST "off");
 	xmlSetProp(n, BAD_CAST "delay", BAD_CAST "0");
 	/* no build VM reaches another one on the bridge */
@@ -405,18 +406,21 @@ guestnet_subnet_free(const char *routes, unsigned subnet)
 	return 1;
 }
 
-/* The first subnet index >= from that no host route overlaps, or -1. */
+/* The first index N >= from whose subnet no host route overlaps and whose bridge
+ * (GUESTNET_BRIDGE_PREFIX N) does not exist, or -1. */
 static int
 guestnet_pick_subnet(unsigned from)
 {
-	char		*routes;
+	char		*routes, path[64];
 	unsigned	 i;
 	int		 found = -1;
 
 	routes = util_read_file("/proc/net/route", 1 << 20, NULL, NULL);
-	for (i = from; i < 256 && found < 0; i++)
-		if (routes == NULL || guestnet_subnet_free(routes, i))
+	for (i = from; i < 256 && found < 0; i++) {
+		snprintf(path, sizeof(path), "/sys/class/net/" GUESTNET_BRIDGE_PREFIX "%u", i);
+		if ((routes == NULL || guestnet_subnet_free(routes, i)) && access(path, F_OK) == -1)
 			found = (int)i;
+	}
 	free(routes);
 	return found;
 }

@@ -22,8 +22,8 @@
 #include "isoboot/isoboot.h"
 
 #define GUESTNET_DEFAULT	"isolated"
-/* The libvirt network of the isolated policy, its bridges (isoforge0, isoforge1, ...; the
- * nftables table of a bridge is named like the bridge) and the /24 subnets it picks from. */
+/* The libvirt network of the isolated policy. It is made on the first free N (0..255): bridge
+ * isoforgeN, subnet 10.122.N.0/24; the nftables table of a bridge is named like the bridge. */
 #define GUESTNET_LIBVIRT_NET	"isoforge-guests"
 #define GUESTNET_BRIDGE_PREFIX	"isoforge"
 #define GUESTNET_SUBNET_POOL	"10.122.0.0/16"
@@ -80,11 +80,10 @@ int	guestnet_isoboot(const char *value, struct guestnet_policy *policy,
 	    struct isoboot_params *params, struct err *);
 
 /*
- * The isolated network's libvirt XML (pure): NAT, bridge GUESTNET_BRIDGE_PREFIX%d with
- * isolated ports, gateway 10.122.<subnet>.1/24, DHCP on .2-.254 (no ping before an offer).
- * Caller frees.
+ * The isolated network's libvirt XML (pure) for index n: NAT, bridge isoforge<n> with isolated
+ * ports, gateway 10.122.<n>.1/24, DHCP on .2-.254 (no ping before an offer). Caller frees.
  */
-char	*guestnet_network_xml(unsigned subnet);
+char	*guestnet_network_xml(unsigned n);
 
 /*
  * The nftables script (pure) that installs, atomically replacing an older one, the table
