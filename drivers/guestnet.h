@@ -97,10 +97,10 @@ char	*guestnet_nft_script(const char *bridge, const char *gateway,
 
 /*
  * Before a build VM is defined: for isolated, makes sure the network GUESTNET_LIBVIRT_NET
- * exists (defined persistent and autostarted on a free /24 of GUESTNET_SUBNET_POOL when not) and
- * runs, then (re)installs its nftables table with the deny list (a value as for
- * guestnet_parse_deny). Needs root (nft) and dnsmasq (libvirt's NAT networks). For the other
- * policies nothing is done. The error says what is missing.
+ * exists (when not: defined persistent and autostarted on the first free N) and runs, then
+ * (re)installs its nftables table with the deny list (a value as for guestnet_parse_deny).
+ * Needs root (nft) and dnsmasq (libvirt's NAT networks). For the other policies nothing is
+ * done. The error says what is missing.
  */
 int	guestnet_prepare(struct virt *, const char *policy, const char *deny, struct err *);
 
