@@ -173,7 +173,8 @@ guestnet_cidr_format(const struct guestnet_cidr *c, char *buf, size_t len)
 	snprintf(buf, len, "%s/%u", a, c->prefix);
 }
 
-/* Parses policy and deny (deny only when wanted) with the option names in the errors. */
+/* Parses policy and, when ranges is not NULL and the policy is isolated, deny (*ranges:
+ * caller frees); errors start with "guest network:". */
 static int
 guestnet_parse_both(const char *policy, struct guestnet_policy *p, const char *deny,
     struct guestnet_cidr **ranges, size_t *nranges, struct err *e)
@@ -185,7 +186,8 @@ guestnet_parse_both(const char *policy, struct guestnet_policy *p, const char *d
 		err_set(e, ERR_INVAL, "guest network: %s", why.msg);
 		return -1;
 	}
-	if (ranges != NULL && guestnet_parse_deny(deny, ranges, nranges, &why) == -1) {
+	if (ranges != NULL && p->mode == GUESTNET_ISOLATED &&
+	    guestnet_parse_deny(deny, ranges, nranges, &why) == -1) {
 		err_set(e, ERR_INVAL, "guest network: denied ranges: %s", why.msg);
 		return -1;
 	}
@@ -473,7 +475,8 @@ guestnet_network_up(struct virt *v, char **bridge, char **gateway, struct err *e
 	int			 try, subnet, rc;
 
 	err_clear(&why);
-	for (try = 0; try < GUESTNET_TRIES; try++) {
+	/* the last round only looks: a network made in the one before is found running */
+	for (try = 0; try <= GUESTNET_TRIES; try++) {
 		if (virt_network_state(v, GUESTNET_LIBVIRT_NET, &st, &xml, e) == -1)
 			return -1;
 		if (st == VIRT_NET_ACTIVE) {
@@ -481,6 +484,8 @@ guestnet_network_up(struct virt *v, char **bridge, char **gateway, struct err *e
 			free(xml);
 			return rc;
 		}
+		if (try == GUESTNET_TRIES)
+			break;
 		err_clear(&why);
 		if (st == VIRT_NET_INACTIVE) {
 			/* autostart missed it (a subnet taken meanwhile?): start, else make anew */
@@ -509,7 +514,8 @@ guestnet_network_up(struct virt *v, char **bridge, char **gateway, struct err *e
 	}
 	err_set(e, why.kind != ERR_NONE ? why.kind : ERR_IO, "guest network: libvirt network %s "
 	    "does not start: %s%s", GUESTNET_LIBVIRT_NET, why.msg[0] != '\0' ? why.msg : "gave up",
-	    strstr(why.msg, "dnsmasq") != NULL ? " (apt-get install dnsmasq-base)" : "");
+	    strstr(why.msg, "dnsmasq") != NULL ?
+	    " (apt-get install dnsmasq-base; libvirtd looks for it in its PATH)" : "");
 	return -1;
 }
 
@@ -523,12 +529,10 @@ guestnet_prepare(struct virt *v, const char *policy, const char *deny, struct er
 	char			*bridge = NULL, *gateway = NULL, *script = NULL;
 	int			 rc = -1;
 
-	if (guestnet_parse_both(policy, &p, NULL, NULL, NULL, e) == -1)
+	if (guestnet_parse_both(policy, &p, deny, &ranges, &nranges, e) == -1)
 		return -1;
 	if (p.mode != GUESTNET_ISOLATED)
 		return 0;
-	if (guestnet_parse_both(policy, &p, deny, &ranges, &nranges, e) == -1)
-		goto cleanup;
 	if (guestnet_network_up(v, &bridge, &gateway, e) == -1)
 		goto cleanup;
 	if ((script = guestnet_nft_script(bridge, gateway, ranges, nranges)) == NULL) {

@@ -8,6 +8,8 @@
 #   denied    100.64.77.1 (shared address space: denied by default), in a netns of the test
 #   outside   198.51.100.1 (not denied), in the same netns, reached over a veth
 # Default policy (isolated): only outside answers, and DNS works; the listeners' own logs agree.
+# That build starts its own private libvirtd (as `isoforge local build` without a URI does):
+# afterwards its network, bridge and nftables table must be gone.
 # --guest-network none: no NIC, nothing answers. T_GUEST_NETWORK_FULL=1 adds a third boot:
 # --guest-deny moved to deny outside and allow 100.64/10, the reverse (each boot is ~7 s of
 # guest time, 15-20 s under TCG on a loaded machine). The fixed addresses make one run at a time
@@ -99,17 +101,19 @@ accepted() {
 	done | sort -u | tr '\n' ' '
 }
 
-# ---- 1. the default (isolated): the outside only ----
-netcheck isolated
-grep -aq '^ISOFORGE-NET nic eth0 ip=' "$tmp/isolated.log" || fail "isolated: no DHCP lease"
+# ---- 1. the default (isolated), on a private libvirtd of the build: the outside only ----
+netcheck isolated --connect ""
+grep -aq '^ISOFORGE-NET nic eth0 ip=10\.122\.' "$tmp/isolated.log" || fail "isolated: no DHCP lease"
 for p in loopback gateway host denied; do expect isolated $p fail; done
 expect isolated outside ok
 grep -aq '^ISOFORGE-NET dns ok' "$tmp/isolated.log" || fail "isolated: DNS does not work"
 got=$(accepted)
 [ "$got" = "outside " ] || fail "isolated: listeners that saw the guest: '$got' (want outside)"
-bridge=$(virsh net-info isoforge-guests | awk '$1 == "Bridge:" { print $2 }')
-[ -n "$bridge" ] || fail "no bridge of the network isoforge-guests"
-nft list table inet "$bridge" >/dev/null || fail "no nftables table inet $bridge"
+# its network was 10.122.N.0/24 on bridge isoforgeN: destroyed (dnsmasq and libvirt's rules
+# with it) and its table deleted before that libvirtd stopped
+n=$(sed -n 's/^ISOFORGE-NET nic eth0 ip=10\.122\.\([0-9]*\)\..*/\1/p' "$tmp/isolated.log" | head -n 1)
+ip link show "isoforge$n" >/dev/null 2>&1 && fail "bridge isoforge$n left behind"
+nft list table inet "isoforge$n" >/dev/null 2>&1 && fail "nftables table isoforge$n left behind"
 
 # ---- 2. none: no NIC at all ----
 netcheck none --guest-network none
@@ -121,6 +125,8 @@ got=$(accepted)
 # ---- 3. the operator's deny list: outside denied, 100.64/10 no longer ----
 if [ "${T_GUEST_NETWORK_FULL:-}" = 1 ]; then
 	netcheck deny --guest-network isolated --guest-deny "10.0.0.0/8, 198.51.100.1"
+	bridge=$(virsh net-info isoforge-guests | awk '$1 == "Bridge:" { print $2 }')
+	nft list table inet "$bridge" >/dev/null || fail "no nftables table inet $bridge"
 	for p in loopback gateway host outside; do expect deny $p fail; done
 	expect deny denied ok
 	got=$(accepted)
