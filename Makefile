@@ -31,7 +31,7 @@ PROGS	 = $(MAINS:service/%.c=%)
 DEPS_BUILD = gcc make pkg-config libc6-dev libxml2-dev libjansson-dev libcurl4-openssl-dev \
 	libvirt-dev librabbitmq-dev libsqlite3-dev libssh2-1-dev libssl-dev libcmocka-dev
 DEPS_RUN   = jq libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 \
-	qemu-utils ovmf swtpm swtpm-tools libxml2-utils
+	qemu-utils ovmf swtpm swtpm-tools libxml2-utils dnsmasq-base nftables
 DEPS_MEDIA = xorriso isolinux syslinux-common syslinux-efi extlinux busybox-static cpio mtools
 DEPS_CLOUD = keystone glance-api nova-api python3-openstackclient python3-glanceclient \
 	rabbitmq-server amqp-tools uwsgi uwsgi-plugin-python3 sqlite3 curl openssl

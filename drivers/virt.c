@@ -63,6 +63,7 @@ virt_error(struct err *e, const char *what)
 	}
 	switch (ve->code) {
 	case VIR_ERR_NO_DOMAIN:
+	case VIR_ERR_NO_NETWORK:
 	case VIR_ERR_NO_SUPPORT:
 		kind = ERR_NOTFOUND;
 		break;
@@ -1171,4 +1172,130 @@ virt_list_owned(struct virt *v, const char *prefix, const char *xmlns, const cha
 	*namesp = names;
 	*np = n;
 	return 0;
+}
+
+/* ---- networks ---- */
+
+/* A handle on the network name, or NULL: *missing says whether it is just not there. */
+static virNetworkPtr
+virt_network_get(struct virt *v, const char *name, int *missing, struct err *e)
+{
+	virNetworkPtr	 net;
+	const virError	*ve;
+
+	*missing = 0;
+	if ((net = virNetworkLookupByName(v->conn, name)) != NULL)
+		return net;
+	ve = virGetLastError();
+	if (ve != NULL && ve->code == VIR_ERR_NO_NETWORK) {
+		virResetLastError();
+		*missing = 1;
+		return NULL;
+	}
+	virt_error(e, name);
+	return NULL;
+}
+
+int
+virt_network_state(struct virt *v, const char *name, enum virt_net_state *state, char **xml,
+    struct err *e)
+{
+	virNetworkPtr	 net;
+	int		 missing, active, rc = -1;
+
+	*state = VIRT_NET_ABSENT;
+	if (xml != NULL)
+		*xml = NULL;
+	if (virt_need_conn(v, e) == -1)
+		return -1;
+	if ((net = virt_network_get(v, name, &missing, e)) == NULL)
+		return missing ? 0 : -1;
+	if ((active = virNetworkIsActive(net)) == -1) {
+		virt_error(e, name);
+		goto cleanup;
+	}
+	*state = active ? VIRT_NET_ACTIVE : VIRT_NET_INACTIVE;
+	if (active && xml != NULL && (*xml = virNetworkGetXMLDesc(net, 0)) == NULL) {
+		virt_error(e, name);
+		goto cleanup;
+	}
+	rc = 0;
+cleanup:
+	virNetworkFree(net);
+	return rc;
+}
+
+int
+virt_network_create(struct virt *v, const char *xml, struct err *e)
+{
+	virNetworkPtr	 net;
+	int		 rc = -1;
+
+	if (virt_need_conn(v, e) == -1)
+		return -1;
+	if ((net = virNetworkDefineXML(v->conn, xml)) == NULL) {
+		virt_error(e, "defining the network");
+		return -1;
+	}
+	if (virNetworkCreate(net) == -1) {
+		virt_error(e, "starting the network");
+		/* half made is worse than absent: the next try picks again */
+		(void)virNetworkUndefine(net);
+		virResetLastError();
+		goto cleanup;
+	}
+	/* after a reboot the network is there before the first build asks */
+	if (virNetworkSetAutostart(net, 1) == -1)
+		virResetLastError();
+	rc = 0;
+cleanup:
+	virNetworkFree(net);
+	return rc;
+}
+
+int
+virt_network_start(struct virt *v, const char *name, struct err *e)
+{
+	virNetworkPtr	 net;
+	int		 missing, rc = 0;
+
+	if (virt_need_conn(v, e) == -1)
+		return -1;
+	if ((net = virt_network_get(v, name, &missing, e)) == NULL) {
+		if (missing)
+			err_set(e, ERR_NOTFOUND, "network %s: not defined", name);
+		return -1;
+	}
+	if (virNetworkIsActive(net) != 1 && virNetworkCreate(net) == -1) {
+		virt_error(e, name);
+		rc = -1;
+	}
+	virNetworkFree(net);
+	return rc;
+}
+
+int
+virt_network_remove(struct virt *v, const char *name, struct err *e)
+{
+	virNetworkPtr	 net;
+	int		 missing, rc = -1;
+
+	if (virt_need_conn(v, e) == -1)
+		return -1;
+	if ((net = virt_network_get(v, name, &missing, e)) == NULL)
+		return missing ? 0 : -1;
+	if (virNetworkIsActive(net) == 1 && virNetworkDestroy(net) == -1) {
+		virt_error(e, name);
+		goto cleanup;
+	}
+	virResetLastError();
+	if (virNetworkIsPersistent(net) == 1 && virNetworkUndefine(net) == -1) {
+		virt_error(e, name);
+		goto cleanup;
+	}
+	virResetLastError();
+	rc = 0;
+cleanup:
+	virNetworkFree(net);
+	return rc;
 }

@@ -129,4 +129,20 @@ void	virt_probe_bootsector(unsigned char out[512]);
  * beyond it); pure, also used by tests for a tiny guest. Caller frees. */
 char	*virt_probe_xml(const char *name, const char *domain_type, const char *disk);
 
+/* ---- networks (the guest network policy's, drivers/guestnet.h) ---- */
+
+enum virt_net_state { VIRT_NET_ABSENT = 0, VIRT_NET_INACTIVE, VIRT_NET_ACTIVE };
+
+/* A libvirt network's state; when it is active and xml is not NULL, *xml gets its live XML
+ * (caller frees). */
+int	virt_network_state(struct virt *, const char *name, enum virt_net_state *, char **xml,
+	    struct err *);
+/* Defines a persistent network from xml, marks it autostart and starts it. One that does not
+ * start is undefined again (the error says why: e.g. its subnet is in use). */
+int	virt_network_create(struct virt *, const char *xml, struct err *);
+/* Starts a defined, inactive network. */
+int	virt_network_start(struct virt *, const char *name, struct err *);
+/* Destroys (when active) and undefines a network; a missing one is fine. */
+int	virt_network_remove(struct virt *, const char *name, struct err *);
+
 #endif

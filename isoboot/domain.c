@@ -216,16 +216,16 @@ make_devices(xmlNode *devices, xmlNode *anchor, const struct isoboot_plan *pl)
 	set_attr(n, "model", strcmp(pl->usb, "xhci") == 0 ? "qemu-xhci" :
 	    strcmp(pl->usb, "uhci") == 0 ? "piix3-uhci" : "none");
 
-	n = add(tmp, "interface", NULL);
-	if (pl->network != NULL) {
-		set_attr(n, "type", "network");
+	/* no user-mode networking, ever: it reaches the builder host's loopback */
+	if (pl->network != NULL || pl->bridge != NULL) {
+		n = add(tmp, "interface", NULL);
+		set_attr(n, "type", pl->network != NULL ? "network" : "bridge");
 		c = add(n, "source", NULL);
-		set_attr(c, "network", pl->network);
-	} else {
-		set_attr(n, "type", "user");
+		set_attr(c, pl->network != NULL ? "network" : "bridge",
+		    pl->network != NULL ? pl->network : pl->bridge);
+		c = add(n, "model", NULL);
+		set_attr(c, "type", pl->nic_model);
 	}
-	c = add(n, "model", NULL);
-	set_attr(c, "type", pl->nic_model);
 
 	n = add(tmp, "serial", NULL);
 	set_attr(n, "type", pl->serial_log != NULL ? "file" : "pty");

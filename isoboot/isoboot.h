@@ -108,7 +108,11 @@ struct isoboot_params {
 	const char	*vnc_password;	/* ≤ 8 characters (libvirt's limit); NULL = none */
 	const char	*serial_log;	/* serial console → this file; NULL = a pty */
 	const char	*nvram;		/* UEFI variables file or NULL (libvirt's default) */
-	const char	*network;	/* libvirt network name; NULL = user-mode networking */
+	/* The guest's one NIC (drivers/guestnet.h resolves the guest network policy to these):
+	 * a libvirt network, or else a host bridge; both NULL = no NIC at all. isoboot never
+	 * writes user-mode networking (it reaches the host's loopback). */
+	const char	*network;	/* libvirt network name */
+	const char	*bridge;	/* host bridge (an interface name), when network is NULL */
 	const char	*owner;		/* who made the domain (a worker's host name), written
 					 * in its metadata; NULL = nobody in particular */
 };
@@ -161,7 +165,8 @@ struct isoboot_plan {
 	char			*vnc_password;
 	char			*serial_log;
 	char			*nvram;
-	char			*network;
+	char			*network;	/* NIC on this libvirt network, or */
+	char			*bridge;	/* on this host bridge; both NULL: no NIC */
 	char			*owner;
 	struct isoboot_device	 devices[ISOBOOT_MAX_DEVICES];
 	size_t			 ndevices;

@@ -217,6 +217,14 @@ isoboot_plan_build(const struct isoboot_profile *pr, const struct isoboot_flavor
 	if (pa->network != NULL && (check_text("network", pa->network, 255, err) == -1 ||
 	    check_token("network", pa->network, 255, "._-", err) == -1))
 		return NULL;
+	if (pa->bridge != NULL && pa->network != NULL) {
+		err_set(err, ERR_INVAL, "a NIC on a network or on a bridge, not both");
+		return NULL;
+	}
+	/* a Linux interface name: at most 15 bytes (IFNAMSIZ - 1), no '/' or blanks */
+	if (pa->bridge != NULL && (check_text("bridge", pa->bridge, 15, err) == -1 ||
+	    check_token("bridge", pa->bridge, 15, "._-", err) == -1))
+		return NULL;
 	if (check_path("root disk", me->root_disk, err) == -1)
 		return NULL;
 	if (me->iso == NULL || *me->iso == '\0') {
@@ -274,6 +282,7 @@ isoboot_plan_build(const struct isoboot_profile *pr, const struct isoboot_flavor
 	pl->nvram = pa->nvram != NULL ? xstrdup(pa->nvram) : NULL;
 	pl->network = pa->network != NULL ? xstrdup(pa->network) : NULL;
 	pl->owner = pa->owner != NULL ? xstrdup(pa->owner) : NULL;
+	pl->bridge = pa->bridge != NULL ? xstrdup(pa->bridge) : NULL;
 
 	/* root disk first in boot order: blank, firmware falls through to the CD;
 	 * installed, it boots — so installer reboots come back to the new system */
@@ -348,6 +357,7 @@ isoboot_plan_free(struct isoboot_plan **pp)
 	free(pl->nvram);
 	free(pl->network);
 	free(pl->owner);
+	free(pl->bridge);
 	free(pl);
 	*pp = NULL;
 }

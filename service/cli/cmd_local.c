@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "drivers/guestnet.h"
 #include "drivers/localstore.h"
 #include "drivers/virt.h"
 #include "drivers/virtd.h"
@@ -73,6 +74,11 @@ local_usage(FILE *out)
 	    "  --domain-type T         auto (default: KVM when a probe boot shows it works, else\n"
 	    "                          TCG) | kvm | qemu; also $ISOFORGE_DOMAIN_TYPE\n"
 	    "  --templates DIR         default $ISOFORGE_TEMPLATES or the installed templates\n"
+	    "  --guest-network P       what the install VM reaches: isolated (default: the outside,\n"
+	    "                          not this host nor --guest-deny) | none | network:NAME |\n"
+	    "                          bridge:NAME (a libvirt network or host bridge of yours)\n"
+	    "  --guest-deny CIDRS      ranges an isolated guest may not reach (comma-separated;\n"
+	    "                          none = no range); default the private and reserved ranges\n"
 	    "  --json                  last line on stdout: the result as one JSON object\n"
 	    "  -v                      debug logging\n",
 	    LOCAL_DEFAULT_DISK, LOCAL_DEFAULT_TIMEOUT);
@@ -320,12 +326,41 @@ local_print_result(struct build *b, int json, const char *store)
 	free(path);
 }
 
+/* --guest-network (policy) or --guest-deny: checked here, used by the build's assembling. */
+static int
+local_guest_network(struct build *b, int policy, const char *value)
+{
+	struct guestnet_policy	 p;
+	struct guestnet_cidr	*ranges = NULL;
+	struct err		 e;
+	size_t			 n;
+	int			 rc;
+
+	err_clear(&e);
+	rc = policy ? guestnet_parse(value, &p, &e) : guestnet_parse_deny(value, &ranges, &n, &e);
+	free(ranges);
+	if (rc == -1) {
+		fprintf(stderr, "isoforge local build: --guest-%s %s\n", policy ? "network" : "deny",
+		    e.msg);
+		return -1;
+	}
+	if (policy) {
+		free(b->guest_network);
+		b->guest_network = xstrdup(value);
+	} else {
+		free(b->guest_deny);
+		b->guest_deny = xstrdup(value);
+	}
+	return 0;
+}
+
 static int
 local_build(int argc, char **argv)
 {
 	enum { O_ISO = 256, O_VIRTIO, O_DISK, O_RAM, O_VCPUS, O_OSTYPE, O_OSDISTRO, O_OSVERSION,
 	    O_PROFILE, O_FIRMWARE, O_NAME, O_CHAIN, O_PARENT, O_PROPERTY, O_COMPRESS, O_OUT,
-	    O_TIMEOUT, O_CONNECT, O_DTYPE, O_TEMPLATES, O_JSON, O_MACHINE, O_GRACE };
+	    O_TIMEOUT, O_CONNECT, O_DTYPE, O_TEMPLATES, O_JSON, O_MACHINE, O_GRACE, O_GUESTNET,
+	    O_GUESTDENY };
 	static const struct option opts[] = {
 		{ "iso", required_argument, NULL, O_ISO },
 		{ "virtio-win", required_argument, NULL, O_VIRTIO },
@@ -350,10 +385,12 @@ local_build(int argc, char **argv)
 		{ "templates", required_argument, NULL, O_TEMPLATES },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "finish-grace", required_argument, NULL, O_GRACE },
+		{ "guest-network", required_argument, NULL, O_GUESTNET },
+		{ "guest-deny", required_argument, NULL, O_GUESTDENY },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct err		 err;
+	struct err		 err, nerr;
 	struct loop		*loop = NULL;
 	struct virt		*v = NULL;
 	struct virtd		*privd = NULL;
@@ -450,6 +487,11 @@ local_build(int argc, char **argv)
 			b->finish_grace_s = g;
 			break;
 		}
+		case O_GUESTNET:
+		case O_GUESTDENY:
+			if (local_guest_network(b, c == O_GUESTNET, optarg) == -1)
+				goto cleanup;
+			break;
 		case O_JSON: ui.json = 1; break;
 		case 'v': verbose++; break;
 		case 'h':
@@ -597,6 +639,10 @@ cleanup:
 	free(pidfile);
 	free(pidtext);
 	build_free(&b);
+	/* a private libvirtd's guest network (bridge, dnsmasq, rules) would outlive it */
+	err_clear(&nerr);
+	if (privd != NULL && v != NULL && guestnet_teardown(v, &nerr) == -1)
+		fprintf(stderr, "isoforge local build: %s\n", nerr.msg);
 	virt_free(&v);
 	if (loop != NULL)
 		(void)loop_run_once(loop, 0, NULL);	/* frees libvirt's removed watches */

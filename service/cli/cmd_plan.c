@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "drivers/guestnet.h"
 #include "isoboot/isoboot.h"
 #include "service/cli/cmd.h"
 #include "service/pipeline/build.h"
@@ -51,7 +52,9 @@ plan_usage(FILE *out)
 	    "                          console.log (serial console) and, for UEFI, uefi-vars.fd\n"
 	    "  --root-disk PATH        default WORK_DIR/root.qcow2\n"
 	    "  --domain-type T         kvm (default) | qemu (TCG)\n"
-	    "  --network NAME          a libvirt network; default user-mode networking\n"
+	    "  --guest-network P       isolated (default: isoforge's network) | none (no NIC) |\n"
+	    "                          network:NAME | bridge:NAME\n"
+	    "  --network NAME          the same as --guest-network network:NAME\n"
 	    "  --vnc-listen ADDR       default 127.0.0.1\n"
 	    "  --vnc-password PW       at most 8 characters; default a new random one per run\n"
 	    "                          (give one for reproducible output)\n"
@@ -112,7 +115,7 @@ cmd_plan(int argc, char **argv)
 {
 	enum { O_ISO = 256, O_VIRTIO, O_FLOPPY, O_CDROM, O_VCPUS, O_RAM, O_DISK, O_PROFILE,
 	    O_PROP, O_TEMPLATES, O_BUILD_ID, O_WORK, O_ROOT, O_DTYPE, O_NETWORK, O_LISTEN,
-	    O_PASSWORD, O_PROPERTIES };
+	    O_PASSWORD, O_PROPERTIES, O_GUESTNET };
 	static const struct option opts[] = {
 		{ "iso", required_argument, NULL, O_ISO },
 		{ "virtio-win", required_argument, NULL, O_VIRTIO },
@@ -129,6 +132,7 @@ cmd_plan(int argc, char **argv)
 		{ "root-disk", required_argument, NULL, O_ROOT },
 		{ "domain-type", required_argument, NULL, O_DTYPE },
 		{ "network", required_argument, NULL, O_NETWORK },
+		{ "guest-network", required_argument, NULL, O_GUESTNET },
 		{ "vnc-listen", required_argument, NULL, O_LISTEN },
 		{ "vnc-password", required_argument, NULL, O_PASSWORD },
 		{ "properties", no_argument, NULL, O_PROPERTIES },
@@ -199,7 +203,11 @@ cmd_plan(int argc, char **argv)
 		case O_WORK: free(b->work_dir); b->work_dir = plan_abs(optarg); break;
 		case O_ROOT: free(b->root_disk); b->root_disk = plan_abs(optarg); break;
 		case O_DTYPE: plan_set(&b->domain_type, optarg); break;
-		case O_NETWORK: plan_set(&b->network, optarg); break;
+		case O_NETWORK:
+			free(b->guest_network);
+			b->guest_network = xasprintf("network:%s", optarg);
+			break;
+		case O_GUESTNET: plan_set(&b->guest_network, optarg); break;
 		case O_LISTEN: plan_set(&b->vnc_listen, optarg); break;
 		case O_PASSWORD: plan_set(&b->vnc_password_fixed, optarg); break;
 		case O_PROPERTIES: want_props = 1; break;

@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "drivers/guestnet.h"
 #include "service/common/amqp.h"
 #include "service/common/config.h"
 #include "base/ini.h"
@@ -42,6 +43,8 @@ static int check_interface(const char *, struct err *);
 static int check_domain_type(const char *, struct err *);
 static int check_ip(const char *, struct err *);
 static int check_image_id(const char *, struct err *);
+static int check_guest_network(const char *, struct err *);
+static int check_guest_deny(const char *, struct err *);
 
 #define OFF(f)	offsetof(struct config, f)
 
@@ -101,6 +104,11 @@ static const struct conf_option conf_options[] = {
 	    "address the consoles listen on" },
 	{ "builds", "virtio_win_image", CONF_STRING, NULL, OFF(virtio_win_image), 0, 0, 0,
 	    check_image_id, "Glance id of the virtio-win ISO used for virtio_win_image=auto" },
+	{ "builds", "guest_network", CONF_STRING, GUESTNET_DEFAULT, OFF(guest_network), 0, 0, 0,
+	    check_guest_network, "what an install VM reaches: isolated | none | network:NAME | "
+	    "bridge:NAME" },
+	{ "builds", "guest_deny", CONF_STRING, GUESTNET_DEFAULT_DENY, OFF(guest_deny), 0, 0, 0,
+	    check_guest_deny, "CIDRs an isolated guest may not reach (none: no range)" },
 };
 
 #define CONF_NOPTIONS	(sizeof(conf_options) / sizeof(conf_options[0]))
@@ -201,6 +209,26 @@ check_image_id(const char *v, struct err *err)
 		err_set(err, ERR_INVAL, "must be a Glance image id (a UUID)");
 		return -1;
 	}
+	return 0;
+}
+
+static int
+check_guest_network(const char *v, struct err *err)
+{
+	struct guestnet_policy	 p;
+
+	return guestnet_parse(v, &p, err);
+}
+
+static int
+check_guest_deny(const char *v, struct err *err)
+{
+	struct guestnet_cidr	*ranges;
+	size_t			 n;
+
+	if (guestnet_parse_deny(v, &ranges, &n, err) == -1)
+		return -1;
+	free(ranges);
 	return 0;
 }
 

@@ -43,6 +43,8 @@ struct config {
 	long	 cleanup_retry;		/* seconds between clean-up attempts of leftovers */		/* seconds from ACPI shutdown to destroy on finish */
 	char	*vnc_listen;
 	char	*virtio_win_image;	/* Glance id, or NULL */
+	char	*guest_network;		/* drivers/guestnet.h: isolated | none | network:N | bridge:N */
+	char	*guest_deny;		/* CIDRs an isolated guest may not reach, or "none" */
 };
 
 /* A configuration holding every default (no file read); caller frees with config_free. */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "drivers/guestnet.h"
 #include "drivers/hash.h"
 #include "drivers/qemuimg.h"
 #include "service/pipeline/build.h"
@@ -150,7 +151,8 @@ build_free(struct build **bp)
 	if (b->vnc_password_fixed != NULL)
 		explicit_bzero(b->vnc_password_fixed, strlen(b->vnc_password_fixed));
 	free(b->vnc_password_fixed);
-	free(b->network);
+	free(b->guest_network);
+	free(b->guest_deny);
 	free(b->owner);
 	free(b->templates);
 	free(b->work_root);
@@ -322,7 +324,10 @@ struct build_call {
 	struct err	 console_err;
 };
 
-/* Loop thread: removes a domain of this build left by a crashed earlier run, defines ours. */
+/*
+ * Loop thread: the guest's network and the host's rules that keep it from the host (before it
+ * runs); a domain of this build left by a crashed earlier run removed; ours defined.
+ */
 static void
 build_define_call(void *arg)
 {
@@ -330,6 +335,8 @@ build_define_call(void *arg)
 	struct build		*b = c->b;
 
 	c->rc = -1;
+	if (guestnet_prepare(b->virt, b->guest_network, b->guest_deny, &c->err) == -1)
+		return;
 	if (virt_remove_by_name(b->virt, b->domain_name, &c->err) == -1)
 		return;
 	if ((b->dom = virt_define(b->virt, c->xml, &c->err)) == NULL)

@@ -140,7 +140,8 @@ struct build {
 	char			*domain_type;	/* "kvm" | "qemu"; NULL = kvm */
 	char			*vnc_listen;	/* NULL = 127.0.0.1 */
 	char			*vnc_password_fixed; /* NULL = a new random one (plan: fixed) */
-	char			*network;	/* libvirt network; NULL = user-mode networking */
+	char			*guest_network;	/* drivers/guestnet.h policy; NULL = isolated */
+	char			*guest_deny;	/* its denied CIDRs; NULL = the default ranges */
 	char			*owner;		/* written in the domain's metadata (the worker's
 						 * host name: its restarts find its domains) */
 	char			*templates;	/* NULL = templates_dir() */

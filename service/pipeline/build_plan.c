@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "drivers/guestnet.h"
 #include "service/pipeline/build.h"
 #include "service/pipeline/templates.h"
 
@@ -56,6 +57,7 @@ build_make_plan(struct build *b, struct err *e)
 	struct isoboot_profile	*profile;
 	struct isoboot_media	 media;
 	struct isoboot_params	 params;
+	struct guestnet_policy	 net;
 	const char		*fw;
 	char			*nvram = NULL;
 	int			 rc = -1;
@@ -88,8 +90,9 @@ build_make_plan(struct build *b, struct err *e)
 	    b->vnc_password[0] != '\0' ? b->vnc_password : NULL;
 	params.serial_log = b->serial_log;
 	params.nvram = nvram;
-	params.network = b->network;
 	params.owner = b->owner;
+	if (guestnet_isoboot(b->guest_network, &net, &params, e) == -1)
+		goto cleanup;
 	isoboot_plan_free(&b->plan);
 	if ((b->plan = isoboot_plan_build(profile, &b->flavor, &media, &params, e)) == NULL)
 		goto cleanup;

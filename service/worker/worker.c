@@ -1038,6 +1038,8 @@ worker_build_new(struct worker_build *b, const struct build_request *req, struct
 	bb->domain_type = xstrdup(b->w->domain_type);
 	bb->owner = xstrdup(cfg->host);
 	bb->vnc_listen = xstrdup(cfg->vnc_listen);
+	bb->guest_network = cfg->guest_network != NULL ? xstrdup(cfg->guest_network) : NULL;
+	bb->guest_deny = cfg->guest_deny != NULL ? xstrdup(cfg->guest_deny) : NULL;
 	bb->work_root = xstrdup(cfg->work_dir);
 	bb->log_dir = xasprintf("%s/logs", cfg->work_dir);
 	bb->loop = b->w->loop;

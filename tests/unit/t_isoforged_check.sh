@@ -32,5 +32,5 @@ err=$("$bin" -n -c "$conf" 2>&1 >/dev/null); rc=$?
 set -e
 echo "$err"
 [ "$rc" = 1 ]
-grep -q "$conf:11: \[libvirt\] domain_type: must be one of kvm|qemu" <<<"$err"
+grep -q "$conf:11: \[libvirt\] domain_type: must be one of auto|kvm|qemu" <<<"$err"
 echo ok

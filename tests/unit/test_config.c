@@ -56,6 +56,10 @@ test_sample_parses(void **state)
 	assert_string_equal(c->libvirt_uri, "qemu:///system");
 	assert_null(c->glance_endpoint);
 	assert_null(c->virtio_win_image);
+	/* the default guest network: isolated, the private and reserved ranges denied */
+	assert_string_equal(c->guest_network, "isolated");
+	assert_non_null(strstr(c->guest_deny, "10.0.0.0/8"));
+	assert_non_null(strstr(c->guest_deny, "fc00::/7"));
 	config_free(&c);
 	assert_null(c);
 	config_free(&c);
@@ -69,12 +73,15 @@ test_defaults_and_values(void **state)
 	struct err	 err;
 
 	(void)state;
-	c = parse_with("[builds]\nmax_builds = 5\nvnc_listen = ::\n"
+	c = parse_with("[builds]\nmax_builds = 5\nvnc_listen = ::\nguest_network = bridge:br0\n"
+	    "guest_deny = 10.0.0.0/8 192.0.2.7, 2001:db8::/32\n"
 	    "[glance]\nendpoint = http://g:9292\n[DEFAULT]\ndebug = yes\n", &err);
 	if (c == NULL)
 		fail_msg("%s", err.msg);
 	assert_int_equal(c->max_builds, 5);
 	assert_string_equal(c->vnc_listen, "::");
+	assert_string_equal(c->guest_network, "bridge:br0");
+	assert_string_equal(c->guest_deny, "10.0.0.0/8 192.0.2.7, 2001:db8::/32");
 	assert_string_equal(c->glance_endpoint, "http://g:9292");
 	assert_int_equal(c->debug, 1);
 	assert_int_equal(c->heartbeat, 60);
@@ -96,12 +103,17 @@ test_errors_name_file_line(void **state)
 		{ "[builds]\nmax_builds = 0\n", "test.conf:9: [builds] max_builds: must be between 1 and 64" },
 		{ "[builds]\nvnc_listen = example.org\n", "test.conf:9: [builds] vnc_listen: must be an IPv4" },
 		{ "[builds]\nwork_dir = relative/dir\n", "test.conf:9: [builds] work_dir: must be an absolute path" },
-		{ "[libvirt]\ndomain_type = xen\n", "test.conf:9: [libvirt] domain_type: must be one of kvm|qemu" },
+		{ "[libvirt]\ndomain_type = xen\n", "test.conf:9: [libvirt] domain_type: must be one of auto|kvm|qemu" },
 		{ "[DEFAULT]\ndebug = maybe\n", "test.conf:9: [DEFAULT] debug: must be true or false" },
 		{ "[rabbit]\nhost = x\n", "test.conf:9: unknown section [rabbit]" },
 		{ "[keystone_authtoken]\nusername = again\n", "test.conf:9: [keystone_authtoken] username: set twice (first at line 5)" },
 		{ "[glance]\nendpoint = glance:9292\n", "test.conf:9: [glance] endpoint: must be an http:// or https:// URL" },
 		{ "[builds]\nvirtio_win_image = virtio-win.iso\n", "test.conf:9: [builds] virtio_win_image: must be a Glance image id" },
+		{ "[builds]\nguest_network = user\n", "test.conf:9: [builds] guest_network: 'user': not one of isolated, none, network:NAME, bridge:NAME" },
+		{ "[builds]\nguest_network = bridge:a-bridge-too-long\n", "[builds] guest_network: 'bridge:a-bridge-too-long': the name must be 1 to 15" },
+		{ "[builds]\nguest_deny = 10.1.0.0/8\n", "test.conf:9: [builds] guest_deny: '10.1.0.0/8' has bits set past its /8" },
+		{ "[builds]\nguest_deny = 10.0.0.0/33\n", "[builds] guest_deny: '10.0.0.0/33': the prefix length must be 0 to 32" },
+		{ "[builds]\nguest_deny = 10.0.0.0/8, intranet\n", "[builds] guest_deny: 'intranet' is not an IPv4 or IPv6" },
 		{ "[builds\n", "test.conf:8: missing" },
 	};
 	struct config	*c;
