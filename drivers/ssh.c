@@ -32,7 +32,6 @@
 #define SSH_TAIL_LINES		20
 #define SSH_GRACE_S		10	/* clean-up after a timeout or cancel */
 #define SSH_POWEROFF_S		30
-#define SSH_KEEPALIVE_S		15
 #define SSH_CHUNK		32768
 #define SSH_AUTHKEYS_MAX	(1024 * 1024)
 #define SSH_MSG_TAIL		600	/* bytes of a command's last lines in an error message */
@@ -591,7 +590,6 @@ ssh_attempt(struct ssh_conn *c, const struct ssh_op *op, int *fatal, struct err 
 		ssh_err_call(c, e, op, rc, w, "authentication");
 		return -1;
 	}
-	libssh2_keepalive_config(c->s, 1, SSH_KEEPALIVE_S);
 	return 0;
 }
 
@@ -974,7 +972,7 @@ ssh_exec_in(struct ssh_conn *c, const char *what, const char *command, const cha
 	LIBSSH2_CHANNEL		*ch = NULL;
 	char			 tail[SSH_MSG_TAIL + 64];
 	double			 start = util_now();
-	int			 rc = -1, w = SW_READY, got, next;
+	int			 rc = -1, w = SW_READY, got;
 
 	if (ro == NULL)
 		ro = &none;
@@ -1006,7 +1004,6 @@ ssh_exec_in(struct ssh_conn *c, const char *what, const char *command, const cha
 			break;
 		if (got)
 			continue;
-		(void)libssh2_keepalive_send(c->s, &next);
 		if ((w = ssh_wait(c, &op)) != SW_READY) {
 			ssh_err_wait(c, e, &op, w, what);
 			goto timeout_or_fail;
@@ -1021,14 +1018,13 @@ timeout_or_fail:
 	res->timed_out = w == SW_TIMEOUT;
 	res->cancelled = w == SW_CANCEL;
 	if ((res->timed_out || res->cancelled) && kill_dir != NULL && !c->broken) {
-		/* SIGTERM to the script's process group (sshd made it a session leader), or to
-		 * the script alone; SIGKILL to what is left after 3 s */
+		/* SIGTERM to the script's process group (sshd made it a session leader) or, when
+		 * that fails, to the script alone; SIGKILL to what is left after 3 s. Both ways of
+		 * naming a group: dash wants "kill -s SIG -- -PGID", busybox ash rejects "--". */
 		char	*kill = xasprintf("p=$(cat '%s/pid' 2>/dev/null) && [ -n \"$p\" ] || exit 0; "
-			    "kill -s TERM -- -\"$p\" 2>/dev/null || kill -s TERM \"$p\"; "
-			    "for i in 1 2 3; do kill -s 0 -- -\"$p\" 2>/dev/null || "
-			    "kill -s 0 \"$p\" 2>/dev/null || exit 0; sleep 1; done; "
-			    "kill -s KILL -- -\"$p\" 2>/dev/null; kill -s KILL \"$p\" 2>/dev/null; "
-			    "exit 0", kill_dir);
+			    "g() { kill -s $1 -- -$p 2>/dev/null || kill -s $1 -$p 2>/dev/null || "
+			    "kill -s $1 $p 2>/dev/null; }; g TERM; "
+			    "for i in 1 2 3; do g 0 || exit 0; sleep 1; done; g KILL; exit 0", kill_dir);
 		struct ssh_op	 kop = ssh_op_cleanup();
 		LIBSSH2_CHANNEL	*kch;
 		struct err	 ke;
@@ -1054,6 +1050,10 @@ timeout_or_fail:
 	}
 	rc = -1;
 done:
+	if (rc == -1 && e != NULL) {
+		res->timed_out |= e->kind == ERR_TIMEOUT;
+		res->cancelled |= e->kind == ERR_CANCELLED;
+	}
 	ssh_channel_free(c, ch);
 	if (l.part[0].len > 0)
 		ssh_lines_emit(&l, 0);
@@ -1371,6 +1371,41 @@ ssh_unlink(struct ssh_conn *c, const struct ssh_op *op, const char *path, int di
 
 /* ---- scripts ---- */
 
+/* Checks a script's variables: "NAME=VALUE", NAME as in the shell. */
+static int
+ssh_env_check(const char *const *env, struct err *e)
+{
+	const char	*p;
+	int		 i;
+
+	for (i = 0; env != NULL && env[i] != NULL; i++) {
+		for (p = env[i]; *p != '=' && *p != '\0'; p++)
+			if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '_' ||
+			    (p > env[i] && *p >= '0' && *p <= '9')))
+				break;
+		if (*p != '=' || p == env[i]) {
+			err_set(e, ERR_INVAL, "script variable '%.40s': not NAME=VALUE", env[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Appends s quoted for a POSIX shell ('...', a quote as '\''), or for PowerShell ('...', a
+ * quote doubled). */
+static void
+ssh_quote(struct buf *b, const char *s, int powershell)
+{
+	buf_puts(b, "'");
+	for (; *s != '\0'; s++) {
+		if (*s == '\'')
+			buf_puts(b, powershell ? "''" : "'\\''");
+		else
+			buf_append(b, s, 1);
+	}
+	buf_puts(b, "'");
+}
+
 int
 ssh_run_script(struct ssh_conn *c, const char *name, const void *script, size_t len,
     const struct ssh_run_opts *ro, struct ssh_run_result *res, struct err *e)
@@ -1379,8 +1414,11 @@ ssh_run_script(struct ssh_conn *c, const char *name, const void *script, size_t 
 	size_t		 max = ro != NULL && ro->script_max > 0 ? ro->script_max : SSH_SCRIPT_MAX;
 	int		 win = c->o.guest == SSH_GUEST_WINDOWS, made = 0, uploaded = 0, rc = -1;
 	int		 w = SW_READY;
+	const char *const *env = ro != NULL ? ro->env : NULL;
+	struct buf	 body, cmd;
 	unsigned char	 rnd[8];
-	char		 hex[17], what[128], *dir = NULL, *path = NULL, *pid = NULL, *cmd = NULL;
+	char		 hex[17], what[128], *dir = NULL, *path = NULL, *pid = NULL;
+	int		 i;
 
 	if (res != NULL)
 		memset(res, 0, sizeof(*res));
@@ -1391,6 +1429,10 @@ ssh_run_script(struct ssh_conn *c, const char *name, const void *script, size_t 
 		err_set(e, ERR_INVAL, "%s is %zu bytes, more than the %zu allowed", what, len, max);
 		return -1;
 	}
+	if (ssh_env_check(env, e) == -1)
+		return -1;
+	buf_init(&body);
+	buf_init(&cmd);
 	util_random(rnd, sizeof(rnd));
 	util_hex(rnd, sizeof(rnd), hex);
 	/* unix default: the user's home (relative SFTP paths and the command's cwd both are) */
@@ -1414,16 +1456,33 @@ ssh_run_script(struct ssh_conn *c, const char *name, const void *script, size_t 
 	}
 	made = 1;
 	rc = -1;
-	if (ssh_put(c, &op, script, len, path, 0700, e) == -1)
+	/* windows: the variables as the script's first lines; unix: env(1) in front of it */
+	for (i = 0; win && env != NULL && env[i] != NULL; i++) {
+		const char	*eq = strchr(env[i], '=');
+
+		buf_printf(&body, "$env:%.*s = ", (int)(eq - env[i]), env[i]);
+		ssh_quote(&body, eq + 1, 1);
+		buf_puts(&body, "\r\n");
+	}
+	buf_append(&body, script, len);
+	if (ssh_put(c, &op, body.data, body.len, path, 0700, e) == -1)
 		goto cleanup;
 	uploaded = 1;
-	if (win)
-		cmd = xasprintf("powershell -NoProfile -NonInteractive -ExecutionPolicy Bypass "
+	if (win) {
+		buf_printf(&cmd, "powershell -NoProfile -NonInteractive -ExecutionPolicy Bypass "
 		    "-File \"%s\"", path);
-	else
-		cmd = xasprintf("echo $$ > '%s' && exec '%s%s'", pid, path[0] == '/' ? "" : "./",
-		    path);
-	rc = ssh_exec_in(c, what, cmd, win ? NULL : dir, ro, res, e);
+	} else {
+		/* $$ is the script's pid (exec, and env execs too): the pid file for a kill */
+		buf_printf(&cmd, "echo $$ > '%s' && exec ", pid);
+		if (env != NULL && env[0] != NULL)
+			buf_puts(&cmd, "env ");
+		for (i = 0; env != NULL && env[i] != NULL; i++) {
+			ssh_quote(&cmd, env[i], 0);
+			buf_puts(&cmd, " ");
+		}
+		buf_printf(&cmd, "'%s%s'", path[0] == '/' ? "" : "./", path);
+	}
+	rc = ssh_exec_in(c, what, cmd.data, win ? NULL : dir, ro, res, e);
 cleanup:
 	clean = ssh_op_cleanup();
 	if (uploaded)
@@ -1433,7 +1492,8 @@ cleanup:
 			ssh_unlink(c, &clean, pid, 0);
 		ssh_unlink(c, &clean, dir, 1);
 	}
-	free(cmd);
+	buf_free(&cmd);
+	buf_free(&body);
 	free(pid);
 	free(path);
 	free(dir);
@@ -1532,13 +1592,15 @@ ssh_poweroff(struct ssh_conn *c, const char *command, double timeout_s, struct e
 	snprintf(what, sizeof(what), "power-off command '%.60s'", command);
 	err_clear(&pe);
 	rc = ssh_exec_in(c, what, command, NULL, &ro, &res, &pe);
-	ssh_run_result_free(&res);
-	/* the guest going down under us is what was asked for */
-	if (rc == -1 && pe.kind == ERR_NET) {
-		log_debug("%s: connection closed by the power-off: %s", c->label, pe.msg);
+	/* the guest going down under us (the connection, or the command killed by the shutdown)
+	 * is what was asked for */
+	if (rc == -1 && (pe.kind == ERR_NET || res.exit_signal != NULL)) {
+		log_debug("%s: the power-off ended the session: %s", c->label, pe.msg);
+		ssh_run_result_free(&res);
 		c->broken = 1;
 		return 0;
 	}
+	ssh_run_result_free(&res);
 	if (rc == -1)
 		err_set(e, pe.kind, "%s", pe.msg);
 	return rc;

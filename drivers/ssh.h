@@ -104,6 +104,10 @@ struct ssh_run_opts {
 	void		*arg;
 	int		 tail_lines;	/* lines kept for ssh_run_result.tail (both streams); 0: 20 */
 	size_t		 script_max;	/* ssh_run_script's bound; 0: SSH_SCRIPT_MAX */
+	/* ssh_run_script only: variables for the script, "NAME=VALUE" (NAME as in the shell,
+	 * VALUE any text; else ERR_INVAL), NULL-terminated, may be NULL. Unix: env(1) in front
+	 * of the script (sshd's AcceptEnv is rarely open); windows: $env: lines before it. */
+	const char *const *env;
 };
 
 /* What a command did. Release with ssh_run_result_free (also after a failure). */
@@ -162,9 +166,9 @@ int		 ssh_remove_key(struct ssh_conn *, const char *path, int *removed, struct e
 const char	*ssh_poweroff_command(enum ssh_guest);
 /*
  * Asks the guest to power off (command NULL: ssh_poweroff_command). Succeeds when the command
- * exits with status 0 or the connection drops meanwhile (the guest went down); fails when it
- * exits non-zero or does not return within timeout_s (0: 30 s). The caller then waits for
- * the domain to stop.
+ * exits with status 0, is killed by a signal or the connection drops meanwhile (the guest went
+ * down: the connection is unusable then); fails when it exits non-zero or does not return
+ * within timeout_s (0: 30 s). The caller then waits for the domain to stop.
  */
 int		 ssh_poweroff(struct ssh_conn *, const char *command, double timeout_s,
 		    struct err *);

@@ -100,6 +100,10 @@ sshd_start(int p)
 		char *const argv[] = { SSHD, "-D", "-e", "-f", (char *)tpath("sshd_config"), "-p", ps,
 		    NULL };
 
+		/* nothing of the test's own: a pipe reader of ours must see EOF when we end */
+		fd = open("/dev/null", O_RDWR);
+		dup2(fd, 0);
+		dup2(fd, 1);
 		fd = open(tpath(logname), O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(fd, 2);
 		execv(SSHD, argv);
@@ -515,6 +519,7 @@ test_retry_until_up(void **state)
 	struct retries	 r = { 0, 0, 0, 0 };
 	struct ssh_opts	 o = opts_for(key_ed);
 	struct ssh_conn	*c;
+	struct err	 e;
 	pthread_t	 th;
 
 	(void)state;
@@ -525,8 +530,13 @@ test_retry_until_up(void **state)
 	o.on_retry = on_retry;
 	o.arg = &r;
 	assert_int_equal(pthread_create(&th, NULL, booting_main, &b), 0);
-	c = connect_ok(&o);
+	err_clear(&e);
+	c = ssh_connect(&o, &e);
 	pthread_join(th, NULL);
+	if (c == NULL) {
+		sshd_stop(b.sshd);
+		fail_msg("connect: %s", e.msg);
+	}
 	print_message("retries: %d (refused %d, handshake %d, timed out %d)\n", r.n, r.refused,
 	    r.handshake, r.timedout);
 	assert_true(r.refused >= 1);
@@ -829,6 +839,51 @@ test_script_size_bound(void **state)
 	free(big);
 }
 
+static void
+test_script_env(void **state)
+{
+	static const char script[] = "#!/bin/sh\n"
+	    "printf '%s|%s|%s\\n' \"$ISOFORGE_BUILD_ID\" \"$QUOTED\" \"${EMPTY-unset}\"\n";
+	const char *const	 env[] = { "ISOFORGE_BUILD_ID=b-1",
+				    "QUOTED=it's \"quoted\" $HOME `id` \\\nline two", "EMPTY=", NULL };
+	const char *const	 bad1[] = { "1ABC=x", NULL };
+	const char *const	 bad2[] = { "NOVALUE", NULL };
+	const char *const	 bad3[] = { "=x", NULL };
+	const char *const	 bad4[] = { "A-B=x", NULL };
+	const char *const	*bad[] = { bad1, bad2, bad3, bad4 };
+	struct ssh_opts		 o = opts_for(key_ed);
+	struct ssh_run_opts	 ro;
+	struct lines		 ls;
+	struct ssh_conn		*c;
+	struct err		 e;
+	size_t			 i;
+
+	(void)state;
+	memset(&ls, 0, sizeof(ls));
+	memset(&ro, 0, sizeof(ro));
+	ro.on_line = on_line;
+	ro.arg = &ls;
+	ro.env = env;
+	c = connect_ok(&o);
+	err_clear(&e);
+	assert_int_equal(ssh_run_script(c, "env.sh", script, strlen(script), &ro, NULL, &e), 0);
+	/* every value arrives as written: no shell expansion, quotes kept */
+	assert_int_equal(ls.n[0], 2);
+	assert_string_equal(ls.l[0][0], "b-1|it's \"quoted\" $HOME `id` \\");
+	assert_string_equal(ls.l[0][1], "line two|");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ro.env = bad[i];
+		err_clear(&e);
+		assert_int_equal(ssh_run_script(c, "env.sh", script, strlen(script), &ro, NULL, &e),
+		    -1);
+		assert_int_equal(e.kind, ERR_INVAL);
+	}
+	assert_int_equal(ls.n[0], 2);
+	assert_int_equal(work_entries(), 0);
+	ssh_close(&c);
+	lines_free(&ls);
+}
+
 /* A script that records its pid and a background child's, says "waiting" and hangs. */
 static char *
 hanging_script(void)
@@ -1093,6 +1148,11 @@ test_poweroff(void **state)
 	assert_int_equal(ssh_poweroff(c, "poweroff-fails", 10, &e), -1);
 	assert_int_equal(e.kind, ERR_REMOTE);
 	assert_non_null(strstr(e.msg, "exited with status 1; last lines: poweroff: not now"));
+	/* the command killed by the shutdown: success */
+	err_clear(&e);
+	assert_int_equal(ssh_poweroff(c, "kill -s TERM $$", 10, &e), 0);
+	ssh_close(&c);
+	c = connect_ok(&o);
 	/* the guest going away under the command (its sshd session dies): success */
 	err_clear(&e);
 	assert_int_equal(ssh_poweroff(c, "kill -s KILL $PPID; sleep 5", 10, &e), 0);
@@ -1188,6 +1248,7 @@ main(void)
 		cmocka_unit_test(test_script_streams_lines),
 		cmocka_unit_test(test_script_fails_with_last_lines),
 		cmocka_unit_test(test_script_size_bound),
+		cmocka_unit_test(test_script_env),
 		cmocka_unit_test(test_script_timeout),
 		cmocka_unit_test(test_script_cancel),
 		cmocka_unit_test(test_deadline),
