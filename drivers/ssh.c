@@ -1018,27 +1018,40 @@ timeout_or_fail:
 	res->timed_out = w == SW_TIMEOUT;
 	res->cancelled = w == SW_CANCEL;
 	if ((res->timed_out || res->cancelled) && kill_dir != NULL && !c->broken) {
-		/* SIGTERM to the script's process group (sshd made it a session leader) or, when
-		 * that fails, to the script alone; SIGKILL to what is left after 3 s. Both ways of
-		 * naming a group: dash wants "kill -s SIG -- -PGID", busybox ash rejects "--". */
+		/* SIGTERM to the script's process group (OpenSSH made it a session leader) and to
+		 * its process tree as /proc shows it before (dropbear does not start a new group),
+		 * SIGKILL to what is left after 3 s. Two ways of naming a group: dash wants
+		 * "kill -s SIG -- -PGID", busybox ash rejects the "--". */
 		char	*kill = xasprintf("p=$(cat '%s/pid' 2>/dev/null) && [ -n \"$p\" ] || exit 0; "
-			    "g() { kill -s $1 -- -$p 2>/dev/null || kill -s $1 -$p 2>/dev/null || "
-			    "kill -s $1 $p 2>/dev/null; }; g TERM; "
-			    "for i in 1 2 3; do g 0 || exit 0; sleep 1; done; g KILL; exit 0", kill_dir);
+			    "kids() { q=$1; for s in /proc/[0-9]*/stat; do "
+			    "read -r l 2>/dev/null < \"$s\" || continue; set -- ${l##*) }; "
+			    "[ \"$2\" = \"$q\" ] && { s=${s#/proc/}; echo \"${s%%/stat}\"; }; done; }; "
+			    "all=$p; todo=$p; while [ -n \"$todo\" ]; do next=; "
+			    "for q in $todo; do next=\"$next $(kids $q)\"; done; set -- $next; todo=$*; "
+			    "all=\"$all $todo\"; done; "
+			    "g() { kill -s $1 -- -$p 2>/dev/null || kill -s $1 -$p 2>/dev/null; "
+			    "kill -s $1 $all 2>/dev/null; }; "
+			    "alive() { for q in $all; do kill -s 0 $q 2>/dev/null && return 0; done; "
+			    "return 1; }; "
+			    "g TERM; for i in 1 2 3; do alive || exit 0; sleep 1; done; g KILL; exit 0",
+			    kill_dir);
 		struct ssh_op	 kop = ssh_op_cleanup();
 		LIBSSH2_CHANNEL	*kch;
+		struct ssh_lines kl;
 		struct err	 ke;
 
 		err_clear(&ke);
+		ssh_lines_init(&kl, &none);	/* the kill's own output: not the script's */
 		if ((kch = ssh_channel(c, &kop, &ke)) != NULL) {
 			while (libssh2_channel_exec(kch, kill) == LIBSSH2_ERROR_EAGAIN)
 				if (ssh_wait(c, &kop) != SW_READY)
 					break;
-			while (!libssh2_channel_eof(kch) && ssh_drain(c, kch, &l, &ke) != -1 &&
+			while (!libssh2_channel_eof(kch) && ssh_drain(c, kch, &kl, &ke) != -1 &&
 			    ssh_wait(c, &kop) == SW_READY)
 				;
 			ssh_channel_free(c, kch);
 		}
+		ssh_lines_free(&kl);
 		/* the killed script's channel ends: its last words and how it ended */
 		while (!c->broken && !libssh2_channel_eof(ch) && ssh_drain(c, ch, &l, &ke) != -1 &&
 		    ssh_wait(c, &kop) == SW_READY)
