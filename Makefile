@@ -27,15 +27,18 @@ TESTS	 = $(TESTSRCS:%.c=build/san/%)
 TSANTESTS = $(TESTSRCS:%.c=build/tsan/%)
 PROGS	 = $(MAINS:service/%.c=%)
 
-# Debian packages: to build, to run builds, to test (real services), to make the test media.
+# Debian packages: to build, to run builds, to make the test media, to test (a real sshd for the
+# SSH driver; real services).
 DEPS_BUILD = gcc make pkg-config libc6-dev libxml2-dev libjansson-dev libcurl4-openssl-dev \
 	libvirt-dev librabbitmq-dev libsqlite3-dev libssh2-1-dev libssl-dev libcmocka-dev
 DEPS_RUN   = jq libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 \
 	qemu-utils ovmf swtpm swtpm-tools libxml2-utils dnsmasq-base nftables
-DEPS_MEDIA = xorriso isolinux syslinux-common syslinux-efi extlinux busybox-static cpio mtools
+DEPS_MEDIA = xorriso isolinux syslinux-common syslinux-efi extlinux busybox-static cpio mtools \
+	dropbear-bin openssh-sftp-server
+DEPS_TEST  = openssh-server openssh-client
 DEPS_CLOUD = keystone glance-api nova-api python3-openstackclient python3-glanceclient \
 	rabbitmq-server amqp-tools uwsgi uwsgi-plugin-python3 sqlite3 curl openssl
-DEPS	   = $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_MEDIA) $(DEPS_CLOUD)
+DEPS	   = $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_MEDIA) $(DEPS_TEST) $(DEPS_CLOUD)
 
 .PHONY: all san tsan deps check check-run demo demo-run bench clean
 .SUFFIXES:
