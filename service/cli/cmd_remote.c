@@ -702,7 +702,7 @@ cmd_versions(int argc, char **argv)
 		fprintf(stderr, "usage: isoforge versions [--json] CHAIN\n");
 		return CMD_USAGE;
 	}
-	if (remote_glance(&r, &err) != 0 || (imgs = chain_list(r.glance, argv[a], &err)) == NULL) {
+	if (remote_glance(&r, &err) != 0 || (imgs = chain_list(r.glance, NULL, argv[a], &err)) == NULL) {
 		ret = remote_fail(&r, CMD_FAILED, err.msg);
 		goto cleanup;
 	}

@@ -1,19 +1,20 @@
-/* chain.c — next version of a chain in Glance, settled by creation order (see chain.h). */
+/* chain.c — the next version of a chain in Glance, claimed by creating its keyed id (chain.h). */
 #include <errno.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "drivers/glance.h"
 #include "service/pipeline/chain.h"
 #include "base/log.h"
 #include "base/util.h"
 
-/* A bound on the settling rounds: each round at least one contender settles. */
-#define CHAIN_MAX_ROUNDS	32
-/* Glance's created_at has whole seconds: wait past our second before judging (chain.h). */
-#define CHAIN_SETTLE_S		1.1
+/* Claims tried before giving up: each 409 means a number taken (by a racer, or deleted). */
+#define CHAIN_MAX_CLAIMS	256
 
 /* The isoforge_version of a Glance image, 0 when it has none (or a bad one). */
 static int
@@ -32,16 +33,6 @@ chain_image_version(const json_t *img)
 	return (int)v;
 }
 
-/* Images that failed or are gone hold no version. */
-static int
-chain_image_counts(const json_t *img)
-{
-	const char	*status = json_string_value(json_object_get(img, "status"));
-
-	return status == NULL || (strcmp(status, "killed") != 0 && strcmp(status, "deleted") != 0 &&
-	    strcmp(status, "pending_delete") != 0);
-}
-
 int
 chain_max_version(const json_t *images)
 {
@@ -58,30 +49,33 @@ chain_max_version(const json_t *images)
 	return max;
 }
 
-int
-chain_holds_version(const json_t *images, const char *id, const char *created_at, int v)
+void
+chain_version_id(const struct chain_key *k, const char *project, const char *chain, int v,
+    char out[37])
 {
-	const json_t	*img;
-	const char	*oid, *ocreated;
-	size_t		 i;
-	int		 c;
+	unsigned char	 md[EVP_MAX_MD_SIZE], msg_v[16];
+	unsigned int	 n = 0;
+	struct buf	 msg;
+	char		 hex[33];
 
-	json_array_foreach(images, i, img) {
-		oid = json_string_value(json_object_get(img, "id"));
-		ocreated = json_string_value(json_object_get(img, "created_at"));
-		if (oid == NULL || strcmp(oid, id) == 0 || !chain_image_counts(img) ||
-		    chain_image_version(img) != v)
-			continue;
-		/* ISO 8601 UTC stamps of one format compare as strings */
-		c = strcmp(ocreated != NULL ? ocreated : "", created_at);
-		if (c < 0 || (c == 0 && strcmp(oid, id) < 0))
-			return 0;
-	}
-	return 1;
+	buf_init(&msg);
+	buf_append(&msg, project, strlen(project) + 1);
+	buf_append(&msg, chain, strlen(chain) + 1);
+	snprintf((char *)msg_v, sizeof(msg_v), "%d", v);
+	buf_puts(&msg, (const char *)msg_v);
+	if (HMAC(EVP_sha256(), k->key, (int)k->len, (const unsigned char *)msg.data, msg.len, md,
+	    &n) == NULL || n < 16)
+		fatalx("HMAC-SHA256 failed");
+	buf_free(&msg);
+	/* RFC 9562 version 8 (vendor-specific), variant 10 */
+	md[6] = (unsigned char)((md[6] & 0x0f) | 0x80);
+	md[8] = (unsigned char)((md[8] & 0x3f) | 0x80);
+	util_hex(md, 16, hex);
+	snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }
 
 json_t *
-chain_list(struct glance *g, const char *chain, struct err *err)
+chain_list(struct glance *g, const char *owner, const char *chain, struct err *err)
 {
 	struct glance_list_opts	 o;
 	json_t			*imgs, *sorted, *img;
@@ -89,6 +83,8 @@ chain_list(struct glance *g, const char *chain, struct err *err)
 
 	memset(&o, 0, sizeof(o));
 	o.filters = json_pack("{s:s}", "isoforge_chain", chain);
+	if (owner != NULL)
+		json_object_set_new(o.filters, "owner", json_string(owner));
 	imgs = glance_image_list(g, &o, err);
 	json_decref(o.filters);
 	if (imgs == NULL)
@@ -106,80 +102,42 @@ chain_list(struct glance *g, const char *chain, struct err *err)
 	return sorted;
 }
 
-/* Deletes image id, logging (not failing) when Glance refuses. */
-static void
-chain_delete(struct glance *g, const char *chain, const char *id)
+json_t *
+chain_create_image(struct glance *g, const struct chain_key *key, const char *project,
+    const char *chain, const json_t *body, int *version, struct err *err)
 {
 	struct err	 e;
-
-	err_clear(&e);
-	if (glance_image_delete(g, id, &e) != 0)
-		log_warnx("chain %s: image %s left behind: %s", chain, id, e.msg);
-}
-
-json_t *
-chain_create_image(struct glance *g, const char *chain, const json_t *body, int *version,
-    struct err *err)
-{
-	json_t		*req = NULL, *img = NULL, *imgs = NULL;
-	const char	*id, *created;
-	char		 num[16];
-	double		 made;
-	int		 v, round;
+	json_t		*req, *imgs, *img = NULL;
+	char		 id[37], num[16];
+	int		 v, claim;
 
 	*version = 0;
-	if ((imgs = chain_list(g, chain, err)) == NULL)
+	if ((imgs = chain_list(g, project, chain, err)) == NULL)
 		return NULL;
 	v = chain_max_version(imgs) + 1;
 	json_decref(imgs);
-	imgs = NULL;
 	req = json_deep_copy(body);
 	json_object_set_new(req, "isoforge_chain", json_string(chain));
-	for (round = 0; round < CHAIN_MAX_ROUNDS; round++) {
-		/* each claim is a new image: its created_at is the time of the claim */
+	for (claim = 0; claim < CHAIN_MAX_CLAIMS; claim++, v++) {
+		chain_version_id(key, project, chain, v, id);
 		snprintf(num, sizeof(num), "%d", v);
+		json_object_set_new(req, "id", json_string(id));
 		json_object_set_new(req, "isoforge_version", json_string(num));
-		if ((img = glance_image_create(g, req, err)) == NULL)
-			goto fail;
-		made = util_now();
-		id = json_string_value(json_object_get(img, "id"));
-		created = json_string_value(json_object_get(img, "created_at"));
-		if (id == NULL || created == NULL) {
-			err_set(err, ERR_REMOTE, "glance: a created image without id or created_at");
-			goto fail;
-		}
-		/*
-		 * Look only once Glance's clock (created_at has whole seconds) has left our
-		 * second: a claim we can't see yet is then stamped strictly later than ours,
-		 * and its maker will see ours and move on.
-		 */
-		while (util_now() - made < CHAIN_SETTLE_S)
-			usleep((useconds_t)((CHAIN_SETTLE_S - (util_now() - made)) * 1e6) + 1000);
-		if ((imgs = chain_list(g, chain, err)) == NULL)
-			goto fail;
-		if (chain_holds_version(imgs, id, created, v)) {
-			json_decref(imgs);
-			json_decref(req);
+		err_clear(&e);
+		if ((img = glance_image_create(g, req, &e)) != NULL) {
 			*version = v;
-			return img;
+			break;
 		}
-		/* an earlier claim holds this number: withdraw ours, claim the next free one */
-		v = chain_max_version(imgs) + 1;
-		json_decref(imgs);
-		imgs = NULL;
-		log_debug("chain %s: version %s claimed earlier by another image, trying %d", chain,
-		    num, v);
-		chain_delete(g, chain, id);
-		json_decref(img);
-		img = NULL;
+		if (e.kind != ERR_CONFLICT) {
+			err_set(err, e.kind, "%s", e.msg);
+			break;
+		}
+		/* taken: by a build that claimed it first, or by an image deleted since */
+		log_debug("chain %s: version %d is taken, trying %d", chain, v, v + 1);
 	}
-	err_set(err, ERR_CONFLICT, "chain %s: no version settled after %d rounds", chain,
-	    CHAIN_MAX_ROUNDS);
-fail:
-	if (img != NULL && (id = json_string_value(json_object_get(img, "id"))) != NULL)
-		chain_delete(g, chain, id);
-	json_decref(imgs);
-	json_decref(img);
+	if (img == NULL && claim == CHAIN_MAX_CLAIMS)
+		err_set(err, ERR_CONFLICT, "chain %s: %d versions in a row are taken", chain,
+		    CHAIN_MAX_CLAIMS);
 	json_decref(req);
-	return NULL;
+	return img;
 }

@@ -1,21 +1,14 @@
 /*
- * chain.h — versions within a chain of images in Glance (isoforge_chain, isoforge_version),
- * unique also when several workers register versions of one chain at the same moment, with
- * nothing but Glance to coordinate:
+ * chain.h — versions within a chain of images in Glance (isoforge_chain, isoforge_version):
+ * claimed atomically, never given twice, with nothing but Glance to coordinate and no clock.
  *
- *   1. list the chain; candidate = highest isoforge_version + 1
- *   2. claim it: create the image (queued) with isoforge_version = candidate; its created_at
- *      is the time of the claim (a claim is never moved to another number: a new image is)
- *   3. wait until Glance's clock has left the second of created_at, list the chain again;
- *      if another image claimed the same number first (earlier created_at, then lower id:
- *      an order every worker computes alike) delete ours, candidate = highest seen + 1,
- *      go to 2; else the number is ours.
- * A claim made after our look is stamped in a later second than ours, and its maker sees
- * ours; claims made before it we see. So the first claim of a number keeps it and every later
- * one moves on: each number ends with exactly one image. Numbers increase; under races one
- * may be skipped. Limit: Glance forgets deleted images, so the number of a deleted newest
- * image can be given again (isoforge deletes only images that never became active). Several
- * glance-api hosts must keep their clocks within that second (NTP).
+ * Version N of chain C in project P lives in the image whose id is
+ *   uuid(HMAC-SHA256(key, P \0 C \0 N))
+ * with a key only isoforge's services know. Claiming N is creating the image with that id:
+ * Glance creates it for exactly one caller and answers 409 to every other — also when that
+ * image was deleted since (Glance keeps the ids of deleted images), so a number is never given
+ * again, and another project, without the key, can't take a number of ours. A claim starts
+ * at the project's own highest version + 1 and moves up on each 409.
  */
 #ifndef ISOFORGE_CHAIN_H
 #define ISOFORGE_CHAIN_H
@@ -27,20 +20,28 @@
 
 /* Highest isoforge_version among images (an array of Glance images); 0 when none. Pure. */
 int	 chain_max_version(const json_t *images);
-/*
- * 1 when image id (created at created_at) may keep version v among images: no other image of
- * the array holds v and was created before it (ties broken by the lower id). Pure.
- */
-int	 chain_holds_version(const json_t *images, const char *id, const char *created_at, int v);
+
+/* The secret that makes version ids unguessable ([builds] chain_key); key bytes, len. */
+struct chain_key {
+	const unsigned char	*key;
+	size_t			 len;
+};
+
+/* The id of version v of chain in project (pure): a UUID (RFC 9562 version 8) of the
+ * HMAC-SHA256 of "project\0chain\0v" under key, into out[37]. */
+void	 chain_version_id(const struct chain_key *, const char *project, const char *chain,
+	    int v, char out[37]);
 
 /*
- * Creates an image from body (name, formats, visibility, properties; isoforge_chain and
- * isoforge_version are set here) as the next version of chain. Returns the image (status
- * queued; new reference) and its version; on failure deletes what it created.
+ * Creates an image from body (name, formats, visibility, properties; its id, isoforge_chain
+ * and isoforge_version are set here) as the next version of chain in project (the session's
+ * project, which owns it). Returns the image (status queued; new reference) and its version.
+ * The claim is the creation: nothing to withdraw on failure.
  */
-json_t	*chain_create_image(struct glance *, const char *chain, const json_t *body, int *version,
-	    struct err *);
-/* The images of chain visible to the session, by version (lowest first); new reference. */
-json_t	*chain_list(struct glance *, const char *chain, struct err *);
+json_t	*chain_create_image(struct glance *, const struct chain_key *, const char *project,
+	    const char *chain, const json_t *body, int *version, struct err *);
+/* The images of chain visible to the session, by version (lowest first), only those owned by
+ * owner when it is not NULL; new reference. */
+json_t	*chain_list(struct glance *, const char *owner, const char *chain, struct err *);
 
 #endif

@@ -273,7 +273,7 @@ test_failed_upload_leaves_nothing(void **state)
 	assert_null(b->image_id);
 	assert_int_not_equal(err.kind, ERR_NONE);
 	assert_true(created[0] != '\0');	/* it was created, then deleted */
-	list = chain_list(c.glance, chain, &err);
+	list = chain_list(c.glance, NULL, chain, &err);
 	assert_non_null(list);
 	assert_int_equal(json_array_size(list), 0);
 	json_decref(list);

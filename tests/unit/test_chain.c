@@ -1,9 +1,10 @@
-/* test_chain.c — who holds a version of a chain: the pure part of service/pipeline/chain. */
+/* test_chain.c — the pure part of service/pipeline/chain: the highest version, the keyed ids. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <string.h>
 
 #include "service/pipeline/chain.h"
 
@@ -33,30 +34,32 @@ test_max(void **state)
 }
 
 static void
-test_holds(void **state)
+test_version_id(void **state)
 {
-	json_t	*a;
+	struct chain_key	 k = { (const unsigned char *)"secret", 6 };
+	struct chain_key	 k2 = { (const unsigned char *)"secreT", 6 };
+	char			 a[37], b[37];
 
 	(void)state;
-	a = json_array();
-	json_array_append_new(a, img("m", "2026-01-01T00:00:05Z", "3", "queued"));
-	json_array_append_new(a, img("k", "2026-01-01T00:00:04Z", "4", "active"));
-	/* alone on 3 */
-	assert_true(chain_holds_version(a, "m", "2026-01-01T00:00:05Z", 3));
-	/* an earlier claim of 3 wins */
-	json_array_append_new(a, img("z", "2026-01-01T00:00:04Z", "3", "queued"));
-	assert_false(chain_holds_version(a, "m", "2026-01-01T00:00:05Z", 3));
-	assert_true(chain_holds_version(a, "z", "2026-01-01T00:00:04Z", 3));
-	/* same second: the lower id wins, and both sides agree */
-	json_array_append_new(a, img("a", "2026-01-01T00:00:04Z", "3", "queued"));
-	assert_false(chain_holds_version(a, "z", "2026-01-01T00:00:04Z", 3));
-	assert_true(chain_holds_version(a, "a", "2026-01-01T00:00:04Z", 3));
-	json_decref(a);
-	/* a killed image holds nothing */
-	a = json_array();
-	json_array_append_new(a, img("a", "2026-01-01T00:00:01Z", "3", "killed"));
-	assert_true(chain_holds_version(a, "m", "2026-01-01T00:00:05Z", 3));
-	json_decref(a);
+	chain_version_id(&k, "p1", "win2019", 3, a);
+	assert_true(util_is_uuid(a));
+	assert_int_equal(a[14], '8');			/* RFC 9562 version 8 */
+	assert_non_null(strchr("89ab", a[19]));		/* variant 10 */
+	chain_version_id(&k, "p1", "win2019", 3, b);
+	assert_string_equal(a, b);			/* every worker computes the same */
+	chain_version_id(&k, "p1", "win2019", 4, b);
+	assert_string_not_equal(a, b);
+	chain_version_id(&k, "p2", "win2019", 3, b);	/* another project */
+	assert_string_not_equal(a, b);
+	chain_version_id(&k, "p1", "win2018", 3, b);
+	assert_string_not_equal(a, b);
+	/* no ambiguity where the fields meet */
+	chain_version_id(&k, "p1w", "in2019", 3, b);
+	assert_string_not_equal(a, b);
+	chain_version_id(&k, "p1", "win201", 93, b);
+	assert_string_not_equal(a, b);
+	chain_version_id(&k2, "p1", "win2019", 3, b);	/* without the key, another id */
+	assert_string_not_equal(a, b);
 }
 
 int
@@ -64,7 +67,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_max),
-		cmocka_unit_test(test_holds),
+		cmocka_unit_test(test_version_id),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
