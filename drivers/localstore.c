@@ -345,7 +345,7 @@ localstore_copy(const char *src, const char *dst, struct err *e)
 		err_set(e, ERR_IO, "%s: %s", src, strerror(errno));
 		goto cleanup;
 	}
-	if ((out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) == -1) {
+	if ((out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1) {
 		err_set(e, ERR_IO, "%s: %s", dst, strerror(errno));
 		goto cleanup;
 	}
@@ -525,6 +525,11 @@ localstore_add(struct localstore *ls, const char *image_file, json_t *meta, char
 		    image_file, ls->dir, strerror(errno));
 		goto cleanup;
 	}
+	/* a built image holds a system: its owner's alone */
+	if (chmod(img, 0600) == -1) {
+		err_set(e, ERR_IO, "chmod %s: %s", img, strerror(errno));
+		goto cleanup;
+	}
 	localstore_sync_dir(ls->dir);
 
 	/* the digests of what is stored, read back from the store */
@@ -560,7 +565,7 @@ localstore_add(struct localstore *ls, const char *image_file, json_t *meta, char
 			goto cleanup;
 		}
 	}
-	if (util_write_file(recpath, text, strlen(text), 0644, e) == -1)
+	if (util_write_file(recpath, text, strlen(text), 0600, e) == -1)
 		goto cleanup;
 	localstore_sync_dir(ls->dir);
 	if (copied)

@@ -189,7 +189,14 @@ qemuimg_create(const char *path, unsigned long long size_bytes, struct err *e)
 	}
 	memset(&o, 0, sizeof(o));
 	o.timeout_s = QEMUIMG_SHORT_S;
-	return qemuimg_run(qemuimg_create_argv(path, size_bytes), &o, NULL, e);
+	if (qemuimg_run(qemuimg_create_argv(path, size_bytes), &o, NULL, e) == -1)
+		return -1;
+	/* it will hold a system: its owner's alone */
+	if (chmod(path, 0600) == -1) {
+		err_set(e, ERR_IO, "chmod %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -285,6 +292,10 @@ qemuimg_convert_ex(const char *src, const char *dst, int compress,
 	/* qemu-img writes with cache=unsafe: make the data durable before it gets its name */
 	if (qemuimg_fsync(tmp, e) == -1)
 		goto cleanup;
+	if (chmod(tmp, 0600) == -1) {
+		err_set(e, ERR_IO, "chmod %s: %s", tmp, strerror(errno));
+		goto cleanup;
+	}
 	if (rename(tmp, dst) == -1) {
 		err_set(e, ERR_IO, "rename %s: %s", dst, strerror(errno));
 		goto cleanup;

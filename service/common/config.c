@@ -100,6 +100,13 @@ static const struct conf_option conf_options[] = {
 	    "seconds `isoforge finish` waits for the guest to shut down before pulling the plug" },
 	{ "builds", "cleanup_retry", CONF_INT, "60", OFF(cleanup_retry), 0, 1, 86400, NULL,
 	    "seconds between attempts to remove what an ended build left (a failed removal)" },
+	{ "builds", "chain_key", CONF_SECRET, NULL, OFF(chain_key), 0, 0, 0, NULL,
+	    "the key of the ids of chain versions; the same on every worker (default: derived "
+	    "from [keystone_authtoken] password)" },
+	{ "builds", "cache_max_gib", CONF_INT, "64", OFF(cache_max_gib), 0, 1, 1048576, NULL,
+	    "the ISO cache's bound: least recently used ISOs no build uses are removed beyond it" },
+	{ "builds", "max_disk_gib", CONF_INT, "256", OFF(max_disk_gib), 0, 1, 65536, NULL,
+	    "the largest root disk a build may have: a flavor asking for more is refused" },
 	{ "builds", "vnc_listen", CONF_STRING, "127.0.0.1", OFF(vnc_listen), 0, 0, 0, check_ip,
 	    "address the consoles listen on" },
 	{ "builds", "virtio_win_image", CONF_STRING, NULL, OFF(virtio_win_image), 0, 0, 0,

@@ -40,9 +40,12 @@ struct config {
 	long	 max_builds;
 	long	 install_timeout;	/* seconds */
 	long	 finish_grace;
-	long	 cleanup_retry;		/* seconds between clean-up attempts of leftovers */		/* seconds from ACPI shutdown to destroy on finish */
+	long	 cleanup_retry;
+	long	 cache_max_gib;		/* the ISO cache's bound */
+	long	 max_disk_gib;		/* a flavor's root disk at most */		/* seconds between clean-up attempts of leftovers */		/* seconds from ACPI shutdown to destroy on finish */
 	char	*vnc_listen;
 	char	*virtio_win_image;	/* Glance id, or NULL */
+	char	*chain_key;		/* keys the ids of chain versions; NULL: from password */
 	char	*guest_network;		/* drivers/guestnet.h: isolated | none | network:N | bridge:N */
 	char	*guest_deny;		/* CIDRs an isolated guest may not reach, or "none" */
 };

@@ -376,7 +376,8 @@ build_assemble(struct build *b, struct err *e)
 	if (b->work_dir == NULL)
 		b->work_dir = xasprintf("%s/%s", b->work_root, b->id);
 	if (fresh) {
-		if (util_mkdirs(b->work_dir, e) == -1)
+		/* the build's alone: it will hold the tenant's installed system */
+		if (util_mkdir_private(b->work_dir, e) == -1)
 			return -1;
 		build_resource(b, "dir", b->work_dir, 1);
 		if (b->vnc_password_fixed == NULL)

@@ -5,12 +5,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "drivers/glance.h"
 #include "drivers/http.h"
 #include "drivers/keystone.h"
 #include "drivers/nova.h"
 #include "service/pipeline/chain.h"
 #include "service/pipeline/cloud.h"
+#include "service/pipeline/isocache.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -44,10 +48,20 @@ cloud_service_keystone(const struct config *cfg, struct http_client **httpp, str
 void
 cloud_init(struct cloud *c, const struct config *cfg, const char *token)
 {
+	const char	*secret;
+	unsigned int	 n = sizeof(c->chain_key);
+
 	memset(c, 0, sizeof(*c));
 	c->cfg = cfg;
 	c->token = token != NULL ? xstrdup(token) : NULL;
 	c->stop_fd = -1;
+	c->iso_fd = c->virtio_fd = -1;
+	/* the operator's chain_key, else one derived from what only isoforge's services know */
+	secret = cfg->chain_key != NULL ? cfg->chain_key :
+	    cfg->password != NULL ? cfg->password : "";
+	if (HMAC(EVP_sha256(), "isoforge chain versions", 23, (const unsigned char *)secret,
+	    strlen(secret), c->chain_key, &n) == NULL)
+		fatalx("HMAC-SHA256 failed");
 }
 
 void
@@ -188,6 +202,12 @@ source_glance_resolve(void *ctx, struct build *b, struct err *err)
 		    "comes from it", c->flavor->name);
 		return -1;
 	}
+	if (c->flavor->disk_gib > (unsigned)c->cfg->max_disk_gib) {
+		err_set(err, ERR_INVAL, "flavor: %s has a %u GiB root disk, more than builds here "
+		    "may have ([builds] max_disk_gib = %ld)", c->flavor->name, c->flavor->disk_gib,
+		    c->cfg->max_disk_gib);
+		return -1;
+	}
 	b->flavor.vcpus = c->flavor->vcpus;
 	b->flavor.ram_mib = c->flavor->ram_mib;
 	b->flavor.disk_gib = c->flavor->disk_gib;
@@ -197,7 +217,7 @@ source_glance_resolve(void *ctx, struct build *b, struct err *err)
 
 /* Fetches one Glance ISO into the cache, named by its sha512 (or md5); returns the path. */
 static char *
-cloud_fetch_one(struct cloud *c, const json_t *img, struct err *err)
+cloud_fetch_one(struct cloud *c, const json_t *img, int *fdp, struct err *err)
 {
 	struct stat	 st;
 	const char	*hash = cloud_image_hash(img);
@@ -209,16 +229,28 @@ cloud_fetch_one(struct cloud *c, const json_t *img, struct err *err)
 		err_set(err, ERR_INVAL, "image %s has no hash to verify a download with", id);
 		return NULL;
 	}
-	if (util_mkdirs(c->cfg->cache_dir, err) != 0)
+	/* it names a file: only what a hash can look like */
+	if (!isocache_name_ok(hash)) {
+		err_set(err, ERR_INVAL, "image %s: its hash is not one (not 32-128 hex digits)", id);
 		return NULL;
+	}
 	path = xasprintf("%s/%s.iso", c->cfg->cache_dir, hash);
 	/* only verified downloads are renamed into the cache: a present file is whole */
 	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (json_int_t)st.st_size == size) {
 		log_info("image %s: in the cache (%s)", id, path);
-		return path;
+	} else {
+		log_info("image %s: fetching %lld bytes into %s", id, (long long)size, path);
+		if (glance_image_download(c->glance, id, path, NULL, err) != 0) {
+			free(path);
+			return NULL;
+		}
 	}
-	log_info("image %s: fetching %lld bytes into %s", id, (long long)size, path);
-	if (glance_image_download(c->glance, id, path, NULL, err) != 0) {
+	/* held until the build ends: the cache's eviction leaves it alone */
+	if ((*fdp = isocache_hold(path, err)) == -1) {
+		free(path);
+		return NULL;
+	}
+	if (isocache_evict(c->cfg->cache_dir, (long long)c->cfg->cache_max_gib << 30, err) == -1) {
 		free(path);
 		return NULL;
 	}
@@ -232,11 +264,11 @@ source_glance_fetch(void *ctx, struct build *b, struct err *err)
 	struct cloud	*c = ctx;
 
 	free(b->iso);
-	if ((b->iso = cloud_fetch_one(c, c->iso, err)) == NULL)
+	if ((b->iso = cloud_fetch_one(c, c->iso, &c->iso_fd, err)) == NULL)
 		return -1;
 	if (c->virtio != NULL) {
 		free(b->virtio_win);
-		if ((b->virtio_win = cloud_fetch_one(c, c->virtio, err)) == NULL)
+		if ((b->virtio_win = cloud_fetch_one(c, c->virtio, &c->virtio_fd, err)) == NULL)
 			return -1;
 	}
 	return 0;
@@ -342,7 +374,8 @@ cloud_register_once(struct cloud *c, struct build *b, const char *file, const js
 
 	*deleted = 1;
 	body = cloud_image_body(b, props);
-	img = chain_create_image(c->glance, b->chain, body, &b->version, err);
+	img = chain_create_image(c->glance, &(struct chain_key){ c->chain_key,
+	    sizeof(c->chain_key) }, c->project_id, b->chain, body, &b->version, err);
 	json_decref(body);
 	if (img == NULL)
 		return NULL;
@@ -483,6 +516,10 @@ void
 cloud_close(struct cloud *c)
 {
 	nova_flavor_free(&c->flavor);
+	if (c->iso_fd != -1)
+		close(c->iso_fd);
+	if (c->virtio_fd != -1)
+		close(c->virtio_fd);
 	json_decref(c->parent);
 	json_decref(c->virtio);
 	json_decref(c->iso);
@@ -496,6 +533,8 @@ cloud_close(struct cloud *c)
 	if (c->token != NULL)
 		explicit_bzero(c->token, strlen(c->token));
 	free(c->token);
+	explicit_bzero(c->chain_key, sizeof(c->chain_key));
 	memset(c, 0, sizeof(*c));
 	c->stop_fd = -1;
+	c->iso_fd = c->virtio_fd = -1;
 }

@@ -30,11 +30,14 @@ struct cloud {
 	struct glance		*glance;
 	struct nova		*nova;
 	char			*project_id;	/* from the token, never from the message */
+	unsigned char		 chain_key[32];	/* keys the ids of chain versions (chain.h) */
 	char			*user_id;
 	json_t			*iso;		/* Glance images */
 	json_t			*virtio;	/* NULL: none */
 	json_t			*parent;	/* NULL: none */
 	struct nova_flavor	*flavor;
+	int			 iso_fd;	/* the cached ISOs held while the build uses them */
+	int			 virtio_fd;
 };
 
 /* Media from Glance: iso_ref, virtio_win_ref ("auto" = [builds] virtio_win_image) and

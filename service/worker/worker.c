@@ -15,6 +15,7 @@
 #include "service/common/amqp.h"
 #include "service/pipeline/build.h"
 #include "service/pipeline/cloud.h"
+#include "service/pipeline/isocache.h"
 #include "service/worker/jobstore.h"
 #include "base/log.h"
 #include "service/pipeline/request.h"
@@ -1369,6 +1370,9 @@ worker_check_host(struct worker *w, struct err *err)
 		err_set(err, e.kind, "[builds] cache_dir: %s", e.msg);
 		return -1;
 	}
+	/* downloads a dead run left half done (the cache is this worker's: none runs now) */
+	if (isocache_clean_parts(cfg->cache_dir, time(NULL), &e) == -1)
+		log_warnx("%s", e.msg);
 	if ((v = qemuimg_version(err)) == NULL)
 		return -1;
 	log_info("%s", v);

@@ -97,6 +97,9 @@ check_local_build() {
 	[ "$(field "$tmp/$m.json" state)" = active ] || fail "state is not active"
 	img=$(field "$tmp/$m.json" image)
 	[ -f "$img" ] || fail "no image file $img"
+	# it holds the installed system: its owner's alone, and so is its record
+	[ "$(stat -c %a "$img")" = 600 ] || fail "image mode $(stat -c %a "$img"), not 600"
+	[ "$(stat -c %a "${img%.qcow2}.json")" = 600 ] || fail "record mode not 600"
 	python3 - "$tmp/$m.json" "$media/installer.iso" "$m" "$bus" <<'PY' || fail "properties"
 import json, sys, hashlib
 d = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
