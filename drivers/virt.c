@@ -1063,7 +1063,8 @@ virt_domain_type(struct virt *v, const char *want, const char *cache_dir, const 
 		return 0;
 	}
 	err_clear(&pe);
-	path = xasprintf("%s/kvm-probe", cache_dir);
+	/* named by what it probes: answers of an earlier probe (without the builds' CPU) are void */
+	path = xasprintf("%s/kvm-probe.host-passthrough", cache_dir);
 	boot = util_read_file("/proc/sys/kernel/random/boot_id", 128, NULL, &pe);
 	if (boot != NULL)
 		boot[strcspn(boot, "\n")] = '\0';

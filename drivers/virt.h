@@ -116,8 +116,8 @@ int	virt_probe_kvm(struct virt *, const char *workdir, double timeout_s, int *wo
  * The domain type to build with (*out, a static string): "qemu" when want is "qemu"; else the
  * probe (virt_probe_kvm) decides: "kvm" when its guest runs under KVM; otherwise "qemu" (TCG)
  * for want "auto" (or NULL), and an error for want "kvm" (a wrong configuration). The probe's
- * answer is kept in CACHE_DIR/kvm-probe for the rest of the host's boot. Runs the loop: call
- * it from the loop's thread before the loop runs.
+ * answer is kept in CACHE_DIR/kvm-probe.host-passthrough for the rest of the host's boot.
+ * Runs the loop: call it from the loop's thread before the loop runs.
  */
 int	virt_domain_type(struct virt *, const char *want, const char *cache_dir,
 	    const char *workdir, double timeout_s, const char **out, struct err *);

@@ -131,13 +131,15 @@ write_conf_url(const char *work, const char *url)
 	assert_non_null(f);
 	fprintf(f, "[DEFAULT]\ntransport_url = %s\nheartbeat = 5\nhost = test-worker\n"
 	    "[keystone_authtoken]\nauth_url = %s\nusername = %s\npassword = \"%s\"\n"
-	    "project_name = %s\n[libvirt]\nuri = qemu+unix:///system?socket=%s/no-libvirt\n"
+	    "project_name = %s\n"
+	    /* libvirt's own test driver (in-process): start-up checks pass, no build runs */
+	    "[libvirt]\nuri = test:///default\ndomain_type = qemu\n"
 	    "[builds]\nwork_dir = %s/%s\ncache_dir = %s/cache\nmax_builds = 2\n", url,
 	    env("OS_AUTH_URL") != NULL ? env("OS_AUTH_URL") : "http://127.0.0.1:5000/v3",
 	    env("ISOFORGE_SERVICE_USERNAME") != NULL ? env("ISOFORGE_SERVICE_USERNAME") : "isoforge",
 	    env("ISOFORGE_SERVICE_PASSWORD") != NULL ? env("ISOFORGE_SERVICE_PASSWORD") : "x",
 	    env("ISOFORGE_SERVICE_PROJECT_NAME") != NULL ? env("ISOFORGE_SERVICE_PROJECT_NAME") :
-	    "service", fx.tmp, fx.tmp, work, fx.tmp);
+	    "service", fx.tmp, work, fx.tmp);
 	fclose(f);
 }
 

@@ -19,7 +19,7 @@ printf '{"name": "reboot test", "os": {"type": "linux"}}\n' > "$tmp/request.json
 qemu-img create -q -f qcow2 "$tmp/root.qcow2" 1G || exit 1
 "$bin" plan "$tmp/request.json" --iso "$media/installer-reboot.iso" \
     --virtio-win "$media/virtio-win.iso" --disk 1 --ram 256 --vcpus 1 --domain-type qemu \
-    --work-dir "$tmp" --build-id t-reboot > "$tmp/domain.xml" || exit 1
+    --guest-network none --work-dir "$tmp" --build-id t-reboot > "$tmp/domain.xml" || exit 1
 virsh define "$tmp/domain.xml" > /dev/null || exit 1
 trap 'virsh destroy $dom >/dev/null 2>&1; virsh undefine --nvram $dom >/dev/null 2>&1' EXIT
 virsh start "$dom" > /dev/null || exit 1
