@@ -2,7 +2,8 @@
 # the main job (a local build) on the embedded default.  Both install what they need first.
 
 CC	?= cc
-PKGS	 = libxml-2.0 jansson libcurl libvirt librabbitmq sqlite3 libssh2 libcrypto
+PKGS	 = libxml-2.0 jansson libcurl libvirt librabbitmq sqlite3 libssh2 libcrypto libarchive \
+	   libcrypt
 WARN	 = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 BASE	 = -std=c11 -D_GNU_SOURCE -I. $(WARN) -g
 SAN	 = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -25,7 +26,8 @@ TESTS	 = $(TESTSRCS:%.c=build/san/%)
 
 # Debian packages: to build, to run builds, to test (real services), to make the test media.
 DEPS_BUILD = gcc make pkg-config libc6-dev libxml2-dev libjansson-dev libcurl4-openssl-dev \
-	libvirt-dev librabbitmq-dev libsqlite3-dev libssh2-1-dev libssl-dev libcmocka-dev
+	libvirt-dev librabbitmq-dev libsqlite3-dev libssh2-1-dev libssl-dev libcmocka-dev \
+	libarchive-dev libcrypt-dev
 DEPS_RUN   = jq libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 \
 	qemu-utils ovmf swtpm swtpm-tools libxml2-utils
 DEPS_MEDIA = xorriso isolinux syslinux-common syslinux-efi extlinux busybox-static cpio mtools

@@ -13,6 +13,7 @@
 #include "drivers/localstore.h"
 #include "drivers/virt.h"
 #include "drivers/virtd.h"
+#include "service/pipeline/answers.h"
 #include "service/pipeline/build.h"
 #include "service/cli/cmd.h"
 #include "base/log.h"
@@ -58,6 +59,11 @@ local_usage(FILE *out)
 	    "  --parent ID             isoforge_parent of the new image\n"
 	    "  --property K=V          an extra image property (repeatable)\n"
 	    "  --compress              qemu-img convert -c\n"
+	    "  --unattended            install from answer files isoforge writes (the profile's\n"
+	    "                          method: preseed, autoinstall, kickstart, autounattend)\n"
+	    "  --answers FILE          their values (JSON: hostname, root_password, packages,\n"
+	    "                          mirror, ...; README \"Unattended builds\"); implies\n"
+	    "                          --unattended\n"
 	    "  --out DIR               the image store (default $ISOFORGE_STORE, else\n"
 	    "                          ~/.local/share/isoforge/images)\n"
 	    "  --timeout S             install timeout in seconds (default %d, 0 = none)\n"
@@ -325,7 +331,8 @@ local_build(int argc, char **argv)
 {
 	enum { O_ISO = 256, O_VIRTIO, O_DISK, O_RAM, O_VCPUS, O_OSTYPE, O_OSDISTRO, O_OSVERSION,
 	    O_PROFILE, O_FIRMWARE, O_NAME, O_CHAIN, O_PARENT, O_PROPERTY, O_COMPRESS, O_OUT,
-	    O_TIMEOUT, O_CONNECT, O_DTYPE, O_TEMPLATES, O_JSON, O_MACHINE, O_GRACE };
+	    O_TIMEOUT, O_CONNECT, O_DTYPE, O_TEMPLATES, O_JSON, O_MACHINE, O_GRACE,
+	    O_UNATTENDED, O_ANSWERS };
 	static const struct option opts[] = {
 		{ "iso", required_argument, NULL, O_ISO },
 		{ "virtio-win", required_argument, NULL, O_VIRTIO },
@@ -350,6 +357,8 @@ local_build(int argc, char **argv)
 		{ "templates", required_argument, NULL, O_TEMPLATES },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "finish-grace", required_argument, NULL, O_GRACE },
+		{ "unattended", no_argument, NULL, O_UNATTENDED },
+		{ "answers", required_argument, NULL, O_ANSWERS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -444,6 +453,23 @@ local_build(int argc, char **argv)
 			if (local_number("--finish-grace", optarg, &g) == -1)
 				goto cleanup;
 			b->finish_grace_s = g;
+			break;
+		}
+		case O_UNATTENDED: b->unattended = 1; break;
+		case O_ANSWERS: {
+			/* install.answers of a request, as a file (service/pipeline/answers.h) */
+			char	*text = util_read_file(optarg, 64 * 1024, NULL, &err);
+			json_error_t je;
+
+			b->unattended = 1;
+			json_decref(b->answers);
+			b->answers = text != NULL ? json_loads(text, 0, &je) : NULL;
+			free(text);
+			if (b->answers == NULL || answers_json_check(b->answers, &err) == -1) {
+				fprintf(stderr, "isoforge local build: --answers %s: %s\n", optarg,
+				    err.msg[0] != '\0' ? err.msg : je.text);
+				goto cleanup;
+			}
 			break;
 		}
 		case O_JSON: ui.json = 1; break;

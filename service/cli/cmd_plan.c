@@ -12,6 +12,7 @@
 
 #include "isoboot/isoboot.h"
 #include "service/cli/cmd.h"
+#include "service/pipeline/answers.h"
 #include "service/pipeline/request.h"
 #include "service/pipeline/templates.h"
 #include "base/util.h"
@@ -55,7 +56,10 @@ plan_usage(FILE *out)
 	    "  --vnc-password PW       at most 8 characters; default a new random one per run\n"
 	    "                          (give one for reproducible output)\n"
 	    "output:\n"
-	    "  --properties            print the built image's Nova properties (JSON) instead\n");
+	    "  --properties            print the built image's Nova properties (JSON) instead\n"
+	    "  --answers               print the answer file of an unattended request instead\n"
+	    "  --salt S                the answer files' crypt(3) salt (16 of [./A-Za-z0-9]);\n"
+	    "                          default a new random one (give one for reproducible output)\n");
 }
 
 /* Makes path absolute and canonical; it must exist. */
@@ -111,7 +115,7 @@ cmd_plan(int argc, char **argv)
 {
 	enum { O_ISO = 256, O_VIRTIO, O_FLOPPY, O_CDROM, O_VCPUS, O_RAM, O_DISK, O_PROFILE,
 	    O_PROP, O_TEMPLATES, O_BUILD_ID, O_WORK, O_ROOT, O_DTYPE, O_NETWORK, O_LISTEN,
-	    O_PASSWORD, O_PROPERTIES };
+	    O_PASSWORD, O_PROPERTIES, O_ANSWERS, O_SALT };
 	static const struct option opts[] = {
 		{ "iso", required_argument, NULL, O_ISO },
 		{ "virtio-win", required_argument, NULL, O_VIRTIO },
@@ -131,6 +135,8 @@ cmd_plan(int argc, char **argv)
 		{ "vnc-listen", required_argument, NULL, O_LISTEN },
 		{ "vnc-password", required_argument, NULL, O_PASSWORD },
 		{ "properties", no_argument, NULL, O_PROPERTIES },
+		{ "answers", no_argument, NULL, O_ANSWERS },
+		{ "salt", required_argument, NULL, O_SALT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -153,13 +159,16 @@ cmd_plan(int argc, char **argv)
 	char			*cdrom_real[ISOBOOT_MAX_EXTRA + 2];
 	char			 uuid[37], pw[9];
 	size_t			 len, ncdrom = 0, nprops = 0, i;
-	int			 c, rc = CMD_USAGE, want_props = 0;
+	int			 c, rc = CMD_USAGE, want_props = 0, want_answers = 0;
+	const char		*salt = NULL;
+	struct answers_result	 ans;
 	json_t			*jprops = NULL, *image_props = NULL;
 
 	err_clear(&err);
 	memset(&media, 0, sizeof(media));
 	memset(&params, 0, sizeof(params));
 	memset(cdrom_real, 0, sizeof(cdrom_real));
+	memset(&ans, 0, sizeof(ans));
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -207,6 +216,8 @@ cmd_plan(int argc, char **argv)
 		case O_LISTEN: listen = optarg; break;
 		case O_PASSWORD: password = optarg; break;
 		case O_PROPERTIES: want_props = 1; break;
+		case O_ANSWERS: want_answers = 1; break;
+		case O_SALT: salt = optarg; break;
 		case 'h':
 			plan_usage(stdout);
 			rc = CMD_OK;
@@ -306,6 +317,39 @@ cmd_plan(int argc, char **argv)
 	params.serial_log = serial;
 	params.nvram = nvram;
 	params.network = network;
+	/* unattended: the answer media the build would make (service/pipeline/answers.c) */
+	if (req->install_mode != NULL && strcmp(req->install_mode, "unattended") == 0) {
+		struct answers_params	 ap;
+
+		memset(&ap, 0, sizeof(ap));
+		ap.build_id = build_id;
+		ap.templates = templates;
+		ap.work_dir = work_abs;
+		ap.iso = iso_real;
+		ap.profile = profile;
+		ap.os_type = req->os_type != NULL ? req->os_type :
+		    json_string_value(json_object_get(image_props, "os_type"));
+		ap.os_distro = req->os_distro != NULL ? req->os_distro :
+		    json_string_value(json_object_get(image_props, "os_distro"));
+		ap.os_version = req->os_version != NULL ? req->os_version :
+		    json_string_value(json_object_get(image_props, "os_version"));
+		ap.firmware = req->firmware;
+		ap.answers = req->answers;
+		ap.salt = salt;
+		if (answers_prepare(&ap, 0, &ans, &err) == -1)
+			goto fail;
+		answers_apply(&ans, &media, &params);
+	}
+	if (want_answers) {
+		if (ans.text == NULL) {
+			err_set(&err, ERR_INVAL, "--answers: the request is not an unattended one "
+			    "with an answer method (install.mode unattended)");
+			goto fail;
+		}
+		fputs(ans.text, stdout);
+		rc = fflush(stdout) == 0 ? CMD_OK : CMD_FAILED;
+		goto cleanup;
+	}
 	plan = isoboot_plan_build(profile, &flavor, &media, &params, &err);
 	if (plan == NULL)
 		goto fail;
@@ -334,6 +378,7 @@ fail:
 	fprintf(stderr, "isoforge plan: %s%s\n", ctx != NULL ? ctx : "", err.msg);
 	rc = err.kind == ERR_INVAL || err.kind == ERR_NOTFOUND ? CMD_USAGE : CMD_FAILED;
 cleanup:
+	answers_result_free(&ans);
 	json_decref(jprops);
 	json_decref(image_props);
 	free(ctx);

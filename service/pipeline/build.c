@@ -11,6 +11,7 @@
 #include "drivers/hash.h"
 #include "drivers/localstore.h"
 #include "drivers/qemuimg.h"
+#include "service/pipeline/answers.h"
 #include "service/pipeline/build.h"
 #include "base/log.h"
 #include "service/pipeline/templates.h"
@@ -112,6 +113,10 @@ build_free(struct build **bp)
 	json_decref(b->properties);
 	free(b->work_root);
 	free(b->log_dir);
+	json_decref(b->answers);
+	free(b->ssh_pubkey);
+	answers_result_free(b->answers_out);
+	free(b->answers_out);
 	free(b->work_dir);
 	free(b->root_disk);
 	free(b->serial_log);
@@ -219,6 +224,34 @@ build_resolve(struct build *b, struct err *e)
 	return build_poll(b, e);
 }
 
+/* Unattended: the answer files and media into the work dir (fresh), into media/params. */
+static int
+build_answers(struct build *b, const struct isoboot_profile *profile, int fresh,
+    struct isoboot_media *media, struct isoboot_params *params, struct err *e)
+{
+	struct answers_params	 ap;
+
+	memset(&ap, 0, sizeof(ap));
+	ap.build_id = b->id;
+	ap.templates = b->templates;
+	ap.work_dir = b->work_dir;
+	ap.iso = b->iso;
+	ap.profile = profile;
+	ap.os_type = b->os_type;
+	ap.os_distro = b->os_distro;
+	ap.os_version = b->os_version;
+	ap.firmware = b->firmware;
+	ap.answers = b->answers;
+	ap.ssh_pubkey = b->ssh_pubkey;
+	if (b->answers_out == NULL)
+		b->answers_out = xcalloc(1, sizeof(*b->answers_out));
+	answers_result_free(b->answers_out);
+	if (answers_prepare(&ap, fresh, b->answers_out, e) == -1)
+		return -1;
+	answers_apply(b->answers_out, media, params);
+	return 0;
+}
+
 /*
  * The work paths and the isoboot plan of the build; with fresh, also the work dir, the blank
  * root disk and a VNC password (assembling), else the plan of what an earlier run assembled
@@ -271,6 +304,8 @@ build_plan(struct build *b, int fresh, struct err *e)
 	params.vnc_password = b->vnc_password[0] != '\0' ? b->vnc_password : NULL;
 	params.serial_log = b->serial_log;
 	params.nvram = nvram;
+	if (b->unattended && build_answers(b, profile, fresh, &media, &params, e) == -1)
+		goto cleanup;
 	if ((b->plan = isoboot_plan_build(profile, &b->flavor, &media, &params, e)) == NULL)
 		goto cleanup;
 	b->domain_name = xstrdup(b->plan->domain_name);

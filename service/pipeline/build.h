@@ -57,6 +57,7 @@ struct registry {
 extern const struct registry_ops registry_local_ops;
 
 struct build;
+struct answers_result;
 
 /* The end of an install started with build_install_start: rc 0 (done) or -1 with e. */
 typedef void (*build_install_done_cb)(struct build *, int rc, const struct err *e, void *arg);
@@ -96,6 +97,9 @@ struct build {
 	json_t			*properties;	/* extra image properties (strings) or NULL */
 	char			*work_root;	/* work dirs go to WORK_ROOT/<id>; required */
 	char			*log_dir;	/* the serial log is kept there (else in work_root) */
+	int			 unattended;	/* answer files (service/pipeline/answers.h) */
+	json_t			*answers;	/* install.answers or NULL (holds passwords) */
+	char			*ssh_pubkey;	/* the build's ephemeral public key, or NULL */
 
 	/* what the steps make (owned by the build) */
 	char			*work_dir;
@@ -105,6 +109,7 @@ struct build {
 	char			*domain_name;
 	char			 vnc_password[9];
 	struct isoboot_plan	*plan;
+	struct answers_result	*answers_out;	/* unattended: what assembling made */
 	struct virt_domain	*dom;
 	enum virt_outcome	 outcome;
 	char			*outcome_reason;
