@@ -491,6 +491,13 @@ answers_vars_make(const struct isoboot_answers *a, struct answers_vars *vs, stru
 	free(vs->v[vs->n - 1].value);
 	vs->v[vs->n - 1].value = xasprintf("%s.%s", hostname, domain);
 	vars_set(vs, "locale", locale);
+	/* Windows spells en_US.UTF-8 "en-US" */
+	s = xstrndup(locale, strcspn(locale, ".@"));
+	for (i = 0; s[i] != '\0'; i++)
+		if (s[i] == '_')
+			s[i] = '-';
+	vars_set(vs, "windows_locale", s);
+	free(s);
 	vars_set(vs, "keyboard", keyboard);
 	vars_set(vs, "timezone", tz);
 	vars_set(vs, "windows_timezone", wtz);
@@ -798,11 +805,11 @@ xml_fill_elem(xmlNode *n, const struct answers_vars *vs, const char *item, size_
 {
 	const struct answers_var *v;
 	xmlChar			*c;
-	xmlNode			*copy, *after;
+	xmlNode			*copy, *after, *prev;
 	xmlAttr			*a;
 	char			*s;
 	size_t			 i;
-	int			 keep, rc = -1;
+	int			 keep, rc = -1, gone;
 
 	*removed = 0;
 	if ((c = xml_ctl(n, "if")) != NULL || (c = xml_ctl(n, "unless")) != NULL) {
@@ -839,11 +846,20 @@ xml_fill_elem(xmlNode *n, const struct answers_vars *vs, const char *item, size_
 		xml_ctl_unset(n, "each");
 		after = n;
 		for (i = 0; v->list[i] != NULL; i++) {
-			copy = xmlDocCopyNode(n, n->doc, 1);
-			xmlAddNextSibling(after, copy);
-			after = copy;
-			if (xml_fill(copy, vs, v->list[i], i + 1, tname, err) == -1)
+			/* a clone that uses the namespaces in scope (no redeclarations) */
+			copy = NULL;
+			if (xmlDOMWrapCloneNode(NULL, n->doc, n, &copy, n->doc, n->parent, 1,
+			    0) != 0 || copy == NULL) {
+				err_set(err, ERR_INTERNAL, "%s: could not copy an element", tname);
 				goto each_done;
+			}
+			xmlAddNextSibling(after, copy);
+			prev = after;
+			after = copy;
+			if (xml_fill_elem(copy, vs, v->list[i], i + 1, tname, &gone, err) == -1)
+				goto each_done;
+			if (gone)
+				after = prev;
 		}
 		rc = 0;
 each_done:
@@ -898,6 +914,20 @@ xml_fill(xmlNode *n, const struct answers_vars *vs, const char *item, size_t ind
 			/* <!--_ template comments --> are dropped */
 			xmlUnlinkNode(c);
 			xmlFreeNode(c);
+		} else if (c->type == XML_COMMENT_NODE && c->content != NULL &&
+		    strstr((const char *)c->content, "{{") != NULL) {
+			s = xml_subst((const char *)c->content, vs, item, index, tname,
+			    (int)xmlGetLineNo(n), err);
+			if (s == NULL)
+				return -1;
+			if (strstr(s, "--") != NULL) {
+				err_set(err, ERR_INVAL, "%s:%d: a value in a comment holds \"--\"",
+				    tname, (int)xmlGetLineNo(n));
+				free(s);
+				return -1;
+			}
+			xmlNodeSetContent(c, BAD_CAST s);
+			free(s);
 		}
 	}
 	return 0;
@@ -953,7 +983,7 @@ render_xml(const char *text, const char *tname, const struct answers_vars *vs,
 {
 	xmlParserCtxt		*ctxt;
 	xmlDoc			*doc = NULL;
-	xmlNode			*root;
+	xmlNode			*root, *c, *next;
 	xmlChar			*mem = NULL;
 	struct xml_first_err	 first;
 	char			*out = NULL;
@@ -980,6 +1010,14 @@ render_xml(const char *text, const char *tname, const struct answers_vars *vs,
 	if (root == NULL) {
 		err_set(err, ERR_INVAL, "%s: no root element", tname);
 		goto cleanup;
+	}
+	for (c = doc->children; c != NULL; c = next) {
+		next = c->next;
+		if (c->type == XML_COMMENT_NODE && c->content != NULL &&
+		    xmlStrncmp(c->content, BAD_CAST "_", 1) == 0) {
+			xmlUnlinkNode(c);
+			xmlFreeNode(c);
+		}
 	}
 	if (xml_fill_elem(root, vs, NULL, 0, tname, &removed, err) == -1)
 		goto cleanup;
@@ -1086,12 +1124,16 @@ isoboot_di_boot_entry(const char *text, char **kernel, char **initrd, char **app
 			continue;
 		grub = strcmp(w, "linux") == 0 || strcmp(w, "linux16") == 0 ||
 		    strcmp(w, "linuxefi") == 0;
-		if (strcasecmp(w, "label") == 0) {
+		if (strcasecmp(w, "label") == 0 || strcmp(w, "menuentry") == 0) {
+			/* a new entry: isolinux's label, GRUB's menuentry */
 			free(label);
-			label = next_word(&p, end);
+			while (p < end && isspace((unsigned char)*p))
+				p++;
+			label = xstrndup(p, (size_t)(end - p));
 			free(k);
 			free(a);
-			k = a = NULL;
+			free(i);
+			k = a = i = NULL;
 		} else if (strcasecmp(w, "kernel") == 0 || strcasecmp(w, "linux") == 0 ||
 		    grub) {
 			free(k);
@@ -1116,7 +1158,8 @@ isoboot_di_boot_entry(const char *text, char **kernel, char **initrd, char **app
 		free(w);
 		/* isolinux: label … kernel … append (initrd= inside); GRUB: linux … initrd … */
 		if (k != NULL && a != NULL && di_kernel(k) &&
-		    (label == NULL || strstr(label, "expert") == NULL) &&
+		    (label == NULL || (strcasestr(label, "expert") == NULL &&
+		    strcasestr(label, "rescue") == NULL)) &&
 		    (i != NULL || strstr(a, "initrd=") != NULL)) {
 			const char *q = strstr(a, "initrd="), *qe;
 
@@ -1126,7 +1169,15 @@ isoboot_di_boot_entry(const char *text, char **kernel, char **initrd, char **app
 					;
 				i = xstrndup(q + 7, (size_t)(qe - q - 7));
 			}
-			found = 1;
+			/* the graphical installer's initrd: not the text one we preseed */
+			if (strstr(i, "/gtk/") == NULL)
+				found = 1;
+			else {
+				free(k);
+				free(a);
+				free(i);
+				k = a = i = NULL;
+			}
 		}
 	}
 	free(label);
