@@ -28,14 +28,14 @@ TESTS	 = $(TESTSRCS:%.c=build/san/%)
 DEPS_BUILD = gcc make pkg-config libc6-dev libxml2-dev libjansson-dev libcurl4-openssl-dev \
 	libvirt-dev librabbitmq-dev libsqlite3-dev libssh2-1-dev libssl-dev libcmocka-dev \
 	libarchive-dev libcrypt-dev
-DEPS_RUN   = jq libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 \
+DEPS_RUN   = jq libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 xorriso mtools \
 	qemu-utils ovmf swtpm swtpm-tools libxml2-utils
 DEPS_MEDIA = xorriso isolinux syslinux-common syslinux-efi extlinux busybox-static cpio mtools
 DEPS_CLOUD = keystone glance-api nova-api python3-openstackclient python3-glanceclient \
 	rabbitmq-server amqp-tools uwsgi uwsgi-plugin-python3 sqlite3 curl openssl
 DEPS	   = $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_MEDIA) $(DEPS_CLOUD)
 
-.PHONY: all san deps check check-run demo demo-run bench clean
+.PHONY: all san deps check check-run check-real demo demo-run bench clean
 .SUFFIXES:
 
 all: build/isoforge build/isoforged build/subreaper
@@ -98,6 +98,11 @@ check: deps
 
 check-run: all san
 	tests/run
+
+# The real-installer group (the official Debian 13 installer, unattended: 30-40 min under TCG);
+# not part of check.
+check-real: deps all san
+	tests/run real
 
 demo: deps
 	$(MAKE) demo-run
