@@ -58,6 +58,7 @@ REBUILT = {
     "libsmartcols1-udeb": ["pool/main/u/util-linux/libsmartcols1_2.41.5-0+deb13u1_amd64.deb"],
     "fdisk-udeb": ["pool/main/u/util-linux/fdisk_2.41.5-0+deb13u1_amd64.deb"],
     "eject-udeb": ["pool/main/u/util-linux/eject_2.41.5-0+deb13u1_amd64.deb"],
+    "xfsprogs-udeb": ["pool/main/x/xfsprogs/xfsprogs_6.13.0-2+deb13u1_amd64.deb"],
     "ntfs-3g-udeb": ["pool/main/n/ntfs-3g/ntfs-3g_2022.10.3-5+deb13u2_amd64.deb",
                      "pool/main/n/ntfs-3g/libntfs-3g89t64_2022.10.3-5+deb13u2_amd64.deb"],
 }
