@@ -59,7 +59,8 @@ plan_usage(FILE *out)
 	    "  --properties            print the built image's Nova properties (JSON) instead\n"
 	    "  --answers               print the answer file of an unattended request instead\n"
 	    "  --salt S                the answer files' crypt(3) salt (16 of [./A-Za-z0-9]);\n"
-	    "                          default a new random one (give one for reproducible output)\n");
+	    "                          default a new random one (give one for reproducible output)\n"
+	    "  --ssh-pubkey KEY        the build's ephemeral SSH public key line, as a build has it\n");
 }
 
 /* Makes path absolute and canonical; it must exist. */
@@ -115,7 +116,7 @@ cmd_plan(int argc, char **argv)
 {
 	enum { O_ISO = 256, O_VIRTIO, O_FLOPPY, O_CDROM, O_VCPUS, O_RAM, O_DISK, O_PROFILE,
 	    O_PROP, O_TEMPLATES, O_BUILD_ID, O_WORK, O_ROOT, O_DTYPE, O_NETWORK, O_LISTEN,
-	    O_PASSWORD, O_PROPERTIES, O_ANSWERS, O_SALT };
+	    O_PASSWORD, O_PROPERTIES, O_ANSWERS, O_SALT, O_SSHKEY };
 	static const struct option opts[] = {
 		{ "iso", required_argument, NULL, O_ISO },
 		{ "virtio-win", required_argument, NULL, O_VIRTIO },
@@ -137,6 +138,7 @@ cmd_plan(int argc, char **argv)
 		{ "properties", no_argument, NULL, O_PROPERTIES },
 		{ "answers", no_argument, NULL, O_ANSWERS },
 		{ "salt", required_argument, NULL, O_SALT },
+		{ "ssh-pubkey", required_argument, NULL, O_SSHKEY },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -160,7 +162,7 @@ cmd_plan(int argc, char **argv)
 	char			 uuid[37], pw[9];
 	size_t			 len, ncdrom = 0, nprops = 0, i;
 	int			 c, rc = CMD_USAGE, want_props = 0, want_answers = 0;
-	const char		*salt = NULL;
+	const char		*salt = NULL, *sshkey = NULL;
 	struct answers_result	 ans;
 	json_t			*jprops = NULL, *image_props = NULL;
 
@@ -218,6 +220,7 @@ cmd_plan(int argc, char **argv)
 		case O_PROPERTIES: want_props = 1; break;
 		case O_ANSWERS: want_answers = 1; break;
 		case O_SALT: salt = optarg; break;
+		case O_SSHKEY: sshkey = optarg; break;
 		case 'h':
 			plan_usage(stdout);
 			rc = CMD_OK;
@@ -336,6 +339,7 @@ cmd_plan(int argc, char **argv)
 		ap.firmware = req->firmware;
 		ap.answers = req->answers;
 		ap.salt = salt;
+		ap.ssh_pubkey = sshkey;
 		if (answers_prepare(&ap, 0, &ans, &err) == -1)
 			goto fail;
 		answers_apply(&ans, &media, &params);
