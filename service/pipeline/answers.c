@@ -191,13 +191,10 @@ answers_prepare(const struct answers_params *p, int write, struct answers_result
 	}
 	r->method = (enum isoboot_answers_method)m;
 	if (r->method == ISOBOOT_ANSWERS_NONE) {
-		if (p->answers != NULL) {
-			err_set(err, ERR_INVAL, "unattended install: profile %s has no answer method "
-			    "for this OS (set answers = preseed|autoinstall|kickstart|autounattend "
-			    "in the profile, or give os distro)", p->profile->name);
-			return -1;
-		}
-		return 0;
+		err_set(err, ERR_INVAL, "unattended install: no answer method for this OS with "
+		    "profile %s (give the OS distro, or set answers = preseed|autoinstall|"
+		    "kickstart|autounattend in the profile)", p->profile->name);
+		return -1;
 	}
 	info = isoboot_answers_info(r->method);
 

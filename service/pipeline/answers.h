@@ -54,8 +54,8 @@ struct answers_result {
 int	answers_json_check(const json_t *answers, struct err *);
 
 /*
- * The step: the method (from the profile and the OS); with ISOBOOT_ANSWERS_NONE nothing is
- * done (result.method NONE, 0). With write 0 (`isoforge plan`) nothing is written: the
+ * The step, for an unattended build: the method (from the profile and the OS; none is an
+ * error: an unattended install needs one). With write 0 (`isoforge plan`) nothing is written: the
  * paths the build would use, and for d-i the boot line read from the ISO. Errors name the
  * template, the answer or the ISO file. The caller frees the result, also on failure.
  */
