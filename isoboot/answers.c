@@ -32,6 +32,7 @@ static const char *const method_names[] = {
 	[ISOBOOT_ANSWERS_AUTOUNATTEND] = "autounattend",
 };
 
+/* The method's name; see answers.h. */
 const char *
 isoboot_answers_method_name(enum isoboot_answers_method m)
 {
@@ -40,6 +41,7 @@ isoboot_answers_method_name(enum isoboot_answers_method m)
 	return method_names[m];
 }
 
+/* The method of a name, or -1; see answers.h. */
 int
 isoboot_answers_method_from_name(const char *name)
 {
@@ -51,6 +53,7 @@ isoboot_answers_method_from_name(const char *name)
 	return -1;
 }
 
+/* The method's template, file and medium; see answers.h. */
 const struct isoboot_answers_info *
 isoboot_answers_info(enum isoboot_answers_method m)
 {
@@ -166,6 +169,7 @@ struct answers_vars {
 	size_t			 n;
 };
 
+/* Adds a string name (a copy of value; NULL is "", i.e. not set). */
 static void
 vars_set(struct answers_vars *vs, const char *name, const char *value)
 {
@@ -175,6 +179,8 @@ vars_set(struct answers_vars *vs, const char *name, const char *value)
 	v->value = xstrdup(value != NULL ? value : "");
 }
 
+/* Adds a list name; takes ownership of items (n of them); its string is the items joined
+ * by spaces. */
 static void
 vars_set_list(struct answers_vars *vs, const char *name, char **items, size_t n)
 {
@@ -194,6 +200,7 @@ vars_set_list(struct answers_vars *vs, const char *name, char **items, size_t n)
 	v->value = buf_release(&b);
 }
 
+/* The name of len bytes at name, or NULL. */
 static const struct answers_var *
 vars_get(const struct answers_vars *vs, const char *name, size_t len)
 {
@@ -205,6 +212,7 @@ vars_get(const struct answers_vars *vs, const char *name, size_t len)
 	return NULL;
 }
 
+/* Frees every name's value and list. */
 static void
 vars_free(struct answers_vars *vs)
 {
@@ -960,6 +968,7 @@ struct xml_first_err {
 	char	 msg[256];
 };
 
+/* libxml2's structured error handler: keeps the first error of the template. */
 static void
 xml_error(void *data, xmlError *xe)
 {
