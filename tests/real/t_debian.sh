@@ -61,14 +61,27 @@ t_build=$(stamp)
 	--answers "$tmp/answers.json" --out "$out" --timeout 4800 --json \
 	> "$tmp/build.json" 2> "$tmp/build.err" &
 build_pid=$!
-# progress while it runs: the mirror's requests tell where the installer is
+# progress while it runs: the mirror's requests tell where the installer is. An installer
+# error dialog ("[!!] ...": a failed download, no disk) waits for an answer that never comes:
+# cancel the build at once and say what it asked, rather than wait for the timeout.
+stalled=
 while kill -0 $build_pid 2>/dev/null; do
-	sleep 60
+	sleep 30
+	console=$(ls "$out"/.work/*/console.log 2>/dev/null | head -n 1)
+	dialog=$( { tail -c 4000 "$console" 2>/dev/null || true; } | sed 's/\x1b\[[0-9;]*[A-Za-z]/ /g; s/\x1b[()][0-9A-B]//g' |
+		tr -s ' \n' ' ' | grep -o '\[!!\][^<]*' | tail -n 1 |
+		sed 's/\b[lmqjkxtu]\{1,\}\b//g' | tr -s ' ')
+	if [ -n "$dialog" ]; then
+		stalled=$dialog
+		kill -TERM $build_pid
+		break
+	fi
 	echo "  [$(( $(stamp) - t_build )) s] mirror requests: $(wc -l < "$mirror_dir/mirror.log" 2>/dev/null)," \
 		"last: $(tail -n 1 "$mirror_dir/mirror.log" 2>/dev/null | cut -d' ' -f2 | sed 's#.*/##')"
 done
 wait $build_pid
 rc=$?
+[ -z "$stalled" ] || { grep ' 404 ' "$mirror_dir/mirror.log" | head -n 20; fail "the installer stopped at a dialog: $stalled"; }
 t_built=$(stamp)
 sed 's/^/  [build] /' "$tmp/build.err"
 log=$(field "$tmp/build.json" serial_log)
