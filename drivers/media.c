@@ -1,4 +1,5 @@
 /* media.c — files out of ISOs (libarchive), initrd + cpio newc, answer volumes (argv children). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -346,15 +347,38 @@ cleanup:
 int
 media_make_floppy(const char *dir, const char *label, const char *dest, struct err *err)
 {
-	char	*tmp = xasprintf("%s.tmp.%ld", dest, (long)getpid());
-	char	*img = xasprintf("%s", tmp);
-	char	*fmt[] = { "mformat", "-C", "-f", "1440", "-v", (char *)label, "-i", img, "::",
-		    NULL };
-	char	*src = xasprintf("%s/.", dir);
-	char	*copy[] = { "mcopy", "-s", "-i", img, src, "::", NULL };
-	int	 rc = -1;
+	char		*tmp = xasprintf("%s.tmp.%ld", dest, (long)getpid());
+	char		*fmt[] = { "mformat", "-C", "-f", "1440", "-v", (char *)label, "-i", tmp,
+			    "::", NULL };
+	char		**copy = NULL;
+	DIR		*d = NULL;
+	struct dirent	*de;
+	size_t		 n = 0, cap = 16, i;
+	int		 rc = -1;
 
 	(void)unlink(tmp);
+	/* mcopy takes the files themselves (no shell to expand DIR/x): one argument each */
+	if ((d = opendir(dir)) == NULL) {
+		err_set(err, ERR_IO, "%s: %s", dir, strerror(errno));
+		goto cleanup;
+	}
+	copy = xcalloc(cap, sizeof(*copy));
+	copy[n++] = xstrdup("mcopy");
+	copy[n++] = xstrdup("-s");
+	copy[n++] = xstrdup("-i");
+	copy[n++] = xstrdup(tmp);
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (n + 3 > cap) {
+			copy = xrealloc(copy, cap * 2 * sizeof(*copy));
+			memset(copy + cap, 0, cap * sizeof(*copy));
+			cap *= 2;
+		}
+		copy[n++] = xasprintf("%s/%s", dir, de->d_name);
+	}
+	copy[n++] = xstrdup("::");
+	copy[n] = NULL;
 	if (media_run(fmt, err) == -1 || media_run(copy, err) == -1)
 		goto cleanup;
 	if (chmod(tmp, 0600) == -1 || rename(tmp, dest) == -1) {
@@ -365,8 +389,11 @@ media_make_floppy(const char *dir, const char *label, const char *dest, struct e
 cleanup:
 	if (rc == -1)
 		(void)unlink(tmp);
-	free(src);
-	free(img);
+	if (d != NULL)
+		closedir(d);
+	for (i = 0; copy != NULL && i < n; i++)
+		free(copy[i]);
+	free(copy);
 	free(tmp);
 	return rc;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "drivers/media.h"
@@ -437,6 +438,118 @@ test_profile_keys(void **state)
 	    "preseed|autoinstall|kickstart|autounattend"));
 }
 
+
+/* The per-build step (service/pipeline/answers.c) writing for real: d-i kernel + initrd with
+ * the preseed out of an ISO, a kickstart OEMDRV volume, an autounattend floppy; all 0600. */
+static void
+test_prepare_writes(void **state)
+{
+	const char		*top = getenv("ISOFORGE_TOP"), *tmp = getenv("TEST_TMP");
+	char			*tdir, *iso, *work, *data, *orig, *label;
+	struct isoboot_profile	*p;
+	struct answers_params	 ap;
+	struct answers_result	 r;
+	struct err		 e;
+	struct stat		 st;
+	json_t			*ans;
+	size_t			 len, olen;
+
+	(void)state;
+	top = top != NULL ? top : ".";
+	tdir = xasprintf("%s/templates", top);
+	iso = xasprintf("%s/tests/golden/isoboot/media/debian-di.iso", top);
+	work = xasprintf("%s/work", tmp != NULL ? tmp : "/tmp");
+	ans = json_pack("{s:s, s:s}", "hostname", "unit", "root_password", "SECRETPW");
+	err_clear(&e);
+	p = isoboot_profile_parse("answers = auto\nanswers_media = floppy\n", "t.conf", &e);
+	assert_non_null(p);
+
+	memset(&ap, 0, sizeof(ap));
+	ap.build_id = "unit";
+	ap.templates = tdir;
+	ap.work_dir = work;
+	ap.iso = iso;
+	ap.profile = p;
+	ap.os_distro = "debian";
+	ap.os_version = "13";
+	ap.answers = ans;
+	if (answers_prepare(&ap, 1, &r, &e) == -1)
+		fail_msg("preseed: %s", e.msg);
+	assert_int_equal(r.method, ISOBOOT_ANSWERS_PRESEED);
+	assert_int_equal(r.password_generated, 0);
+	data = util_read_file(r.kernel, 1 << 20, &len, &e);
+	assert_non_null(data);
+	assert_string_equal(data, "isoforge test: not a kernel\n");
+	free(data);
+	orig = media_iso_read(iso, "install.amd/initrd.gz", 1 << 20, &olen, &e);
+	data = util_read_file(r.initrd, 1 << 20, &len, &e);
+	assert_non_null(orig);
+	assert_non_null(data);
+	assert_true(len > olen);
+	assert_memory_equal(data, orig, olen);
+	assert_non_null(memmem(data, len, "preseed.cfg", 12));
+	assert_non_null(memmem(data, len, "netcfg/get_hostname string unit", 31));
+	assert_null(memmem(data, len, "SECRETPW", 8));
+	assert_int_equal(stat(r.initrd, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_null(r.volume);
+	assert_non_null(strstr(r.cmdline, "auto=true priority=critical"));
+	free(orig);
+	free(data);
+	answers_result_free(&r);
+	assert_int_equal(access(work, F_OK), 0);
+
+	/* kickstart: ks.cfg on an ISO 9660 volume labelled OEMDRV */
+	ap.os_distro = "rhel";
+	ap.os_version = "9";
+	if (answers_prepare(&ap, 1, &r, &e) == -1)
+		fail_msg("kickstart: %s", e.msg);
+	assert_non_null(r.volume);
+	assert_null(r.kernel);
+	data = media_iso_read(r.volume, "ks.cfg", 1 << 20, &len, &e);
+	assert_non_null(data);
+	assert_non_null(strstr(data, "network --bootproto=dhcp"));
+	free(data);
+	data = util_read_file(r.volume, 1 << 20, &len, &e);
+	label = memmem(data, len, "OEMDRV", 6);
+	assert_non_null(label);
+	free(data);
+	answers_result_free(&r);
+
+	/* autounattend on a floppy (the profile says so), with a generated password */
+	json_object_del(ans, "root_password");
+	ap.os_distro = "windows";
+	ap.os_version = "2019";
+	if (answers_prepare(&ap, 1, &r, &e) == -1)
+		fail_msg("autounattend: %s", e.msg);
+	assert_int_equal(r.volume_floppy, 1);
+	assert_int_equal(r.password_generated, 1);
+	assert_int_equal(strlen(r.root_password), 20);
+	assert_int_equal(stat(r.volume, &st), 0);
+	assert_int_equal(st.st_size, 1474560);
+	data = util_read_file(r.volume, 2 << 20, &len, &e);
+	assert_non_null(memmem(data, len, "2k19", 4));
+	free(data);
+	answers_result_free(&r);
+
+	/* an ISO without a d-i entry: a clear error */
+	free(iso);
+	iso = xasprintf("%s/work/answers/OEMDRV.iso", tmp != NULL ? tmp : "/tmp");
+	ap.iso = iso;
+	ap.os_distro = "debian";
+	err_clear(&e);
+	assert_int_equal(answers_prepare(&ap, 1, &r, &e), -1);
+	assert_non_null(strstr(e.msg, "no Debian installer boot entry"));
+	answers_result_free(&r);
+
+	(void)util_rmtree(work, NULL);
+	isoboot_profile_free(&p);
+	json_decref(ans);
+	free(iso);
+	free(work);
+	free(tdir);
+}
+
 int
 main(void)
 {
@@ -453,6 +566,7 @@ main(void)
 		cmocka_unit_test(test_initrd_append),
 		cmocka_unit_test(test_request_answers),
 		cmocka_unit_test(test_profile_keys),
+		cmocka_unit_test(test_prepare_writes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
