@@ -99,7 +99,7 @@ echo "image: $img ($(du -m "$img" | cut -f1) MiB)"
 grep -aq 'auto=true priority=critical' "$log" || fail "the kernel line is not the unattended one"
 grep -q '/pool/isoforge/.*\.udeb 200 overlay' "$mirror_dir/mirror.log" ||
 	fail "the installer took nothing from the overlay"
-grep -q 'binary-amd64/Packages.* 200 archive' "$mirror_dir/mirror.log" ||
+grep -q 'binary-amd64/\(Packages\|by-hash/\).* 200 archive' "$mirror_dir/mirror.log" ||
 	fail "debootstrap did not read the archive's package index through the mirror"
 ! grep '\.udeb 404' "$mirror_dir/mirror.log" || fail "udebs answered 404 (above)"
 [ -z "$(ls -A "$out/.work" 2>/dev/null)" ] || fail "work files left: $(ls -A "$out/.work")"
