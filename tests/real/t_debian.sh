@@ -95,8 +95,9 @@ img=$(field "$tmp/build.json" image)
 [ -f "$img" ] || fail "no image file $img"
 echo "image: $img ($(du -m "$img" | cut -f1) MiB)"
 
-# what the installer did: booted our kernel line, read our preseed, used the overlay
-grep -aq 'auto=true priority=critical' "$log" || fail "the kernel line is not the unattended one"
+# what the installer did: read our preseed, used the overlay
+# (only the preseed names this mirror: the installer read it, with no question asked)
+grep -q ' /debian/pool/' "$mirror_dir/mirror.log" || fail "the preseed's mirror was not used"
 grep -q '/pool/isoforge/.*\.udeb 200 overlay' "$mirror_dir/mirror.log" ||
 	fail "the installer took nothing from the overlay"
 grep -q 'binary-amd64/\(Packages\|by-hash/\).* 200 archive' "$mirror_dir/mirror.log" ||
