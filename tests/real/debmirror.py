@@ -11,10 +11,11 @@ supplies them, built from the archive's regular packages, and passes everything 
                                    answers HTTP inside network namespace NS: paths present in the
                                    overlay from it, every other path from the archive
 
-The overlay holds the suite's Release with the udeb index lines rewritten (the installer is told
-debian-installer/allow_unauthenticated for this mirror: nothing here is signed), the rewritten
-udeb index and the built udebs under pool/isoforge/. The regular package indices keep the
-archive's hashes, so debootstrap and apt see the archive's own packages.
+The overlay holds the suite's Release with the udeb index lines rewritten (the installer's
+net-retriever reads Release, without Release.gpg: it is told debian-installer/allow_unauthenticated
+for this mirror), the rewritten udeb index and the built udebs under pool/isoforge/. InRelease is
+the archive's own, signed: debootstrap and the installed system's apt read it and the regular
+indices it names, unchanged (apt refuses an unsigned Release, whatever the preseed says).
 
 The listening socket is made inside the namespace (setns), the upstream connections in the
 namespace the server was started in: the namespace needs no route to the outside, the host no
@@ -311,8 +312,11 @@ class Handler(BaseHTTPRequestHandler):
         # the suite by its alias too (an installer asks for dists/stable or dists/trixie)
         if rel.startswith("dists/stable/"):
             rel = "dists/%s/" % SUITE + rel[len("dists/stable/"):]
-        # the overlay's Release is not signed: no InRelease / Release.gpg for the suite
-        if rel in ("dists/%s/InRelease" % SUITE, "dists/%s/Release.gpg" % SUITE):
+        # the overlay's Release is not signed: no Release.gpg (the installer's net-retriever is
+        # told allow_unauthenticated). InRelease passes through from the archive: signed, with
+        # the archive's own hashes of the regular indices, which is what debootstrap and the
+        # target's apt read (they never read the udeb index)
+        if rel == "dists/%s/Release.gpg" % SUITE:
             self.send_error(404)
             self.record(404, "overlay", 0)
             return
