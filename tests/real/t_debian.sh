@@ -54,7 +54,7 @@ cat > "$tmp/answers.json" <<EOF
  "mirror": "$url", "mirror_unsigned": true, "suite": "trixie"}
 EOF
 
-echo "== isoforge local build (unattended; 30-40 min under TCG)"
+echo "== isoforge local build (unattended; 40-60 min under TCG)"
 t_build=$(stamp)
 "$isoforge" local build --iso "$iso" --name debian13-real --chain debian13-real \
 	--os-type linux --os-distro debian --os-version 13 --disk 4 --ram 1024 --vcpus 2 \
