@@ -2,7 +2,8 @@
 # the main job (a local build) on the embedded default.  Both install what they need first.
 
 CC	?= cc
-PKGS	 = libxml-2.0 jansson libcurl libvirt librabbitmq sqlite3 libssh2 libcrypto
+PKGS	 = libxml-2.0 jansson libcurl libvirt librabbitmq sqlite3 libssh2 libcrypto libarchive \
+	   libcrypt
 WARN	 = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 BASE	 = -std=c11 -D_GNU_SOURCE -I. $(WARN) -g
 SAN	 = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -30,9 +31,10 @@ PROGS	 = $(MAINS:service/%.c=%)
 # Debian packages: to build, to run builds, to make the test media, to test (a real sshd for the
 # SSH driver; real services).
 DEPS_BUILD = gcc make pkg-config libc6-dev libxml2-dev libjansson-dev libcurl4-openssl-dev \
-	libvirt-dev librabbitmq-dev libsqlite3-dev libssh2-1-dev libssl-dev libcmocka-dev
+	libvirt-dev librabbitmq-dev libsqlite3-dev libssh2-1-dev libssl-dev libcmocka-dev \
+	libarchive-dev libcrypt-dev
 DEPS_RUN   = jq libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 \
-	qemu-utils ovmf swtpm swtpm-tools libxml2-utils dnsmasq-base nftables
+	qemu-utils ovmf swtpm swtpm-tools libxml2-utils dnsmasq-base nftables xorriso mtools
 DEPS_MEDIA = xorriso isolinux syslinux-common syslinux-efi extlinux busybox-static cpio mtools \
 	dropbear-bin openssh-sftp-server
 DEPS_TEST  = openssh-server openssh-client
@@ -40,7 +42,7 @@ DEPS_CLOUD = keystone glance-api nova-api python3-openstackclient python3-glance
 	rabbitmq-server amqp-tools uwsgi uwsgi-plugin-python3 sqlite3 curl openssl
 DEPS	   = $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_MEDIA) $(DEPS_TEST) $(DEPS_CLOUD)
 
-.PHONY: all san tsan deps check check-run demo demo-run bench clean
+.PHONY: all san tsan deps check check-run check-real demo demo-run bench clean
 .SUFFIXES:
 
 all: $(PROGS:%=build/%) build/subreaper
@@ -122,6 +124,11 @@ check: deps
 # Every group on the ASan build, then the threaded groups (e2e, worker) on the TSan build.
 check-run: all san tsan
 	ISOFORGE_TSAN_BIN=$(CURDIR)/build/tsan tests/run
+
+# The real-installer group (the official Debian 13 installer, unattended: 30-40 min under TCG);
+# not part of check.
+check-real: deps all san
+	tests/run real
 
 demo: deps
 	$(MAKE) demo-run

@@ -160,6 +160,13 @@ make_os(xmlDoc *doc, const struct isoboot_plan *pl)
 		if (pl->nvram != NULL)
 			add(os, "nvram", pl->nvram);
 	}
+	if (pl->kernel != NULL) {
+		/* the installer with its answers in a copy of its initrd; the ISO stays its CD */
+		add(os, "kernel", pl->kernel);
+		add(os, "initrd", pl->initrd);
+		if (pl->cmdline != NULL)
+			add(os, "cmdline", pl->cmdline);
+	}
 	return os;
 }
 
@@ -393,6 +400,8 @@ isoboot_domain_xml(const struct isoboot_plan *pl, const char *base_xml, struct e
 	xmlNewTextChild(b, b->ns, BAD_CAST "profile", BAD_CAST pl->profile);
 	if (pl->owner != NULL)
 		xmlNewTextChild(b, b->ns, BAD_CAST "owner", BAD_CAST pl->owner);
+	if (pl->answers_method != NULL)
+		xmlNewTextChild(b, b->ns, BAD_CAST "answers", BAD_CAST pl->answers_method);
 	place(root, &last, new_uint(doc, "memory", pl->ram_mib, "MiB"));
 	place(root, &last, new_uint(doc, "currentMemory", pl->ram_mib, "MiB"));
 	place(root, &last, new_uint(doc, "vcpu", pl->vcpus, NULL));

@@ -48,6 +48,10 @@ struct isoboot_profile {
 	enum isoboot_virtio_win	 virtio_win;
 	unsigned		 ram_mib;	/* default RAM; also the image's min_ram */
 	unsigned		 vcpus;		/* default vCPUs */
+	char			*answers;	/* unattended installs: auto (by the OS: see
+						 * isoboot_answers_method_for) | none | preseed |
+						 * autoinstall | kickstart | autounattend */
+	char			*answers_media;	/* cdrom | floppy: where a volume of answers goes */
 };
 
 /* Parses a profile from INI text (no section needed); errors name "FILE:LINE". */
@@ -97,6 +101,14 @@ struct isoboot_media {
 	const char	*floppy;	/* an extra floppy image, e.g. answer files */
 	const char *const *extra_cdroms; /* NULL-terminated extra CD-ROM images (answer-file
 					  * ISOs, ...), at most ISOBOOT_MAX_EXTRA; NULL = none */
+	const char	*answers;	/* the answers volume (cidata, OEMDRV, autounattend), or
+					 * NULL; a CD-ROM, or a floppy with answers_floppy */
+	int		 answers_floppy;
+	/* direct kernel boot (d-i with a preseed in its initrd): the three, or none; the
+	 * installer then starts from these, the ISO stays attached as its CD-ROM */
+	const char	*kernel;
+	const char	*initrd;
+	const char	*cmdline;
 };
 
 struct isoboot_params {
@@ -115,12 +127,14 @@ struct isoboot_params {
 	const char	*bridge;	/* host bridge (an interface name), when network is NULL */
 	const char	*owner;		/* who made the domain (a worker's host name), written
 					 * in its metadata; NULL = nobody in particular */
+	const char	*answers_method; /* unattended: isoboot_answers_method_name(); NULL */
 };
 
 /* One device of the plan, in boot-relevant order. */
 enum isoboot_device_kind { ISOBOOT_DISK, ISOBOOT_CDROM, ISOBOOT_FLOPPY };
 enum isoboot_device_role {
-	ISOBOOT_ROLE_ROOT, ISOBOOT_ROLE_OS_ISO, ISOBOOT_ROLE_VIRTIO_WIN, ISOBOOT_ROLE_EXTRA
+	ISOBOOT_ROLE_ROOT, ISOBOOT_ROLE_OS_ISO, ISOBOOT_ROLE_VIRTIO_WIN, ISOBOOT_ROLE_EXTRA,
+	ISOBOOT_ROLE_ANSWERS
 };
 
 struct isoboot_device {
@@ -135,7 +149,7 @@ struct isoboot_device {
 };
 
 #define ISOBOOT_MAX_EXTRA	8
-#define ISOBOOT_MAX_DEVICES	(4 + ISOBOOT_MAX_EXTRA)
+#define ISOBOOT_MAX_DEVICES	(5 + ISOBOOT_MAX_EXTRA)
 
 /* The plan: everything the domain XML needs, validated; owns its strings. */
 struct isoboot_plan {
@@ -168,6 +182,10 @@ struct isoboot_plan {
 	char			*network;	/* NIC on this libvirt network, or */
 	char			*bridge;	/* on this host bridge; both NULL: no NIC */
 	char			*owner;
+	char			*answers_method; /* NULL: an interactive install */
+	char			*kernel;	/* direct kernel boot, or NULL */
+	char			*initrd;
+	char			*cmdline;
 	struct isoboot_device	 devices[ISOBOOT_MAX_DEVICES];
 	size_t			 ndevices;
 };

@@ -101,6 +101,8 @@ role_name(const struct isoboot_device *d)
 		return "OS ISO";
 	case ISOBOOT_ROLE_VIRTIO_WIN:
 		return "virtio-win";
+	case ISOBOOT_ROLE_ANSWERS:
+		return d->kind == ISOBOOT_FLOPPY ? "answers floppy" : "answers CD-ROM";
 	case ISOBOOT_ROLE_EXTRA:
 		break;
 	}
@@ -237,6 +239,21 @@ isoboot_plan_build(const struct isoboot_profile *pr, const struct isoboot_flavor
 	    (pa->serial_log != NULL && check_path("serial log", pa->serial_log, err) == -1) ||
 	    (pa->nvram != NULL && check_path("nvram", pa->nvram, err) == -1))
 		return NULL;
+	if (me->answers != NULL && check_path("answers volume", me->answers, err) == -1)
+		return NULL;
+	if ((me->kernel != NULL) != (me->initrd != NULL) ||
+	    (me->cmdline != NULL && me->kernel == NULL)) {
+		err_set(err, ERR_INVAL, "direct kernel boot needs a kernel and an initrd");
+		return NULL;
+	}
+	if (me->kernel != NULL && (check_path("kernel", me->kernel, err) == -1 ||
+	    check_path("initrd", me->initrd, err) == -1 ||
+	    (me->cmdline != NULL && check_text("kernel command line", me->cmdline, 4096,
+	    err) == -1)))
+		return NULL;
+	if (pa->answers_method != NULL &&
+	    check_token("answers method", pa->answers_method, 32, "-", err) == -1)
+		return NULL;
 	for (i = 0; me->extra_cdroms != NULL && me->extra_cdroms[i] != NULL; i++) {
 		if (i == ISOBOOT_MAX_EXTRA) {
 			err_set(err, ERR_INVAL, "more than %d extra CD-ROMs", ISOBOOT_MAX_EXTRA);
@@ -283,6 +300,10 @@ isoboot_plan_build(const struct isoboot_profile *pr, const struct isoboot_flavor
 	pl->network = pa->network != NULL ? xstrdup(pa->network) : NULL;
 	pl->owner = pa->owner != NULL ? xstrdup(pa->owner) : NULL;
 	pl->bridge = pa->bridge != NULL ? xstrdup(pa->bridge) : NULL;
+	pl->answers_method = pa->answers_method != NULL ? xstrdup(pa->answers_method) : NULL;
+	pl->kernel = me->kernel != NULL ? xstrdup(me->kernel) : NULL;
+	pl->initrd = me->initrd != NULL ? xstrdup(me->initrd) : NULL;
+	pl->cmdline = me->cmdline != NULL ? xstrdup(me->cmdline) : NULL;
 
 	/* root disk first in boot order: blank, firmware falls through to the CD;
 	 * installed, it boots — so installer reboots come back to the new system */
@@ -294,6 +315,9 @@ isoboot_plan_build(const struct isoboot_profile *pr, const struct isoboot_flavor
 	for (i = 0; me->extra_cdroms != NULL && me->extra_cdroms[i] != NULL; i++)
 		plan_add(pl, ISOBOOT_CDROM, ISOBOOT_ROLE_EXTRA, me->extra_cdroms[i], pl->cdrom_bus,
 		    0);
+	if (me->answers != NULL)
+		plan_add(pl, me->answers_floppy ? ISOBOOT_FLOPPY : ISOBOOT_CDROM,
+		    ISOBOOT_ROLE_ANSWERS, me->answers, pl->cdrom_bus, 0);
 	if (me->floppy != NULL)
 		plan_add(pl, ISOBOOT_FLOPPY, ISOBOOT_ROLE_EXTRA, me->floppy, NULL, 0);
 	if (plan_targets(pl, err) == -1)
@@ -358,6 +382,10 @@ isoboot_plan_free(struct isoboot_plan **pp)
 	free(pl->network);
 	free(pl->owner);
 	free(pl->bridge);
+	free(pl->answers_method);
+	free(pl->kernel);
+	free(pl->initrd);
+	free(pl->cmdline);
 	free(pl);
 	*pp = NULL;
 }

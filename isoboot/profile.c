@@ -21,6 +21,9 @@ static const char *const caches[] = { "unsafe", "none", "writeback", "writethrou
 	"directsync", "default", NULL };
 static const char *const os_types[] = { "linux", "windows", NULL };
 static const char *const virtio_wins[] = { "none", "cdrom", "floppy", NULL };
+static const char *const answer_methods[] = { "auto", "none", "preseed", "autoinstall",
+	"kickstart", "autounattend", NULL };
+static const char *const answer_medias[] = { "cdrom", "floppy", NULL };
 
 /* 1 when s is one of the NULL-terminated list. */
 static int
@@ -145,6 +148,10 @@ profile_set_key(struct isoboot_profile *p, const char *key, const char *value,
 		return set_choice(&p->clock, value, clocks, where, key, err);
 	if (strcmp(key, "disk_cache") == 0)
 		return set_choice(&p->disk_cache, value, caches, where, key, err);
+	if (strcmp(key, "answers") == 0)
+		return set_choice(&p->answers, value, answer_methods, where, key, err);
+	if (strcmp(key, "answers_media") == 0)
+		return set_choice(&p->answers_media, value, answer_medias, where, key, err);
 	if (strcmp(key, "machine") == 0) {
 		if (!machine_valid(value)) {
 			err_set(err, ERR_INVAL, "%smachine: '%s' is not one of pc|q35|"
@@ -227,6 +234,8 @@ profile_new(void)
 	p->virtio_win = ISOBOOT_VIRTIO_WIN_NONE;
 	p->ram_mib = 1024;
 	p->vcpus = 1;
+	p->answers = xstrdup("auto");
+	p->answers_media = xstrdup("cdrom");
 	return p;
 }
 
@@ -349,6 +358,8 @@ isoboot_profile_free(struct isoboot_profile **pp)
 	free(p->usb);
 	free(p->clock);
 	free(p->disk_cache);
+	free(p->answers);
+	free(p->answers_media);
 	free(p);
 	*pp = NULL;
 }

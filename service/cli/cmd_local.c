@@ -15,6 +15,7 @@
 #include "drivers/localstore.h"
 #include "drivers/virt.h"
 #include "drivers/virtd.h"
+#include "service/pipeline/answers.h"
 #include "service/cli/cmd.h"
 #include "service/pipeline/build.h"
 #include "service/pipeline/local.h"
@@ -65,6 +66,11 @@ local_usage(FILE *out)
 	    "  --parent ID             isoforge_parent of the new image\n"
 	    "  --property K=V          an extra image property (repeatable)\n"
 	    "  --compress              qemu-img convert -c\n"
+	    "  --unattended            install from answer files isoforge writes (the profile's\n"
+	    "                          method: preseed, autoinstall, kickstart, autounattend)\n"
+	    "  --answers FILE          their values (JSON: hostname, root_password, packages,\n"
+	    "                          mirror, ...; README \"Unattended builds\"); implies\n"
+	    "                          --unattended\n"
 	    "  --out DIR               the image store (default $ISOFORGE_STORE, else\n"
 	    "                          ~/.local/share/isoforge/images)\n"
 	    "  --timeout S             install timeout in seconds (default %d, 0 = none)\n"
@@ -360,7 +366,7 @@ local_build(int argc, char **argv)
 	enum { O_ISO = 256, O_VIRTIO, O_DISK, O_RAM, O_VCPUS, O_OSTYPE, O_OSDISTRO, O_OSVERSION,
 	    O_PROFILE, O_FIRMWARE, O_NAME, O_CHAIN, O_PARENT, O_PROPERTY, O_COMPRESS, O_OUT,
 	    O_TIMEOUT, O_CONNECT, O_DTYPE, O_TEMPLATES, O_JSON, O_MACHINE, O_GRACE, O_GUESTNET,
-	    O_GUESTDENY };
+	    O_GUESTDENY, O_UNATTENDED, O_ANSWERS };
 	static const struct option opts[] = {
 		{ "iso", required_argument, NULL, O_ISO },
 		{ "virtio-win", required_argument, NULL, O_VIRTIO },
@@ -387,6 +393,8 @@ local_build(int argc, char **argv)
 		{ "finish-grace", required_argument, NULL, O_GRACE },
 		{ "guest-network", required_argument, NULL, O_GUESTNET },
 		{ "guest-deny", required_argument, NULL, O_GUESTDENY },
+		{ "unattended", no_argument, NULL, O_UNATTENDED },
+		{ "answers", required_argument, NULL, O_ANSWERS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -492,6 +500,23 @@ local_build(int argc, char **argv)
 			if (local_guest_network(b, c == O_GUESTNET, optarg) == -1)
 				goto cleanup;
 			break;
+		case O_UNATTENDED: b->unattended = 1; break;
+		case O_ANSWERS: {
+			/* install.answers of a request, as a file (service/pipeline/answers.h) */
+			char	*text = util_read_file(optarg, 64 * 1024, NULL, &err);
+			json_error_t je;
+
+			b->unattended = 1;
+			json_decref(b->answers);
+			b->answers = text != NULL ? json_loads(text, 0, &je) : NULL;
+			free(text);
+			if (b->answers == NULL || answers_json_check(b->answers, &err) == -1) {
+				fprintf(stderr, "isoforge local build: --answers %s: %s\n", optarg,
+				    err.msg[0] != '\0' ? err.msg : je.text);
+				goto cleanup;
+			}
+			break;
+		}
 		case O_JSON: ui.json = 1; break;
 		case 'v': verbose++; break;
 		case 'h':

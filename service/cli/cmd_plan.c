@@ -15,6 +15,7 @@
 #include "service/cli/cmd.h"
 #include "service/pipeline/build.h"
 #include "service/pipeline/local.h"
+#include "service/pipeline/answers.h"
 #include "service/pipeline/request.h"
 #include "base/util.h"
 
@@ -59,7 +60,11 @@ plan_usage(FILE *out)
 	    "  --vnc-password PW       at most 8 characters; default a new random one per run\n"
 	    "                          (give one for reproducible output)\n"
 	    "output:\n"
-	    "  --properties            print the built image's Nova properties (JSON) instead\n");
+	    "  --properties            print the built image's Nova properties (JSON) instead\n"
+	    "  --answers               print the answer file of an unattended request instead\n"
+	    "  --salt S                the answer files' crypt(3) salt (16 of [./A-Za-z0-9]);\n"
+	    "                          default a new random one (give one for reproducible output)\n"
+	    "  --ssh-pubkey KEY        the build's ephemeral SSH public key line, as a build has it\n");
 }
 
 /* Makes path absolute without requiring it to exist. */
@@ -115,7 +120,7 @@ cmd_plan(int argc, char **argv)
 {
 	enum { O_ISO = 256, O_VIRTIO, O_FLOPPY, O_CDROM, O_VCPUS, O_RAM, O_DISK, O_PROFILE,
 	    O_PROP, O_TEMPLATES, O_BUILD_ID, O_WORK, O_ROOT, O_DTYPE, O_NETWORK, O_LISTEN,
-	    O_PASSWORD, O_PROPERTIES, O_GUESTNET };
+	    O_PASSWORD, O_PROPERTIES, O_GUESTNET, O_ANSWERS, O_SALT, O_SSHKEY };
 	static const struct option opts[] = {
 		{ "iso", required_argument, NULL, O_ISO },
 		{ "virtio-win", required_argument, NULL, O_VIRTIO },
@@ -136,6 +141,9 @@ cmd_plan(int argc, char **argv)
 		{ "vnc-listen", required_argument, NULL, O_LISTEN },
 		{ "vnc-password", required_argument, NULL, O_PASSWORD },
 		{ "properties", no_argument, NULL, O_PROPERTIES },
+		{ "answers", no_argument, NULL, O_ANSWERS },
+		{ "salt", required_argument, NULL, O_SALT },
+		{ "ssh-pubkey", required_argument, NULL, O_SSHKEY },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -146,7 +154,7 @@ cmd_plan(int argc, char **argv)
 	const char		*cdroms[ISOBOOT_MAX_EXTRA + 2];
 	char			*body = NULL, *xml = NULL, *out = NULL, *ctx = NULL;
 	size_t			 len, ncdrom = 0, i;
-	int			 c, rc = CMD_USAGE, want_props = 0;
+	int			 c, rc = CMD_USAGE, want_props = 0, want_answers = 0;
 	json_t			*jprops = NULL, *image_props = NULL;
 
 	err_clear(&err);
@@ -211,6 +219,9 @@ cmd_plan(int argc, char **argv)
 		case O_LISTEN: plan_set(&b->vnc_listen, optarg); break;
 		case O_PASSWORD: plan_set(&b->vnc_password_fixed, optarg); break;
 		case O_PROPERTIES: want_props = 1; break;
+		case O_ANSWERS: want_answers = 1; break;
+		case O_SALT: plan_set(&b->answers_salt, optarg); break;
+		case O_SSHKEY: plan_set(&b->ssh_pubkey, optarg); break;
 		case 'h':
 			plan_usage(stdout);
 			rc = CMD_OK;
@@ -264,8 +275,18 @@ cmd_plan(int argc, char **argv)
 		util_password(b->vnc_password, 8);
 
 	/* the pipeline's own planning: what a worker or a local build would define */
-	if (build_make_plan(b, &err) == -1)
+	if (build_make_plan(b, 0, &err) == -1)
 		goto fail;
+	if (want_answers) {
+		if (b->answers_out == NULL || b->answers_out->text == NULL) {
+			err_set(&err, ERR_INVAL, "--answers: the request is not an unattended one "
+			    "with an answer method (install.mode unattended)");
+			goto fail;
+		}
+		fputs(b->answers_out->text, stdout);
+		rc = fflush(stdout) == 0 ? CMD_OK : CMD_FAILED;
+		goto cleanup;
+	}
 	if (want_props) {
 		jprops = build_nova_properties(b);
 		out = json_dumps(jprops, JSON_INDENT(2) | JSON_SORT_KEYS);

@@ -13,6 +13,7 @@
 #include "drivers/guestnet.h"
 #include "drivers/hash.h"
 #include "drivers/qemuimg.h"
+#include "service/pipeline/answers.h"
 #include "service/pipeline/build.h"
 #include "service/pipeline/request.h"
 
@@ -156,6 +157,11 @@ build_free(struct build **bp)
 	free(b->owner);
 	free(b->templates);
 	free(b->work_root);
+	json_decref(b->answers);
+	free(b->ssh_pubkey);
+	free(b->answers_salt);
+	answers_result_free(b->answers_out);
+	free(b->answers_out);
 	free(b->work_dir);
 	free(b->root_disk);
 	free(b->log_dir);
@@ -201,6 +207,9 @@ build_apply_request(struct build *b, const struct build_request *req)
 	b->os_version = build_dup(req->os_version);
 	b->firmware = build_dup(req->firmware);
 	b->install_mode = build_dup(req->install_mode);
+	b->unattended = req->install_mode != NULL && strcmp(req->install_mode, "unattended") == 0;
+	if (req->answers != NULL)
+		b->answers = json_incref(req->answers);
 	b->timeout_s = (double)req->timeout_s;
 	b->compress = req->compress;
 	b->visibility = build_dup(req->visibility);
@@ -354,6 +363,7 @@ build_lookup_call(void *arg)
 	c->rc = c->b->dom != NULL ? 0 : -1;
 }
 
+
 /*
  * assembling: the work dir, a blank root disk of the flavor's size, the plan, the domain
  * defined. Resuming an install: the plan again (the same, from the same request) and the
@@ -383,7 +393,7 @@ build_assemble(struct build *b, struct err *e)
 		if (b->vnc_password_fixed == NULL)
 			util_password(b->vnc_password, 8);
 	}
-	if (build_make_plan(b, e) == -1)
+	if (build_make_plan(b, fresh, e) == -1)
 		return -1;
 	if (!fresh) {
 		if (access(b->root_disk, R_OK) == -1) {

@@ -51,6 +51,7 @@ int		 build_state_terminal(enum build_state);
 int		 build_state_progress(enum build_state);
 
 struct build;
+struct answers_result;
 
 /*
  * Where the media come from. resolve (resolving) checks what the request names and fills
@@ -135,6 +136,10 @@ struct build {
 	char			*visibility;	/* Glance visibility; NULL = private */
 	json_t			*properties;	/* extra image properties (strings) or NULL */
 	json_t			*tags;		/* Glance tags (array) or NULL */
+	int			 unattended;	/* answer files (service/pipeline/answers.h) */
+	json_t			*answers;	/* install.answers or NULL (holds passwords) */
+	char			*ssh_pubkey;	/* the build's ephemeral public key, or NULL */
+	char			*answers_salt;	/* crypt(3) salt of the answer files; NULL random */
 
 	/* ---- the builder host (set by the caller) ---- */
 	char			*domain_type;	/* "kvm" | "qemu"; NULL = kvm */
@@ -169,6 +174,7 @@ struct build {
 	char			*domain_name;
 	char			 vnc_password[9];
 	struct isoboot_plan	*plan;
+	struct answers_result	*answers_out;	/* unattended: what assembling made */
 	struct virt_domain	*dom;
 	char			 image_sha512[129];
 	char			 image_md5[33];
@@ -234,10 +240,12 @@ int	build_run(struct build *);
  * The plan the build's domain is made from: the work paths (unless given), the OS profile by
  * the one rule — the explicit profile, else the request's os (any of it given), else the ISO
  * image's os_type/os_distro/os_version, else linux; then the ISO's hw_* properties override
- * it; then the explicit machine and firmware — and isoboot's block-device plan. Reads only
- * the profile file. Used by assembling and by `isoforge plan`.
+ * it; then the explicit machine and firmware — and isoboot's block-device plan; for an
+ * unattended build its answer media (service/pipeline/answers.h). Reads the profile and, for
+ * answers, the ISO; with make, writes the answer media into the work dir (assembling), else
+ * nothing (`isoforge plan`, a resumed build). Used by assembling and by `isoforge plan`.
  */
-int	build_make_plan(struct build *, struct err *);
+int	build_make_plan(struct build *, int make, struct err *);
 /* The domain XML of the plan (base template + plan); caller frees (it holds the VNC password). */
 char	*build_domain_xml(const struct build *, struct err *);
 /* Nova's properties of the plan, with os_distro/os_version (pure; new reference). */

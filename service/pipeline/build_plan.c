@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "drivers/guestnet.h"
+#include "service/pipeline/answers.h"
 #include "service/pipeline/build.h"
 #include "service/pipeline/templates.h"
 
@@ -51,8 +52,37 @@ fail:
 	return NULL;
 }
 
+/* Unattended: the answer files and media into the work dir (write), into media/params. */
+static int
+build_answers(struct build *b, const struct isoboot_profile *profile, int write,
+    struct isoboot_media *media, struct isoboot_params *params, struct err *e)
+{
+	struct answers_params	 ap;
+
+	memset(&ap, 0, sizeof(ap));
+	ap.build_id = b->id;
+	ap.templates = b->templates != NULL ? b->templates : templates_dir();
+	ap.work_dir = b->work_dir;
+	ap.iso = b->iso;
+	ap.profile = profile;
+	ap.os_type = build_os(b, "os_type");
+	ap.os_distro = build_os(b, "os_distro");
+	ap.os_version = build_os(b, "os_version");
+	ap.firmware = b->firmware;
+	ap.answers = b->answers;
+	ap.ssh_pubkey = b->ssh_pubkey;
+	ap.salt = b->answers_salt;
+	if (b->answers_out == NULL)
+		b->answers_out = xcalloc(1, sizeof(*b->answers_out));
+	answers_result_free(b->answers_out);
+	if (answers_prepare(&ap, write, b->answers_out, e) == -1)
+		return -1;
+	answers_apply(b->answers_out, media, params);
+	return 0;
+}
+
 int
-build_make_plan(struct build *b, struct err *e)
+build_make_plan(struct build *b, int make, struct err *e)
 {
 	struct isoboot_profile	*profile;
 	struct isoboot_media	 media;
@@ -92,6 +122,8 @@ build_make_plan(struct build *b, struct err *e)
 	params.nvram = nvram;
 	params.owner = b->owner;
 	if (guestnet_isoboot(b->guest_network, &net, &params, e) == -1)
+		goto cleanup;
+	if (b->unattended && build_answers(b, profile, make, &media, &params, e) == -1)
 		goto cleanup;
 	isoboot_plan_free(&b->plan);
 	if ((b->plan = isoboot_plan_build(profile, &b->flavor, &media, &params, e)) == NULL)

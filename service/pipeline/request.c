@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "service/pipeline/answers.h"
 #include "service/pipeline/request.h"
 #include "base/util.h"
 
@@ -266,7 +267,7 @@ request_parse(const char *body, size_t len, int mode, struct err *err)
 		"iso_image", "virtio_win_image", "flavor", "os", "firmware", "install", "chain",
 		"parent_image", "image", NULL };
 	static const char *const os_keys[] = { "type", "distro", "version", NULL };
-	static const char *const install_keys[] = { "mode", "timeout_s", NULL };
+	static const char *const install_keys[] = { "mode", "timeout_s", "answers", NULL };
 	static const char *const image_keys[] = { "visibility", "compress", "properties",
 		"tags", NULL };
 	struct build_request	*r = NULL;
@@ -346,6 +347,24 @@ request_parse(const char *body, size_t len, int mode, struct err *err)
 			else
 				r->timeout_s = (long)json_integer_value(v);
 		}
+		/* the unattended install's answers (service/pipeline/answers.h) */
+		v = json_object_get(install, "answers");
+		if (v != NULL && !json_is_null(v)) {
+			struct err	 ae;
+
+			err_clear(&ae);
+			if (answers_json_check(v, &ae) == -1) {
+				const char	*m = ae.msg;
+
+				if (strncmp(m, "answers: ", 9) == 0)
+					m += 9;
+				else if (strncmp(m, "install.answers.", 16) == 0)
+					m += 16;
+				problem(&c, "install.answers", "%s", m);
+			}
+			else
+				r->answers = json_deep_copy(v);
+		}
 	}
 	if (r->install_mode == NULL)
 		r->install_mode = xstrdup("interactive");
@@ -416,6 +435,8 @@ request_to_json(const struct build_request *r)
 	json_object_set_new(install, "mode", json_string(r->install_mode != NULL ?
 	    r->install_mode : "interactive"));
 	json_object_set_new(install, "timeout_s", json_integer(r->timeout_s));
+	if (r->answers != NULL)
+		json_object_set(install, "answers", r->answers);
 	json_object_set_new(o, "install", install);
 	set_opt(o, "chain", r->chain);
 	json_object_set_new(o, "parent_image", r->parent_image != NULL ?
@@ -457,6 +478,7 @@ request_free(struct build_request **rp)
 	free(r->os_version);
 	free(r->firmware);
 	free(r->install_mode);
+	json_decref(r->answers);
 	free(r->chain);
 	free(r->parent_image);
 	free(r->visibility);

@@ -30,6 +30,8 @@ struct build_request {
 	char	*firmware;		/* NULL | bios | uefi */
 	char	*install_mode;		/* interactive (default) | unattended */
 	long	 timeout_s;		/* default REQUEST_TIMEOUT_DEFAULT */
+	json_t	*answers;		/* install.answers (unattended), or NULL; holds
+					 * passwords: never log it */
 	char	*chain;
 	char	*parent_image;		/* Glance image id or NULL */
 	char	*visibility;		/* private (default) | shared | community | public */

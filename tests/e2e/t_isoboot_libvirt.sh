@@ -17,6 +17,9 @@ for dir in tests/golden/isoboot/*/; do
 	dir=${dir%/}
 	name=${dir##*/}
 	[ -f "$dir/expected.xml" ] || continue
+	# an unattended build's answer media are made by the build (plan writes nothing):
+	# the local builds of t_local_unattended.sh start such domains
+	jq -e '.install.mode == "unattended"' "$dir/request.json" >/dev/null && continue
 	n=$((n + 1))
 	args=() skip=
 	while IFS= read -r line; do

@@ -43,7 +43,7 @@ test_image_body(void **state)
 	b->iso_hash = xstrdup("abc123");
 	b->flavor.disk_gib = 40;
 	b->flavor.ram_mib = 2048;
-	if (build_make_plan(b, &err) != 0)
+	if (build_make_plan(b, 0, &err) != 0)
 		fail_msg("%s", err.msg);
 	props = build_image_properties(b, "2026-11-22T00:00:00Z");
 	j = cloud_image_body(b, props);
