@@ -315,10 +315,12 @@ guestnet_nft_script(const char *bridge, const char *gateway, const struct guestn
 	guestnet_nft_set(&b, "deny4", AF_INET, deny, ndeny);
 	guestnet_nft_set(&b, "deny6", AF_INET6, deny, ndeny);
 	buf_printf(&b,
-	    "\t# to the builder host itself: DHCP, and DNS to the gateway (dnsmasq), nothing else\n"
+	    "\t# to the builder host itself: DHCP, and DNS to the gateway (dnsmasq), nothing else;\n"
+	    "\t# answers to what the host opened (isoforge's SSH to a guest it customizes)\n"
 	    "\tchain input {\n"
 	    "\t\ttype filter hook input priority filter - 10; policy accept;\n"
 	    "\t\tiifname != \"%s\" accept\n"
+	    "\t\tct state established,related accept\n"
 	    "\t\tip daddr %s udp dport 53 accept\n"
 	    "\t\tip daddr %s tcp dport 53 accept\n"
 	    "\t\tudp sport 68 udp dport 67 accept\n"

@@ -252,7 +252,8 @@ ssh_op_cleanup(void)
 static int
 ssh_check(const struct ssh_conn *c, const struct ssh_op *op)
 {
-	if (!op->cleanup && c->o.cancel != NULL && *c->o.cancel)
+	if (!op->cleanup && ((c->o.cancel != NULL && *c->o.cancel) ||
+	    (c->o.cancel_fd > 0 && util_wait_fd(c->o.cancel_fd, 0))))
 		return SW_CANCEL;
 	if (op->until > 0 && util_now() >= op->until)
 		return SW_TIMEOUT;

@@ -70,6 +70,7 @@ struct ssh_opts {
 	double		 deadline;	/* absolute util_now() time for everything done on this
 					 * connection (the step's timeout); 0: none */
 	const volatile sig_atomic_t *cancel;	/* non-zero: stop at the next step; NULL: never */
+	int		 cancel_fd;	/* > 0: readable (an eventfd, a pipe) stops it too */
 	/* Called once per failed attempt that will be retried (may be NULL): for a log line. */
 	void		(*on_retry)(void *arg, int attempt, const struct err *why);
 	void		*arg;

@@ -727,6 +727,34 @@ virt_xpath_string(xmlXPathContextPtr ctx, const char *expr)
 	return s;
 }
 
+char *
+virt_domain_ipv4(struct virt_domain *d, struct err *e)
+{
+	virDomainInterfacePtr	*ifs = NULL;
+	char			*addr = NULL;
+	int			 n, i;
+	unsigned		 k;
+
+	if (virt_need_conn(d->v, e) == -1)
+		return NULL;
+	n = virDomainInterfaceAddresses(d->dom, &ifs, VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0);
+	if (n < 0) {
+		virt_error(e, "the guest's addresses");
+		return NULL;
+	}
+	for (i = 0; i < n; i++) {
+		for (k = 0; addr == NULL && k < ifs[i]->naddrs; k++)
+			if (ifs[i]->addrs[k].type == VIR_IP_ADDR_TYPE_IPV4 &&
+			    ifs[i]->addrs[k].addr != NULL)
+				addr = xstrdup(ifs[i]->addrs[k].addr);
+		virDomainInterfaceFree(ifs[i]);
+	}
+	free(ifs);
+	if (addr == NULL)
+		err_set(e, ERR_NOTFOUND, "domain %s: no DHCP lease yet", d->name);
+	return addr;
+}
+
 int
 virt_console_get(struct virt_domain *d, int want_password, struct virt_console *c,
     struct err *e)

@@ -81,6 +81,11 @@ int	virt_cancel(struct virt_domain *, struct err *);
 enum virt_outcome virt_domain_outcome(const struct virt_domain *, const char **reason);
 
 /*
+ * The guest's IPv4 address from its DHCP lease on a libvirt network (its NIC's), or NULL
+ * (ERR_NOTFOUND: no lease yet). Caller frees.
+ */
+char	*virt_domain_ipv4(struct virt_domain *, struct err *);
+/*
  * Console address from the live XML; the password only when want_password (the XML is read
  * with VIR_DOMAIN_XML_SECURE only then). Caller frees with virt_console_clear.
  */

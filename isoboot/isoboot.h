@@ -128,6 +128,8 @@ struct isoboot_params {
 	const char	*owner;		/* who made the domain (a worker's host name), written
 					 * in its metadata; NULL = nobody in particular */
 	const char	*answers_method; /* unattended: isoboot_answers_method_name(); NULL */
+	int		 disk_only;	/* the installed disk alone (customizing, derived
+					 * builds): no OS ISO, no virtio-win, extra media only */
 };
 
 /* One device of the plan, in boot-relevant order. */

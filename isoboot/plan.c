@@ -229,11 +229,11 @@ isoboot_plan_build(const struct isoboot_profile *pr, const struct isoboot_flavor
 		return NULL;
 	if (check_path("root disk", me->root_disk, err) == -1)
 		return NULL;
-	if (me->iso == NULL || *me->iso == '\0') {
+	if (!pa->disk_only && (me->iso == NULL || *me->iso == '\0')) {
 		err_set(err, ERR_INVAL, "an OS ISO is required");
 		return NULL;
 	}
-	if (check_path("OS ISO", me->iso, err) == -1 ||
+	if ((!pa->disk_only && check_path("OS ISO", me->iso, err) == -1) ||
 	    (me->virtio_win != NULL && check_path("virtio-win", me->virtio_win, err) == -1) ||
 	    (me->floppy != NULL && check_path("floppy image", me->floppy, err) == -1) ||
 	    (pa->serial_log != NULL && check_path("serial log", pa->serial_log, err) == -1) ||
@@ -262,7 +262,7 @@ isoboot_plan_build(const struct isoboot_profile *pr, const struct isoboot_flavor
 		if (check_path("extra CD-ROM", me->extra_cdroms[i], err) == -1)
 			return NULL;
 	}
-	if (pr->virtio_win != ISOBOOT_VIRTIO_WIN_NONE && me->virtio_win == NULL) {
+	if (pr->virtio_win != ISOBOOT_VIRTIO_WIN_NONE && me->virtio_win == NULL && !pa->disk_only) {
 		err_set(err, ERR_INVAL, "profile %s needs the virtio-win drivers (%s): none given",
 		    pr->name, pr->virtio_win == ISOBOOT_VIRTIO_WIN_FLOPPY ?
 		    "a floppy image, virtio-win_x86.vfd" : "the virtio-win ISO");
@@ -308,8 +308,10 @@ isoboot_plan_build(const struct isoboot_profile *pr, const struct isoboot_flavor
 	/* root disk first in boot order: blank, firmware falls through to the CD;
 	 * installed, it boots — so installer reboots come back to the new system */
 	plan_add(pl, ISOBOOT_DISK, ISOBOOT_ROLE_ROOT, me->root_disk, pl->disk_bus, 1);
-	plan_add(pl, ISOBOOT_CDROM, ISOBOOT_ROLE_OS_ISO, me->iso, pl->cdrom_bus, 2);
-	if (me->virtio_win != NULL)
+	/* disk_only: the installed system alone, with what it is handed (extra media) */
+	if (!pa->disk_only)
+		plan_add(pl, ISOBOOT_CDROM, ISOBOOT_ROLE_OS_ISO, me->iso, pl->cdrom_bus, 2);
+	if (!pa->disk_only && me->virtio_win != NULL)
 		plan_add(pl, pr->virtio_win == ISOBOOT_VIRTIO_WIN_FLOPPY ? ISOBOOT_FLOPPY :
 		    ISOBOOT_CDROM, ISOBOOT_ROLE_VIRTIO_WIN, me->virtio_win, pl->cdrom_bus, 0);
 	for (i = 0; me->extra_cdroms != NULL && me->extra_cdroms[i] != NULL; i++)

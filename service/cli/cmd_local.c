@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -18,6 +19,7 @@
 #include "service/pipeline/answers.h"
 #include "service/cli/cmd.h"
 #include "service/pipeline/build.h"
+#include "service/pipeline/customize.h"
 #include "service/pipeline/local.h"
 #include "base/log.h"
 #include "base/loop.h"
@@ -71,6 +73,16 @@ local_usage(FILE *out)
 	    "  --answers FILE          their values (JSON: hostname, root_password, packages,\n"
 	    "                          mirror, ...; README \"Unattended builds\"); implies\n"
 	    "                          --unattended\n"
+	    "  --from FILE             derive from an image instead of installing from an ISO (a\n"
+	    "                          store's ID.qcow2: its chain, OS and lineage carry over);\n"
+	    "                          needs a customize option below\n"
+	    "  --customize NAME        run the operator script TEMPLATES/customize/NAME in the\n"
+	    "                          installed system over SSH (repeatable; needs --unattended\n"
+	    "                          or --from)\n"
+	    "  --script FILE           run FILE there too (repeatable, in order with --customize)\n"
+	    "  --copy SRC:DEST         copy the file SRC to DEST there (its mode kept)\n"
+	    "  --env NAME=VALUE        a variable for the scripts (repeatable)\n"
+	    "  --customize-timeout S   the customizing step's timeout (default 1800)\n"
 	    "  --out DIR               the image store (default $ISOFORGE_STORE, else\n"
 	    "                          ~/.local/share/isoforge/images)\n"
 	    "  --timeout S             install timeout in seconds (default %d, 0 = none)\n"
@@ -360,13 +372,81 @@ local_guest_network(struct build *b, int policy, const char *value)
 	return 0;
 }
 
+/*
+ * One customize option into the build's customize object (the request's form): an operator
+ * script by name, a script file, a file to copy (SRC:DEST), a variable (NAME=VALUE), the
+ * timeout. The whole is checked once the options are read (customize_json_check).
+ */
+static int
+local_customize(struct build *b, const char *what, const char *arg)
+{
+	json_t		*o;
+	struct stat	 st;
+	struct err	 e;
+	const char	*colon, *base;
+	char		*text, *key, mode[8];
+	size_t		 len;
+
+	if (b->customize == NULL)
+		b->customize = json_pack("{s:[], s:[], s:{}}", "scripts", "files", "env");
+	err_clear(&e);
+	if (strcmp(what, "name") == 0)
+		o = json_pack("{s:s}", "name", arg);
+	else if (strcmp(what, "script") == 0 || strcmp(what, "copy") == 0) {
+		colon = strcmp(what, "copy") == 0 ? strchr(arg, ':') : NULL;
+		if (strcmp(what, "copy") == 0 && (colon == NULL || colon == arg)) {
+			fprintf(stderr, "isoforge local build: --copy %s: not SRC:DEST\n", arg);
+			return -1;
+		}
+		key = colon != NULL ? xstrndup(arg, (size_t)(colon - arg)) : xstrdup(arg);
+		text = util_read_file(key, SSH_SCRIPT_MAX, &len, &e);
+		if (text == NULL || stat(key, &st) == -1) {
+			fprintf(stderr, "isoforge local build: --%s %s: %s\n", what, key, e.msg);
+			free(text);
+			free(key);
+			return -1;
+		}
+		base = strrchr(key, '/') != NULL ? strrchr(key, '/') + 1 : key;
+		snprintf(mode, sizeof(mode), "%04o", (unsigned)(st.st_mode & 07777));
+		o = colon == NULL ? json_pack("{s:s, s:s%}", "name", base, "inline", text, len) :
+		    json_pack("{s:s, s:s%, s:s}", "path", colon + 1, "content", text, len, "mode",
+		    mode);
+		free(text);
+		free(key);
+		if (o == NULL) {
+			fprintf(stderr, "isoforge local build: --%s %s: not text\n", what, arg);
+			return -1;
+		}
+		if (colon != NULL) {
+			json_array_append_new(json_object_get(b->customize, "files"), o);
+			return 0;
+		}
+	} else if (strcmp(what, "env") == 0) {
+		if ((colon = strchr(arg, '=')) == NULL || colon == arg) {
+			fprintf(stderr, "isoforge local build: --env %s: not NAME=VALUE\n", arg);
+			return -1;
+		}
+		key = xstrndup(arg, (size_t)(colon - arg));
+		json_object_set_new(json_object_get(b->customize, "env"), key,
+		    json_string(colon + 1));
+		free(key);
+		return 0;
+	} else {
+		json_object_set_new(b->customize, "timeout_s", json_integer(strtol(arg, NULL, 10)));
+		return 0;
+	}
+	json_array_append_new(json_object_get(b->customize, "scripts"), o);
+	return 0;
+}
+
 static int
 local_build(int argc, char **argv)
 {
 	enum { O_ISO = 256, O_VIRTIO, O_DISK, O_RAM, O_VCPUS, O_OSTYPE, O_OSDISTRO, O_OSVERSION,
 	    O_PROFILE, O_FIRMWARE, O_NAME, O_CHAIN, O_PARENT, O_PROPERTY, O_COMPRESS, O_OUT,
 	    O_TIMEOUT, O_CONNECT, O_DTYPE, O_TEMPLATES, O_JSON, O_MACHINE, O_GRACE, O_GUESTNET,
-	    O_GUESTDENY, O_UNATTENDED, O_ANSWERS };
+	    O_GUESTDENY, O_UNATTENDED, O_ANSWERS, O_FROM, O_CUSTOMIZE, O_SCRIPT, O_COPY, O_ENV,
+	    O_CUSTTIMEOUT };
 	static const struct option opts[] = {
 		{ "iso", required_argument, NULL, O_ISO },
 		{ "virtio-win", required_argument, NULL, O_VIRTIO },
@@ -395,6 +475,12 @@ local_build(int argc, char **argv)
 		{ "guest-deny", required_argument, NULL, O_GUESTDENY },
 		{ "unattended", no_argument, NULL, O_UNATTENDED },
 		{ "answers", required_argument, NULL, O_ANSWERS },
+		{ "from", required_argument, NULL, O_FROM },
+		{ "customize", required_argument, NULL, O_CUSTOMIZE },
+		{ "script", required_argument, NULL, O_SCRIPT },
+		{ "copy", required_argument, NULL, O_COPY },
+		{ "env", required_argument, NULL, O_ENV },
+		{ "customize-timeout", required_argument, NULL, O_CUSTTIMEOUT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -501,6 +587,17 @@ local_build(int argc, char **argv)
 				goto cleanup;
 			break;
 		case O_UNATTENDED: b->unattended = 1; break;
+		case O_FROM: free(b->from_ref); b->from_ref = xstrdup(optarg); break;
+		case O_CUSTOMIZE:
+		case O_SCRIPT:
+		case O_COPY:
+		case O_ENV:
+		case O_CUSTTIMEOUT:
+			if (local_customize(b, c == O_CUSTOMIZE ? "name" : c == O_SCRIPT ?
+			    "script" : c == O_COPY ? "copy" : c == O_ENV ? "env" : "timeout",
+			    optarg) == -1)
+				goto cleanup;
+			break;
 		case O_ANSWERS: {
 			/* install.answers of a request, as a file (service/pipeline/answers.h) */
 			char	*text = util_read_file(optarg, 64 * 1024, NULL, &err);
@@ -528,15 +625,26 @@ local_build(int argc, char **argv)
 			goto cleanup;
 		}
 	}
-	if (optind != argc || b->iso_ref == NULL) {
-		fprintf(stderr, "isoforge local build: --iso FILE is required\n");
+	if (optind != argc || (b->iso_ref == NULL) == (b->from_ref == NULL)) {
+		fprintf(stderr, "isoforge local build: --iso FILE or --from FILE is required\n");
 		local_usage(stderr);
+		goto cleanup;
+	}
+	err_clear(&err);
+	if (b->customize != NULL && customize_json_check(b->customize, &err) == -1) {
+		fprintf(stderr, "isoforge local build: customize: %s\n", err.msg);
+		goto cleanup;
+	}
+	if (b->from_ref != NULL && b->customize == NULL) {
+		fprintf(stderr, "isoforge local build: --from needs --customize, --script or "
+		    "--copy\n");
 		goto cleanup;
 	}
 	if (verbose)
 		log_setverbose(verbose);
-	if (access(b->iso_ref, R_OK) == -1) {
-		fprintf(stderr, "isoforge local build: --iso %s: %s\n", b->iso_ref,
+	if (access(b->iso_ref != NULL ? b->iso_ref : b->from_ref, R_OK) == -1) {
+		fprintf(stderr, "isoforge local build: %s %s: %s\n", b->iso_ref != NULL ?
+		    "--iso" : "--from", b->iso_ref != NULL ? b->iso_ref : b->from_ref,
 		    strerror(errno));
 		goto cleanup;
 	}
@@ -546,9 +654,9 @@ local_build(int argc, char **argv)
 		goto cleanup;
 	}
 	if (b->name == NULL) {
-		base = strrchr(b->iso_ref, '/') ? strrchr(b->iso_ref, '/') + 1 : b->iso_ref;
-		name = xstrndup(base, strlen(base) > 4 &&
-		    strcmp(base + strlen(base) - 4, ".iso") == 0 ? strlen(base) - 4 : strlen(base));
+		base = b->iso_ref != NULL ? b->iso_ref : b->from_ref;
+		base = strrchr(base, '/') ? strrchr(base, '/') + 1 : base;
+		name = xstrndup(base, strcspn(base, "."));
 		b->name = name;
 		name = NULL;
 	}
@@ -622,7 +730,8 @@ local_build(int argc, char **argv)
 	if (virt_domain_type(v, dtype, cache, tmpdir, LOCAL_PROBE_TIMEOUT, &base, &err) == -1)
 		goto fail;
 	b->domain_type = xstrdup(base);
-	fprintf(stderr, "build %s: %s on %s (%s)\n", b->id, b->iso_ref, uri,
+	fprintf(stderr, "build %s: %s on %s (%s)\n", b->id, b->iso_ref != NULL ? b->iso_ref :
+	    b->from_ref, uri,
 		    strcmp(b->domain_type, "kvm") == 0 ? "KVM" : "TCG, no KVM");
 
 	/* nobody can pick this install up once we are gone: it must not outlive us */

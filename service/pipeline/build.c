@@ -15,7 +15,9 @@
 #include "drivers/qemuimg.h"
 #include "service/pipeline/answers.h"
 #include "service/pipeline/build.h"
+#include "service/pipeline/customize.h"
 #include "service/pipeline/request.h"
+#include "service/pipeline/templates.h"
 
 #define BUILD_DEFAULT_GRACE	60.0
 #define BUILD_DEFAULT_STEP	3600.0
@@ -160,6 +162,11 @@ build_free(struct build **bp)
 	json_decref(b->answers);
 	free(b->ssh_pubkey);
 	free(b->answers_salt);
+	json_decref(b->customize);
+	free(b->from_ref);
+	free(b->base);
+	ssh_key_free(&b->ssh_key);
+	free(b->customize_log);
 	answers_result_free(b->answers_out);
 	free(b->answers_out);
 	free(b->work_dir);
@@ -210,6 +217,9 @@ build_apply_request(struct build *b, const struct build_request *req)
 	b->unattended = req->install_mode != NULL && strcmp(req->install_mode, "unattended") == 0;
 	if (req->answers != NULL)
 		b->answers = json_incref(req->answers);
+	if (req->customize != NULL)
+		b->customize = json_incref(req->customize);
+	b->from_ref = build_dup(req->from_image);
 	b->timeout_s = (double)req->timeout_s;
 	b->compress = req->compress;
 	b->visibility = build_dup(req->visibility);
@@ -291,14 +301,24 @@ build_resolve(struct build *b, struct err *e)
 	if (b->resume == BUILD_QUEUED &&
 	    build_set_state(b, BUILD_RESOLVING, e, NULL) == -1)
 		return -1;
-	if (b->name == NULL || b->iso_ref == NULL || b->work_root == NULL) {
-		err_set(e, ERR_INVAL, "a build needs a name, an ISO and a work directory");
+	if (b->name == NULL || (b->iso_ref == NULL && b->from_ref == NULL) ||
+	    b->work_root == NULL) {
+		err_set(e, ERR_INVAL, "a build needs a name, an ISO (or a base image) and a work "
+		    "directory");
 		return -1;
 	}
-	if (b->chain == NULL)
-		b->chain = xstrdup(b->name);
+	/* the build's key reaches the guest through its answer file, or a derived build's
+	 * NoCloud volume: an interactive install has neither */
+	if (b->customize != NULL && b->from_ref == NULL && !b->unattended) {
+		err_set(e, ERR_INVAL, "customize: needs an unattended install (its answer file "
+		    "gives the installed system the build's key) or a build from_image");
+		return -1;
+	}
 	if (b->source->resolve(b->source_ctx, b, e) == -1)
 		return -1;
+	/* a derived build's chain is its base image's (the source set it), else the name */
+	if (b->chain == NULL)
+		b->chain = xstrdup(b->name);
 	if (b->flavor.disk_gib == 0) {
 		err_set(e, ERR_INVAL, "disk size: must be at least 1 GiB");
 		return -1;
@@ -311,8 +331,9 @@ build_fetch(struct build *b, struct err *e)
 {
 	if (b->source->fetch == NULL)
 		return 0;
-	if (b->resume == BUILD_QUEUED &&
-	    build_set_state(b, BUILD_FETCHING, e, "ISO %s into the cache", b->iso_ref) == -1)
+	if (b->resume == BUILD_QUEUED && build_set_state(b, BUILD_FETCHING, e, "%s %s into the "
+	    "cache", b->from_ref != NULL ? "image" : "ISO", b->from_ref != NULL ? b->from_ref :
+	    b->iso_ref) == -1)
 		return -1;
 	if (b->source->fetch(b->source_ctx, b, e) == -1)
 		return -1;
@@ -329,6 +350,8 @@ struct build_call {
 	char		*xml;		/* assembling: the domain to define */
 	struct virt_console console;	/* installing: the console once started */
 	int		 ended;		/* installing: over before we watched (resuming) */
+	double		 timeout_s;	/* starting: the run's timeout (0: none) ... */
+	double		 started_at;	/* ... counted from then */
 	int		 console_rc;
 	struct err	 console_err;
 };
@@ -346,6 +369,8 @@ build_define_call(void *arg)
 	c->rc = -1;
 	if (guestnet_prepare(b->virt, b->guest_network, b->guest_deny, &c->err) == -1)
 		return;
+	/* the install's domain, watched until now, makes way for the customizing one */
+	virt_domain_free(&b->dom);
 	if (virt_remove_by_name(b->virt, b->domain_name, &c->err) == -1)
 		return;
 	if ((b->dom = virt_define(b->virt, c->xml, &c->err)) == NULL)
@@ -363,6 +388,43 @@ build_lookup_call(void *arg)
 	c->rc = c->b->dom != NULL ? 0 : -1;
 }
 
+
+/* The build's ephemeral SSH key pair (memory only); its public line goes to the guest. */
+static int
+build_ssh_key(struct build *b, struct err *e)
+{
+	char	*comment = xasprintf("isoforge-build-%.36s", b->id);
+
+	ssh_key_free(&b->ssh_key);
+	b->ssh_key = ssh_key_new(SSH_KEY_ED25519, comment, e);
+	free(comment);
+	if (b->ssh_key == NULL)
+		return -1;
+	free(b->ssh_pubkey);
+	b->ssh_pubkey = xstrdup(ssh_key_authorized(b->ssh_key));
+	return 0;
+}
+
+/*
+ * A derived build's assembling: the root disk is a standalone copy of the base image
+ * (qemu-img convert), and the NoCloud volume hands the booting image the build's key; no
+ * domain yet (customizing defines the one that boots the disk alone).
+ */
+static int
+build_assemble_derived(struct build *b, struct err *e)
+{
+	char	*vol;
+
+	if (qemuimg_convert_ex(b->base, b->root_disk, 0, NULL, NULL, b->stop_fd,
+	    b->step_timeout_s, e) == -1)
+		return -1;
+	if ((vol = customize_nocloud(b->work_dir, b->id, b->ssh_pubkey, e)) == NULL)
+		return -1;
+	build_strv_free(&b->extra_cdroms);
+	b->extra_cdroms = xcalloc(2, sizeof(*b->extra_cdroms));
+	b->extra_cdroms[0] = vol;
+	return build_check_stop(b, e);
+}
 
 /*
  * assembling: the work dir, a blank root disk of the flavor's size, the plan, the domain
@@ -385,6 +447,9 @@ build_assemble(struct build *b, struct err *e)
 	}
 	if (b->work_dir == NULL)
 		b->work_dir = xasprintf("%s/%s", b->work_root, b->id);
+	/* a derived build boots its disk alone: no ISO to plan with */
+	if (b->base != NULL)
+		b->disk_only = 1;
 	if (fresh) {
 		/* the build's alone: it will hold the tenant's installed system */
 		if (util_mkdir_private(b->work_dir, e) == -1)
@@ -392,6 +457,9 @@ build_assemble(struct build *b, struct err *e)
 		build_resource(b, "dir", b->work_dir, 1);
 		if (b->vnc_password_fixed == NULL)
 			util_password(b->vnc_password, 8);
+		/* customizing: a key of the build's own, in the answer file or NoCloud volume */
+		if (b->customize != NULL && build_ssh_key(b, e) == -1)
+			return -1;
 	}
 	if (build_make_plan(b, fresh, e) == -1)
 		return -1;
@@ -407,6 +475,8 @@ build_assemble(struct build *b, struct err *e)
 			err_set(e, c.err.kind, "%s", c.err.msg);
 		return c.rc;
 	}
+	if (b->base != NULL)
+		return build_assemble_derived(b, e);
 	if (qemuimg_create(b->root_disk, (unsigned long long)b->flavor.disk_gib << 30, e) == -1)
 		return -1;
 	if ((c.xml = build_domain_xml(b, e)) == NULL)
@@ -498,7 +568,7 @@ build_timeout_cb(int id, void *arg)
 	}
 	b->timed_out = 1;
 	pthread_mutex_unlock(&b->mu);
-	log_info("build %s: install timed out after %.0f s", b->id, b->timeout_s);
+	log_info("build %s: %s timed out", b->id, build_state_name(b->state));
 	build_destroy_call(b);
 }
 
@@ -517,8 +587,11 @@ build_start_call(void *arg)
 
 	pthread_mutex_lock(&b->mu);
 	b->outcome = VIRT_RUNNING;
+	b->timed_out = 0;
+	free(b->outcome_reason);
+	b->outcome_reason = NULL;
 	pthread_mutex_unlock(&b->mu);
-	if (b->resume == BUILD_INSTALLING)
+	if (b->resume == BUILD_INSTALLING && b->state != BUILD_CUSTOMIZING)
 		c->rc = virt_watch(b->dom, build_outcome_cb, b, &c->err);
 	else {
 		virt_domain_autodestroy(b->dom, b->autodestroy);
@@ -530,8 +603,8 @@ build_start_call(void *arg)
 		c->ended = 1;
 		return;
 	}
-	if (b->timeout_s > 0) {
-		left = b->timeout_s - (util_now() - b->install_started_at);
+	if (c->timeout_s > 0) {
+		left = c->timeout_s - (util_now() - c->started_at);
 		b->timeout_timer = loop_timer_add(b->loop, left > 1 ? (int)(left * 1000) : 1000,
 		    build_timeout_cb, b, NULL);
 	}
@@ -568,6 +641,21 @@ build_console_message(struct build *b, struct build_call *c)
 	return msg;
 }
 
+/* Waits for the running domain's outcome (VIRT_RUNNING when the build is abandoned). */
+static enum virt_outcome
+build_boot_wait(struct build *b, int *timed_out)
+{
+	enum virt_outcome	 o;
+
+	pthread_mutex_lock(&b->mu);
+	while (b->outcome == VIRT_RUNNING && b->stop != BUILD_STOP_ABANDON)
+		pthread_cond_wait(&b->cv, &b->mu);
+	o = b->outcome;
+	*timed_out = b->timed_out;
+	pthread_mutex_unlock(&b->mu);
+	return o;
+}
+
 /*
  * installing: starts the domain on the loop thread and waits for its outcome: a guest
  * power-off (or a finish) → 0; destroyed, crashed, paused → -1 ERR_IO; the timeout →
@@ -587,6 +675,8 @@ build_install(struct build *b, struct err *e)
 		return -1;
 	if (b->install_started_at == 0)
 		b->install_started_at = util_now();
+	c.timeout_s = b->timeout_s;
+	c.started_at = b->install_started_at;
 	loop_call(b->loop, build_start_call, &c);
 	if (c.rc == -1) {
 		err_set(e, c.err.kind, "%s", c.err.msg);
@@ -608,12 +698,7 @@ build_install(struct build *b, struct err *e)
 		build_request_stop(b, BUILD_STOP_CANCEL);
 		rc = -1;
 	}
-	pthread_mutex_lock(&b->mu);
-	while (b->outcome == VIRT_RUNNING && b->stop != BUILD_STOP_ABANDON)
-		pthread_cond_wait(&b->cv, &b->mu);
-	o = b->outcome;
-	timed_out = b->timed_out;
-	pthread_mutex_unlock(&b->mu);
+	o = build_boot_wait(b, &timed_out);
 	if (rc == -1)
 		goto cleanup;
 	rc = -1;
@@ -641,6 +726,205 @@ build_install(struct build *b, struct err *e)
 	if (rc == 0)
 		rc = build_check_stop(b, e);
 cleanup:
+	virt_console_clear(&c.console);
+	return rc;
+}
+
+/* ---- customizing ---- */
+
+/* Loop thread: the customizing guest's address, once it has a lease. */
+struct build_addr {
+	struct build	*b;
+	char		*ip;
+	struct err	 err;
+};
+
+static void
+build_addr_call(void *arg)
+{
+	struct build_addr	*a = arg;
+
+	if (a->b->dom != NULL)
+		a->ip = virt_domain_ipv4(a->b->dom, &a->err);
+}
+
+/* The booting guest's IPv4 address; NULL when it stopped, the build stops or the deadline
+ * passes (e). Caller frees. */
+static char *
+build_guest_address(struct build *b, double deadline, struct err *e)
+{
+	struct build_addr	 a;
+	enum virt_outcome	 o;
+
+	for (;;) {
+		memset(&a, 0, sizeof(a));
+		a.b = b;
+		loop_call(b->loop, build_addr_call, &a);
+		if (a.ip != NULL)
+			return a.ip;
+		pthread_mutex_lock(&b->mu);
+		o = b->outcome;
+		pthread_mutex_unlock(&b->mu);
+		if (o != VIRT_RUNNING) {
+			err_set(e, ERR_IO, "customizing: the guest stopped before it had an address");
+			return NULL;
+		}
+		if (util_now() >= deadline) {
+			err_set(e, ERR_TIMEOUT, "customizing: the guest got no address (DHCP)");
+			return NULL;
+		}
+		if (util_wait_fd(b->stop_fd, 1.0)) {
+			build_check_stop(b, e);
+			return NULL;
+		}
+	}
+}
+
+/* A script's output line: the build's customize log and the log. */
+struct build_lines {
+	struct build	*b;
+	const char	*script;
+	FILE		*f;
+};
+
+static void
+build_customize_line(void *arg, int stream, const char *line)
+{
+	struct build_lines	*l = arg;
+
+	log_info("build %s: %s%s: %s", l->b->id, l->script, stream == 2 ? " (stderr)" : "",
+	    line);
+	if (l->f != NULL)
+		fprintf(l->f, "%s%s: %s\n", l->script, stream == 2 ? " (stderr)" : "", line);
+}
+
+/* In the guest: the files, then the scripts in order; the key removed; power-off. */
+static int
+build_customize_guest(struct build *b, struct ssh_conn *conn, struct err *e)
+{
+	struct ssh_run_opts	 ro;
+	struct ssh_run_result	 res;
+	struct build_lines	 l;
+	const char		*name, *path, *content;
+	char			**env, *text;
+	size_t			 i, n, len;
+	int			 rc = -1, mode, ok;
+
+	memset(&l, 0, sizeof(l));
+	l.b = b;
+	l.f = fopen(b->customize_log, "ae");
+	env = customize_env(b->customize, b->id);
+	/* the files first: scripts may use them */
+	for (i = 0; i < customize_nfiles(b->customize); i++) {
+		customize_file(b->customize, i, &path, &content, &len, &mode);
+		if (ssh_put_data(conn, content, len, path, mode, 60, e) == -1)
+			goto cleanup;
+	}
+	n = customize_nscripts(b->customize);
+	for (i = 0; i < n; i++) {
+		if (customize_script(b->customize, i, b->templates != NULL ? b->templates :
+		    templates_dir(), &name, &text, &len, e) == -1)
+			goto cleanup;
+		memset(&ro, 0, sizeof(ro));
+		ro.on_line = build_customize_line;
+		ro.arg = &l;
+		ro.env = (const char *const *)env;
+		l.script = name;
+		memset(&res, 0, sizeof(res));
+		ok = ssh_run_script(conn, name, text, len, &ro, &res, e) == 0;
+		free(text);
+		ssh_run_result_free(&res);
+		if (!ok || build_set_state(b, BUILD_CUSTOMIZING, e, "script %s: done (%zu of %zu)",
+		    name, i + 1, n) == -1)
+			goto cleanup;
+	}
+	/* the build's key leaves the image it makes */
+	if (ssh_remove_key(conn, NULL, NULL, e) == -1 || ssh_poweroff(conn, NULL, 60, e) == -1)
+		goto cleanup;
+	rc = 0;
+cleanup:
+	if (l.f != NULL)
+		fclose(l.f);
+	customize_env_free(&env);
+	return rc;
+}
+
+/*
+ * customizing: the installed disk booted alone (its CD-ROMs gone; a derived build's NoCloud
+ * volume with the key) on the guest network, reached over SSH from the builder host with the
+ * build's key, the request's scripts run and files copied, the key removed, powered off; all
+ * within the step's timeout. A script that fails fails the build with its status and last
+ * lines.
+ */
+static int
+build_customize(struct build *b, struct err *e)
+{
+	struct build_call	 c;
+	struct ssh_opts		 so;
+	struct ssh_conn		*conn = NULL;
+	enum virt_outcome	 o;
+	double			 timeout = customize_timeout(b->customize), deadline;
+	char			*ip = NULL;
+	int			 rc = -1, timed_out;
+
+	memset(&c, 0, sizeof(c));
+	c.b = b;
+	if (build_set_state(b, BUILD_CUSTOMIZING, e, "booting the installed system alone") == -1)
+		return -1;
+	free(b->customize_log);
+	b->customize_log = xasprintf("%s/customize.log", b->work_dir);
+	b->disk_only = 1;
+	if (build_make_plan(b, 0, e) == -1 || (c.xml = build_domain_xml(b, e)) == NULL)
+		return -1;
+	loop_call(b->loop, build_define_call, &c);
+	explicit_bzero(c.xml, strlen(c.xml));
+	if (c.rc == -1) {
+		err_set(e, c.err.kind, "%s", c.err.msg);
+		goto cleanup;
+	}
+	build_field(b, "domain", b->domain_name);
+	build_resource(b, "domain", b->domain_name, 1);
+	c.timeout_s = timeout;
+	c.started_at = util_now();
+	deadline = c.started_at + timeout;
+	loop_call(b->loop, build_start_call, &c);
+	if (c.rc == -1) {
+		err_set(e, c.err.kind, "%s", c.err.msg);
+		goto cleanup;
+	}
+	if ((ip = build_guest_address(b, deadline, e)) != NULL) {
+		log_info("build %s: customizing the guest at %s", b->id, ip);
+		memset(&so, 0, sizeof(so));
+		so.host = ip;
+		so.port = 22;
+		so.key = b->ssh_key;
+		so.wait_s = deadline - util_now();
+		so.deadline = deadline;
+		so.cancel_fd = b->stop_fd;
+		if ((conn = ssh_connect(&so, e)) != NULL)
+			rc = build_customize_guest(b, conn, e);
+		ssh_close(&conn);
+	}
+	/* failed: the guest goes at once; done: it powers off by itself */
+	if (rc == -1)
+		loop_call(b->loop, build_destroy_call, b);
+	o = build_boot_wait(b, &timed_out);
+	if (rc == -1)
+		goto cleanup;
+	rc = -1;
+	if (o == VIRT_RUNNING)
+		err_set(e, ERR_CANCELLED, "the process stopped");
+	else if (timed_out)
+		err_set(e, ERR_TIMEOUT, "customizing timed out after %.0f s", timeout);
+	else if (o == VIRT_CANCELLED)
+		err_set(e, ERR_CANCELLED, "cancelled by the requester");
+	else if (o != VIRT_POWEROFF && o != VIRT_FINISHED)
+		err_set(e, ERR_IO, "customizing: the guest %s", b->outcome_reason);
+	else
+		rc = build_check_stop(b, e);
+cleanup:
+	free(c.xml);
+	free(ip);
 	virt_console_clear(&c.console);
 	return rc;
 }
@@ -778,6 +1062,27 @@ build_undefine_call(void *arg)
 		c->rc = virt_remove_by_name(b->virt, b->domain_name, &c->err);
 }
 
+/* Moves the work dir's log *path to LOG_DIR/<id>.suffix (then *path names it there). */
+static void
+build_keep_log(struct build *b, char **path, const char *suffix)
+{
+	struct err	 e;
+	char		*kept;
+
+	if (*path == NULL || b->log_dir == NULL || access(*path, F_OK) != 0)
+		return;
+	kept = xasprintf("%s/%s.%s", b->log_dir, b->id, suffix);
+	err_clear(&e);
+	if (util_mkdirs(b->log_dir, &e) == -1 || rename(*path, kept) == -1) {
+		log_warnx("build %s: keeping %s in %s: %s", b->id, suffix, kept,
+		    e.msg[0] ? e.msg : strerror(errno));
+		free(kept);
+		return;
+	}
+	free(*path);
+	*path = kept;
+}
+
 /*
  * Undefines the domain and removes the work files, whatever the state; the serial log moves
  * to log_dir. What could not be removed stays recorded (the notifier's resources) and is
@@ -788,7 +1093,6 @@ build_cleanup(struct build *b)
 {
 	struct build_call	 c;
 	struct err		 e;
-	char			*kept;
 
 	memset(&c, 0, sizeof(c));
 	c.b = b;
@@ -805,20 +1109,9 @@ build_cleanup(struct build *b)
 		else
 			build_resource(b, "domain", b->domain_name, 0);
 	}
-	/* the serial log stays with the build */
-	if (b->serial_log != NULL && b->log_dir != NULL && access(b->serial_log, F_OK) == 0) {
-		kept = xasprintf("%s/%s.console.log", b->log_dir, b->id);
-		err_clear(&e);
-		if (util_mkdirs(b->log_dir, &e) == -1 || rename(b->serial_log, kept) == -1)
-			log_warnx("build %s: keeping the serial log in %s: %s", b->id, kept,
-			    e.msg[0] ? e.msg : strerror(errno));
-		else {
-			free(b->serial_log);
-			b->serial_log = kept;
-			kept = NULL;
-		}
-		free(kept);
-	}
+	/* the serial log and the scripts' output stay with the build */
+	build_keep_log(b, &b->serial_log, "console.log");
+	build_keep_log(b, &b->customize_log, "customize.log");
 	if (b->work_dir != NULL && b->work_root != NULL) {
 		err_clear(&e);
 		if (util_rmtree(b->work_dir, &e) == -1)
@@ -866,8 +1159,11 @@ build_run(struct build *b)
 		rc = build_fetch(b, &e);
 	if (rc == 0)
 		rc = build_assemble(b, &e);
-	if (rc == 0 && b->resume != BUILD_SNAPSHOTTING)
+	/* a derived build has no install: its disk is a copy of the base image */
+	if (rc == 0 && b->resume != BUILD_SNAPSHOTTING && b->base == NULL)
 		rc = build_install(b, &e);
+	if (rc == 0 && b->resume != BUILD_SNAPSHOTTING && b->customize != NULL)
+		rc = build_customize(b, &e);
 	if (rc == 0)
 		rc = build_snapshot(b, &e);
 	if (rc == 0)

@@ -25,6 +25,7 @@
 
 #include "base/loop.h"
 #include "base/util.h"
+#include "drivers/ssh.h"
 #include "drivers/virt.h"
 #include "isoboot/isoboot.h"
 
@@ -140,6 +141,9 @@ struct build {
 	json_t			*answers;	/* install.answers or NULL (holds passwords) */
 	char			*ssh_pubkey;	/* the build's ephemeral public key, or NULL */
 	char			*answers_salt;	/* crypt(3) salt of the answer files; NULL random */
+	json_t			*customize;	/* scripts and files (customize.h), or NULL */
+	char			*from_ref;	/* a derived build's base image: a file or a Glance
+						 * id (instead of an ISO), or NULL */
 
 	/* ---- the builder host (set by the caller) ---- */
 	char			*domain_type;	/* "kvm" | "qemu"; NULL = kvm */
@@ -162,7 +166,10 @@ struct build {
 						 * domain an earlier run started; SNAPSHOTTING:
 						 * its install is over, snapshot its disk */
 
+	int			 disk_only;	/* the plan boots the installed disk alone */
+
 	/* ---- what resolving and fetching find ---- */
+	char			*base;		/* a derived build's base image file (absolute) */
 	json_t			*iso_props;	/* the ISO image's properties, or NULL */
 	char			*iso;		/* the OS ISO file (absolute) */
 	char			*iso_hash;	/* sha512 hex (or Glance's checksum) */
@@ -174,6 +181,8 @@ struct build {
 	char			*domain_name;
 	char			 vnc_password[9];
 	struct isoboot_plan	*plan;
+	struct ssh_key		*ssh_key;	/* customizing: the build's ephemeral key */
+	char			*customize_log;	/* the scripts' output: work_dir, then log_dir */
 	struct answers_result	*answers_out;	/* unattended: what assembling made */
 	struct virt_domain	*dom;
 	char			 image_sha512[129];

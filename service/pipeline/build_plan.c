@@ -123,7 +123,9 @@ build_make_plan(struct build *b, int make, struct err *e)
 	params.owner = b->owner;
 	if (guestnet_isoboot(b->guest_network, &net, &params, e) == -1)
 		goto cleanup;
-	if (b->unattended && build_answers(b, profile, make, &media, &params, e) == -1)
+	params.disk_only = b->disk_only;
+	if (b->unattended && !b->disk_only &&
+	    build_answers(b, profile, make, &media, &params, e) == -1)
 		goto cleanup;
 	isoboot_plan_free(&b->plan);
 	if ((b->plan = isoboot_plan_build(profile, &b->flavor, &media, &params, e)) == NULL)

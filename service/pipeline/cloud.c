@@ -146,6 +146,54 @@ cloud_image_hash(const json_t *img)
 	return json_string_value(json_object_get(img, "checksum"));
 }
 
+static int	cloud_resolve_flavor(struct cloud *, struct build *, struct err *);
+
+/*
+ * A derived build's base: an active qcow2 or raw image the requester can see. Its
+ * properties (the OS, hw_*) choose the profile as an ISO's do; it is the new image's parent,
+ * in its chain, with its source ISO.
+ */
+static int
+cloud_resolve_base(struct cloud *c, struct build *b, struct err *err)
+{
+	struct err	 e;
+	const char	*fmt, *status, *s;
+
+	err_clear(&e);
+	if ((c->base = glance_image_show(c->glance, b->from_ref, &e)) == NULL) {
+		err_set(err, e.kind, "from_image: %s", e.msg);
+		return -1;
+	}
+	fmt = json_string_value(json_object_get(c->base, "disk_format"));
+	status = json_string_value(json_object_get(c->base, "status"));
+	if (fmt == NULL || (strcmp(fmt, "qcow2") != 0 && strcmp(fmt, "raw") != 0)) {
+		err_set(err, ERR_INVAL, "from_image: image %s has disk_format %s, not qcow2 or "
+		    "raw", b->from_ref, fmt != NULL ? fmt : "(none)");
+		return -1;
+	}
+	if (status == NULL || strcmp(status, "active") != 0) {
+		err_set(err, ERR_CONFLICT, "from_image: image %s is %s, not active", b->from_ref,
+		    status != NULL ? status : "(no status)");
+		return -1;
+	}
+	json_decref(b->iso_props);
+	b->iso_props = json_incref(c->base);
+	if (b->parent == NULL)
+		b->parent = xstrdup(b->from_ref);
+	if (b->chain == NULL && (s = json_string_value(json_object_get(c->base,
+	    "isoforge_chain"))) != NULL)
+		b->chain = xstrdup(s);
+	if ((s = json_string_value(json_object_get(c->base, "isoforge_source_iso"))) != NULL) {
+		free(b->iso_ref);
+		b->iso_ref = xstrdup(s);
+	}
+	if ((s = json_string_value(json_object_get(c->base, "isoforge_source_iso_hash"))) != NULL) {
+		free(b->iso_hash);
+		b->iso_hash = xstrdup(s);
+	}
+	return 0;
+}
+
 /*
  * resolving: the sessions, the ISO (disk_format iso, active, visible to the requester's
  * project), the virtio-win ISO (auto = cfg's), the parent image, the flavor (with a root disk).
@@ -165,6 +213,8 @@ source_glance_resolve(void *ctx, struct build *b, struct err *err)
 		return -1;
 	build_field(b, "project_id", c->project_id);
 	build_field(b, "user_id", c->user_id);
+	if (b->from_ref != NULL)
+		return cloud_resolve_base(c, b, err) == 0 ? cloud_resolve_flavor(c, b, err) : -1;
 	if ((c->iso = cloud_iso(c, "iso_image", b->iso_ref, err)) == NULL)
 		return -1;
 	json_decref(b->iso_props);
@@ -192,6 +242,15 @@ source_glance_resolve(void *ctx, struct build *b, struct err *err)
 			return -1;
 		}
 	}
+	return cloud_resolve_flavor(c, b, err);
+}
+
+/* The flavor (with a root disk, within [builds] max_disk_gib): the build's size. */
+static int
+cloud_resolve_flavor(struct cloud *c, struct build *b, struct err *err)
+{
+	struct err	 e;
+
 	err_clear(&e);
 	if ((c->flavor = nova_flavor_get(c->nova, b->flavor_ref, &e)) == NULL) {
 		err_set(err, e.kind, "flavor: %s", e.msg);
@@ -217,7 +276,8 @@ source_glance_resolve(void *ctx, struct build *b, struct err *err)
 
 /* Fetches one Glance ISO into the cache, named by its sha512 (or md5); returns the path. */
 static char *
-cloud_fetch_one(struct cloud *c, const json_t *img, int *fdp, struct err *err)
+cloud_fetch_one(struct cloud *c, const json_t *img, const char *suffix, int *fdp,
+    struct err *err)
 {
 	struct stat	 st;
 	const char	*hash = cloud_image_hash(img);
@@ -234,7 +294,7 @@ cloud_fetch_one(struct cloud *c, const json_t *img, int *fdp, struct err *err)
 		err_set(err, ERR_INVAL, "image %s: its hash is not one (not 32-128 hex digits)", id);
 		return NULL;
 	}
-	path = xasprintf("%s/%s.iso", c->cfg->cache_dir, hash);
+	path = xasprintf("%s/%s.%s", c->cfg->cache_dir, hash, suffix);
 	/* only verified downloads are renamed into the cache: a present file is whole */
 	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (json_int_t)st.st_size == size) {
 		log_info("image %s: in the cache (%s)", id, path);
@@ -264,11 +324,17 @@ source_glance_fetch(void *ctx, struct build *b, struct err *err)
 	struct cloud	*c = ctx;
 
 	free(b->iso);
-	if ((b->iso = cloud_fetch_one(c, c->iso, &c->iso_fd, err)) == NULL)
+	if (c->base != NULL) {
+		free(b->base);
+		b->base = cloud_fetch_one(c, c->base, "img", &c->iso_fd, err);
+		return b->base != NULL ? 0 : -1;
+	}
+	if ((b->iso = cloud_fetch_one(c, c->iso, "iso", &c->iso_fd, err)) == NULL)
 		return -1;
 	if (c->virtio != NULL) {
 		free(b->virtio_win);
-		if ((b->virtio_win = cloud_fetch_one(c, c->virtio, &c->virtio_fd, err)) == NULL)
+		if ((b->virtio_win = cloud_fetch_one(c, c->virtio, "iso", &c->virtio_fd,
+		    err)) == NULL)
 			return -1;
 	}
 	return 0;
@@ -516,6 +582,7 @@ void
 cloud_close(struct cloud *c)
 {
 	nova_flavor_free(&c->flavor);
+	json_decref(c->base);
 	if (c->iso_fd != -1)
 		close(c->iso_fd);
 	if (c->virtio_fd != -1)

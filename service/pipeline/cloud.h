@@ -35,6 +35,7 @@ struct cloud {
 	json_t			*iso;		/* Glance images */
 	json_t			*virtio;	/* NULL: none */
 	json_t			*parent;	/* NULL: none */
+	json_t			*base;		/* a derived build's base image, or NULL */
 	struct nova_flavor	*flavor;
 	int			 iso_fd;	/* the cached ISOs held while the build uses them */
 	int			 virtio_fd;

@@ -98,7 +98,8 @@ isocache_evict(const char *dir, long long max_bytes, struct err *e)
 		return -1;
 	}
 	while ((de = readdir(d)) != NULL) {
-		if (!isocache_ends(de->d_name, ".iso"))
+		/* ISOs, and the base images of derived builds */
+		if (!isocache_ends(de->d_name, ".iso") && !isocache_ends(de->d_name, ".img"))
 			continue;
 		v = xrealloc(v, (n + 1) * sizeof(*v));
 		v[n].path = xasprintf("%s/%s", dir, de->d_name);

@@ -18,8 +18,8 @@ int	 isocache_name_ok(const char *hash);
  * (its mtime). Returns the descriptor (the build closes it when it ends) or -1. */
 int	 isocache_hold(const char *path, struct err *);
 /*
- * Removes *.iso files of dir, least recently used first, that no build holds, until the
- * *.iso files take at most max_bytes (0: no bound). Returns how many were removed, -1 on error.
+ * Removes *.iso (and *.img: derived builds' base images) files of dir, least recently used
+ * first, that no build holds, until they take at most max_bytes (0: no bound). Returns how many were removed, -1 on error.
  */
 int	 isocache_evict(const char *dir, long long max_bytes, struct err *);
 /* Removes the *.part files of dir last written before `before` (downloads cut by a crash);

@@ -32,12 +32,58 @@ local_media_path(const char *what, const char *path, struct err *e)
  * are what the image records as its sources), the ISO's sha512 is computed. The flavor is
  * what the caller set.
  */
+/*
+ * A derived build's base: an image file; when it is one of a local store (its record
+ * ID.json beside it), its properties (the OS, hw_*, the lineage) carry over and it is the
+ * new image's parent, in its chain.
+ */
+static int
+source_file_base(struct build *b, struct err *e)
+{
+	json_t		*rec, *props;
+	char		*path;
+	const char	*s;
+	size_t		 n;
+
+	free(b->base);
+	if ((b->base = local_media_path("base image", b->from_ref, e)) == NULL)
+		return -1;
+	n = strlen(b->base);
+	if (n < 6 || strcmp(b->base + n - 6, ".qcow2") != 0)
+		return 0;
+	path = xasprintf("%.*s.json", (int)(n - 6), b->base);
+	rec = json_load_file(path, 0, NULL);
+	free(path);
+	if (rec == NULL)
+		return 0;
+	props = json_object_get(rec, "properties");
+	json_decref(b->iso_props);
+	b->iso_props = json_incref(props);
+	if (b->parent == NULL && (s = json_string_value(json_object_get(rec, "id"))) != NULL)
+		b->parent = xstrdup(s);
+	if (b->chain == NULL && (s = json_string_value(json_object_get(props,
+	    "isoforge_chain"))) != NULL)
+		b->chain = xstrdup(s);
+	if ((s = json_string_value(json_object_get(props, "isoforge_source_iso"))) != NULL) {
+		free(b->iso_ref);
+		b->iso_ref = xstrdup(s);
+	}
+	if ((s = json_string_value(json_object_get(props, "isoforge_source_iso_hash"))) != NULL) {
+		free(b->iso_hash);
+		b->iso_hash = xstrdup(s);
+	}
+	json_decref(rec);
+	return 0;
+}
+
 static int
 source_file_resolve(void *ctx, struct build *b, struct err *e)
 {
 	char	 sha[129], md5[33];
 
 	(void)ctx;
+	if (b->from_ref != NULL)
+		return source_file_base(b, e);
 	free(b->iso);
 	if ((b->iso = local_media_path("ISO", b->iso_ref, e)) == NULL)
 		return -1;

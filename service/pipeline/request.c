@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "service/pipeline/answers.h"
+#include "service/pipeline/customize.h"
 #include "service/pipeline/request.h"
 #include "base/util.h"
 
@@ -265,7 +266,7 @@ request_parse(const char *body, size_t len, int mode, struct err *err)
 {
 	static const char *const top_keys[] = { "schema", "build_id", "token", "name",
 		"iso_image", "virtio_win_image", "flavor", "os", "firmware", "install", "chain",
-		"parent_image", "image", NULL };
+		"parent_image", "image", "from_image", "customize", NULL };
 	static const char *const os_keys[] = { "type", "distro", "version", NULL };
 	static const char *const install_keys[] = { "mode", "timeout_s", "answers", NULL };
 	static const char *const image_keys[] = { "visibility", "compress", "properties",
@@ -312,7 +313,13 @@ request_parse(const char *body, size_t len, int mode, struct err *err)
 	take_str(&c, root, "build_id", "build_id", 0, 1, STR_UUID, NULL, &r->build_id);
 	take_str(&c, root, "token", "token", full, 0, STR_TOKEN, NULL, &r->token);
 	take_str(&c, root, "name", "name", full, 0, STR_TEXT, NULL, &r->name);
-	take_str(&c, root, "iso_image", "iso_image", full, 0, STR_UUID, NULL, &r->iso_image);
+	/* a build installs from an ISO, or is derived from an image (customize) */
+	take_str(&c, root, "iso_image", "iso_image", full && json_object_get(root, "from_image") ==
+	    NULL, 0, STR_UUID, NULL, &r->iso_image);
+	take_str(&c, root, "from_image", "from_image", 0, 1, STR_UUID, NULL, &r->from_image);
+	if (r->iso_image != NULL && r->from_image != NULL)
+		problem(&c, "from_image", "a build installs from iso_image or is derived from "
+		    "from_image, not both");
 	v = json_object_get(root, "virtio_win_image");
 	if (json_is_string(v) && strcmp(json_string_value(v), "auto") == 0)
 		r->virtio_win_image = xstrdup("auto");
@@ -369,6 +376,21 @@ request_parse(const char *body, size_t len, int mode, struct err *err)
 	if (r->install_mode == NULL)
 		r->install_mode = xstrdup("interactive");
 
+	/* scripts and files for the installed system (service/pipeline/customize.h) */
+	v = json_object_get(root, "customize");
+	if (v != NULL && !json_is_null(v)) {
+		struct err	 ce;
+
+		err_clear(&ce);
+		if (customize_json_check(v, &ce) == -1)
+			problem(&c, "customize", "%s", ce.msg);
+		else
+			r->customize = json_deep_copy(v);
+	}
+	if (r->from_image != NULL && r->customize == NULL)
+		problem(&c, "customize", "a build from_image needs scripts or files to customize "
+		    "it with");
+
 	take_str(&c, root, "chain", "chain", 0, 1, STR_IDENT, NULL, &r->chain);
 	take_str(&c, root, "parent_image", "parent_image", 0, 1, STR_UUID, NULL,
 	    &r->parent_image);
@@ -420,6 +442,7 @@ request_to_json(const struct build_request *r)
 	set_opt(o, "token", r->token);
 	set_opt(o, "name", r->name);
 	set_opt(o, "iso_image", r->iso_image);
+	set_opt(o, "from_image", r->from_image);
 	json_object_set_new(o, "virtio_win_image", r->virtio_win_image != NULL ?
 	    json_string(r->virtio_win_image) : json_null());
 	set_opt(o, "flavor", r->flavor);
@@ -450,6 +473,8 @@ request_to_json(const struct build_request *r)
 	json_object_set_new(image, "tags", r->tags != NULL ? json_deep_copy(r->tags) :
 	    json_array());
 	json_object_set_new(o, "image", image);
+	if (r->customize != NULL)
+		json_object_set(o, "customize", r->customize);
 	return o;
 }
 
@@ -471,6 +496,8 @@ request_free(struct build_request **rp)
 	}
 	free(r->name);
 	free(r->iso_image);
+	free(r->from_image);
+	json_decref(r->customize);
 	free(r->virtio_win_image);
 	free(r->flavor);
 	free(r->os_type);

@@ -34,6 +34,8 @@ struct build_request {
 					 * passwords: never log it */
 	char	*chain;
 	char	*parent_image;		/* Glance image id or NULL */
+	char	*from_image;		/* a derived build's base: Glance image id, or NULL */
+	json_t	*customize;		/* scripts and files (customize.h), or NULL */
 	char	*visibility;		/* private (default) | shared | community | public */
 	int	 compress;
 	json_t	*properties;		/* object of string → string (never NULL) */

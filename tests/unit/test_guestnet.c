@@ -215,7 +215,9 @@ test_nft_script(void **state)
 	    "table inet isoforge3 {\n"));
 	assert_non_null(strstr(s, "elements = { 10.0.0.0/8, 10.1.0.0/16, 192.0.2.7/32 }"));
 	assert_non_null(strstr(s, "elements = { fc00::/7 }"));
+	/* replies to what the host opened (customizing's SSH), nothing the guest opens */
 	assert_non_null(strstr(s, "iifname != \"isoforge3\" accept\n"
+	    "\t\tct state established,related accept\n"
 	    "\t\tip daddr 10.122.3.1 udp dport 53 accept\n"
 	    "\t\tip daddr 10.122.3.1 tcp dport 53 accept\n"
 	    "\t\tudp sport 68 udp dport 67 accept\n"
