@@ -48,6 +48,13 @@ struct config {
 	char	*chain_key;		/* keys the ids of chain versions; NULL: from password */
 	char	*guest_network;		/* drivers/guestnet.h: isolated | none | network:N | bridge:N */
 	char	*guest_deny;		/* CIDRs an isolated guest may not reach, or "none" */
+	/* [console]: the browser console (service/console/, docs/console.md) */
+	char	*console_key;		/* signs tokens, makes VNC passwords; NULL: from password */
+	long	 console_token_ttl;	/* seconds a console token is valid */
+	char	*console_bind_host;	/* isoforge-novncproxy listens here */
+	long	 console_bind_port;
+	char	*console_base_url;	/* the proxy as browsers reach it */
+	char	*console_novnc_dir;	/* noVNC's files */
 };
 
 /* A configuration holding every default (no file read); caller frees with config_free. */
