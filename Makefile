@@ -47,9 +47,12 @@ DEPS	   = $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_MEDIA) $(DEPS_TEST) $(DEPS_CLOUD)
 
 all: $(PROGS:%=build/%) build/subreaper
 
-san: $(PROGS:%=build/san/%) $(TESTS)
+# Helper programs the test scripts run (tests/lib/NAME.c → build/san/tests/lib/NAME).
+TESTTOOLS = build/san/tests/lib/console-token
 
-tsan: $(PROGS:%=build/tsan/%) $(TSANTESTS)
+san: $(PROGS:%=build/san/%) $(TESTS) $(TESTTOOLS)
+
+tsan: $(PROGS:%=build/tsan/%) $(TSANTESTS) $(TESTTOOLS:build/san/%=build/tsan/%)
 
 build/obj/%.o: %.c
 	@mkdir -p $(@D)

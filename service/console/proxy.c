@@ -494,9 +494,11 @@ flush_out(int fd, struct buf *b, size_t *off)
 			return -1;
 		*off += (size_t)n;
 	}
-	b->len = 0;
+	if (b->data != NULL) {
+		b->len = 0;
+		b->data[0] = '\0';
+	}
 	*off = 0;
-	b->data[0] = '\0';
 	return 0;
 }
 
@@ -504,6 +506,8 @@ flush_out(int fd, struct buf *b, size_t *off)
 static void
 buf_consume(struct buf *b, size_t n)
 {
+	if (n == 0)
+		return;
 	memmove(b->data, b->data + n, b->len - n);
 	b->len -= n;
 	b->data[b->len] = '\0';
@@ -787,7 +791,7 @@ relay_update(struct relay *r)
 	ws_pending = r->ws_out.len - r->ws_out_off;
 	vnc_pending = r->vnc_out.len - r->vnc_out_off;
 	if (r->closing && ws_pending == 0) {
-		relay_close(r, "closed");
+		relay_close(r, "close frame sent");
 		return;
 	}
 	/* reads only while the other side keeps up: bounded memory, no spinning */
@@ -820,7 +824,7 @@ relay_ws_ready(int id, int fd, int events, void *arg)
 	}
 	if (events & (LOOP_READ | LOOP_HANGUP)) {
 		if (r->closing && (events & LOOP_HANGUP)) {
-			relay_close(r, "closed");
+			relay_close(r, "close frame sent");
 			return;
 		}
 		rc = read_in(r->ws_fd, &r->ws_in);
@@ -1129,12 +1133,12 @@ console_proxy_new(struct loop *loop, const struct console_proxy_config *cfg, str
 	p->idle_timeout_s = cfg->idle_timeout_s > 0 ? cfg->idle_timeout_s : 3600;
 	p->handshake_timeout_s = cfg->handshake_timeout_s > 0 ? cfg->handshake_timeout_s : 30;
 	p->mhd = MHD_start_daemon(flags, (uint16_t)cfg->bind_port, NULL, NULL, proxy_request, p,
+	    MHD_OPTION_EXTERNAL_LOGGER, proxy_mhd_log, p,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(p->max_connections + 32),
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)(p->max_connections + 32),
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
-	    MHD_OPTION_EXTERNAL_LOGGER, proxy_mhd_log, p,
 	    MHD_OPTION_NOTIFY_COMPLETED, proxy_completed, p,
 	    MHD_OPTION_END);
 	if (p->mhd == NULL) {
