@@ -135,6 +135,17 @@ case $out in "closed 1011 "*) ;; *) fail "another build's token: $out";; esac
 # the fresh token (unused: its forgery was refused) still works
 out=$(python3 "$client" 127.0.0.1 "$port" "$fresh" rfb) || fail "a fresh token: $out"
 
+# noVNC itself (Debian's, in headless Chromium), when python3-selenium and chromium are there
+if /usr/bin/python3 -c 'import selenium' 2>/dev/null && [ -x /usr/bin/chromedriver ]; then
+	btok=$("$tool" mint "$id" 127.0.0.1 "$vport" 600)
+	shot=$ISOFORGE_TOP/build/test-logs/console-novnc.png
+	out=$(/usr/bin/python3 "$ISOFORGE_TOP/tests/e2e/console-browser.py" \
+		"$("$tool" url "http://127.0.0.1:$port" "$btok")" "$shot") || fail "noVNC in Chromium: $out"
+	echo "noVNC: $out (screenshot $shot)"
+else
+	echo "no python3-selenium or chromium-driver: noVNC in a browser not tried"
+fi
+
 # 5
 hold=$("$tool" mint "$id" 127.0.0.1 "$vport" 600)
 python3 "$client" 127.0.0.1 "$port" "$hold" hold "$tmp/open" > "$tmp/hold.out" 2>&1 &
@@ -151,7 +162,7 @@ grep -q "closed by the proxy" "$tmp/hold.out" || fail "the held console was not 
 echo "--- proxy log"
 cat "$plog"
 grep -qF -- "$pw" "$plog" && fail "the VNC password is in the proxy's log"
-for t in "$tok" "$old" "$fresh" "$foreign" "$other" "$hold" "${tok#*.}" "${tok%%.*}"; do
+for t in "$tok" "$old" "$fresh" "$foreign" "$other" "$hold" ${btok:+"$btok"} "${tok#*.}" "${tok%%.*}"; do
 	grep -qF -- "$t" "$plog" && fail "a token is in the proxy's log"
 done
 grep -q "relaying to 127.0.0.1:$vport" "$plog" || fail "no relay logged"
