@@ -53,6 +53,7 @@ class WS:
                 self.headers[k.strip().lower()] = v.strip()
         self.payload = b""       # received payload not yet consumed
         self.close = None        # (code, reason) once a close frame came
+        self.pongs = []
 
     def check_upgrade(self):
         if self.status != 101:
@@ -88,6 +89,8 @@ class WS:
         elif op == 8:
             code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 0
             self.close = (code, data[2:].decode("utf-8", "replace"))
+        elif op == 10:
+            self.pongs.append(data)
         elif op == 1:
             die("a text frame")
         return op
@@ -100,10 +103,10 @@ class WS:
         b, self.payload = self.payload[:n], self.payload[n:]
         return b
 
-    def send(self, data, op=2):
+    def send(self, data, op=2, fin=True):
         mask = os.urandom(4)
         n = len(data)
-        h = bytes([0x80 | op])
+        h = bytes([(0x80 if fin else 0) | op])
         if n < 126:
             h += bytes([0x80 | n])
         elif n < 65536:
@@ -115,10 +118,12 @@ class WS:
 
 def rfb(ws, deadline_s=120):
     """noVNC's part: RFB 3.8, security None, ClientInit, raw updates until a pixel is lit."""
+    ws.send(b"isoforge", op=9)                      # a ping: the proxy answers it
     ver = ws.read(12)
     if ver != b"RFB 003.008\n":
         die("server version %r" % ver)
-    ws.send(b"RFB 003.008\n")
+    ws.send(b"RFB 00", fin=False)                   # a fragmented message, as browsers may
+    ws.send(b"3.008\n", op=0)
     n = ws.read(1)[0]
     types = list(ws.read(n))
     if types != [1]:
@@ -160,6 +165,8 @@ def rfb(ws, deadline_s=120):
             if any(px):
                 lit = True
         if lit:
+            if b"isoforge" not in ws.pongs:
+                die("no pong to the ping")
             return w, h, name
         time.sleep(1)
     die("no non-zero pixel in %d s" % deadline_s)
