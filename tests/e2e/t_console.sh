@@ -6,8 +6,8 @@
 #    novnc_dir.
 # 2. a minted token: websocket, RFB 3.8 with security type None only, ServerInit, a
 #    FramebufferUpdate with lit pixels (the proxy did the VNC authentication).
-# 3. the same token again, an expired one, one with a bad signature, one of another key: 403
-#    before any upgrade.
+# 3. the same token again, an expired one, one with a bad signature, one of another key, one
+#    from a page of another origin: 403 before any upgrade.
 # 4. a token of another build id for this VNC: upgraded, then closed before any RFB byte (the
 #    VNC authentication fails: that build's password is another).
 # 5. an open console costs no CPU while the screen is still and is closed after idle_timeout;
@@ -123,6 +123,10 @@ code=$(python3 "$client" 127.0.0.1 "$port" "$bad" status)
 foreign=$(CONSOLE_KEY=another-deployment "$tool" mint "$id" 127.0.0.1 "$vport" 600)
 code=$(python3 "$client" 127.0.0.1 "$port" "$foreign" status)
 [ "$code" = 403 ] || fail "a token of another key: $code"
+evil=$("$tool" mint "$id" 127.0.0.1 "$vport" 600)
+code=$(CONSOLE_ORIGIN=http://evil.example python3 "$client" 127.0.0.1 "$port" "$evil" status)
+[ "$code" = 403 ] || fail "a page of another origin: $code"
+grep -q "refused: from a page of another origin" "$plog" || fail "no log of the origin"
 code=$(python3 "$client" 127.0.0.1 "$port" "" status)
 [ "$code" = 403 ] || fail "no token: $code"
 grep -q "refused: the token of build $id was used already" "$plog" || fail "no log of the reuse"
@@ -179,7 +183,7 @@ grep -q "closed by the proxy" "$tmp/held.out" || fail "the held console was not 
 echo "--- proxy log"
 cat "$plog"
 grep -qF -- "$pw" "$plog" && fail "the VNC password is in the proxy's log"
-for t in "$tok" "$old" "$fresh" "$foreign" "$other" "${holds[@]}" ${btok:+"$btok"} "${tok#*.}" "${tok%%.*}"; do
+for t in "$tok" "$old" "$fresh" "$foreign" "$evil" "$other" "${holds[@]}" ${btok:+"$btok"} "${tok#*.}" "${tok%%.*}"; do
 	grep -qF -- "$t" "$plog" && fail "a token is in the proxy's log"
 done
 grep -q "relaying to 127.0.0.1:$vport" "$plog" || fail "no relay logged"
