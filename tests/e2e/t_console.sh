@@ -9,7 +9,8 @@
 # 3. the same token again, an expired one, one with a bad signature, one of another key, one
 #    from a page of another origin: 403 before any upgrade.
 # 4. a token of another build id for this VNC: upgraded, then closed before any RFB byte (the
-#    VNC authentication fails: that build's password is another).
+#    VNC authentication fails: that build's password is another); the same for a VNC address
+#    where nothing listens.
 # 5. an open console costs no CPU while the screen is still and is closed after idle_timeout;
 #    SIGTERM with a console open: it is closed, the proxy exits 0 (ASan: no leak).
 # The VNC password and the tokens never appear in the proxy's log.
@@ -138,6 +139,11 @@ out=$(python3 "$client" 127.0.0.1 "$port" "$other" refused) || fail "another bui
 echo "$out"
 case $out in "closed 1011 "*) ;; *) fail "another build's token: $out";; esac
 
+# a console that is not there (nothing listens): closed with the reason, no RFB byte
+gone=$("$tool" mint "$id" 127.0.0.1 1 600)
+out=$(python3 "$client" 127.0.0.1 "$port" "$gone" refused) || fail "a console not there: $out"
+case $out in "closed 1011 the console is not reachable") ;; *) fail "a console not there: $out";; esac
+
 # the fresh token (unused: its forgery was refused) still works
 out=$(python3 "$client" 127.0.0.1 "$port" "$fresh" rfb) || fail "a fresh token: $out"
 
@@ -183,7 +189,7 @@ grep -q "closed by the proxy" "$tmp/held.out" || fail "the held console was not 
 echo "--- proxy log"
 cat "$plog"
 grep -qF -- "$pw" "$plog" && fail "the VNC password is in the proxy's log"
-for t in "$tok" "$old" "$fresh" "$foreign" "$evil" "$other" "${holds[@]}" ${btok:+"$btok"} "${tok#*.}" "${tok%%.*}"; do
+for t in "$tok" "$old" "$fresh" "$foreign" "$evil" "$other" "$gone" "${holds[@]}" ${btok:+"$btok"} "${tok#*.}" "${tok%%.*}"; do
 	grep -qF -- "$t" "$plog" && fail "a token is in the proxy's log"
 done
 grep -q "relaying to 127.0.0.1:$vport" "$plog" || fail "no relay logged"
