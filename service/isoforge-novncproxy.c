@@ -51,7 +51,7 @@ main(int argc, char **argv)
 	struct loop			*loop;
 	struct err			 err;
 	const char			*conffile = ISOFORGE_CONF;
-	char				*key, *origin;
+	char				*key, *origin, *page;
 	const char			*s, *e;
 	int				 ch, check = 0, verbose = 0;
 
@@ -86,6 +86,12 @@ main(int argc, char **argv)
 		return 0;
 	}
 	log_setverbose(verbose > 0 || cfg->debug);
+	/* a wrong novnc_dir fails now, not at the first browser */
+	page = xasprintf("%s/vnc_lite.html", cfg->console_novnc_dir);
+	if (access(page, R_OK) != 0)
+		fatalx("[console] novnc_dir %s: no readable vnc_lite.html (Debian's novnc package)",
+		    cfg->console_novnc_dir);
+	free(page);
 	if (cfg->log_file != NULL && log_open(cfg->log_file, &err) != 0)
 		fatalx("%s", err.msg);
 	signal(SIGPIPE, SIG_IGN);

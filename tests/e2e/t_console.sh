@@ -79,6 +79,11 @@ disp=$(virsh vncdisplay "$dom") || fail "vncdisplay"
 vport=$((5900 + ${disp##*:}))
 echo "VNC of $dom on 127.0.0.1:$vport"
 
+# a wrong novnc_dir: one line saying so, at start
+{ cat "$tmp/isoforge.conf"; echo "novnc_dir = $tmp/nowhere"; } > "$tmp/bad.conf"
+"$proxy" -c "$tmp/bad.conf" 2> "$tmp/bad.err" && fail "the proxy started without noVNC"
+grep -q "novnc_dir $tmp/nowhere: no readable vnc_lite.html" "$tmp/bad.err" || { cat "$tmp/bad.err"; fail "no reason"; }
+
 "$proxy" -d -c "$tmp/isoforge.conf" 2> "$plog" &
 ppid=$!
 for i in $(seq 100); do
