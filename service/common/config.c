@@ -149,6 +149,20 @@ static const struct conf_option conf_options[] = {
 	    check_roles, "roles that may create builds and act on them" },
 	{ "api", "policy_admin", CONF_STRING, "admin", OFF(api_policy_admin), 0, 0, 0,
 	    check_roles, "roles that see the builds of every project (all_projects=1)" },
+
+	{ "console", "key", CONF_SECRET, NULL, OFF(console_key), 0, 0, 0, NULL,
+	    "signs console tokens and makes the builds' VNC passwords; the same on the API, the "
+	    "proxy and every worker (default: derived from [keystone_authtoken] password)" },
+	{ "console", "token_ttl", CONF_INT, "600", OFF(console_token_ttl), 0, 10, 86400, NULL,
+	    "seconds a console URL (its single-use token) stays valid" },
+	{ "console", "bind_host", CONF_STRING, "127.0.0.1", OFF(console_bind_host), 0, 0, 0,
+	    check_ip, "address isoforge-novncproxy listens on" },
+	{ "console", "bind_port", CONF_INT, "6080", OFF(console_bind_port), 0, 1, 65535, NULL,
+	    "port isoforge-novncproxy listens on" },
+	{ "console", "base_url", CONF_STRING, "http://127.0.0.1:6080", OFF(console_base_url), 0,
+	    0, 0, check_http_url, "isoforge-novncproxy as browsers reach it (console URLs)" },
+	{ "console", "novnc_dir", CONF_PATH, "/usr/share/novnc", OFF(console_novnc_dir), 0, 0, 0,
+	    NULL, "noVNC's files (Debian's novnc package)" },
 };
 
 #define CONF_NOPTIONS	(sizeof(conf_options) / sizeof(conf_options[0]))

@@ -63,6 +63,13 @@ struct config {
 	char	*api_policy_read;	/* roles (comma-separated) that may read */
 	char	*api_policy_write;	/* roles that may create and act */
 	char	*api_policy_admin;	/* roles that see every project */
+	/* [console]: the browser console (service/console/, docs/console.md) */
+	char	*console_key;		/* signs tokens, makes VNC passwords; NULL: from password */
+	long	 console_token_ttl;	/* seconds a console token is valid */
+	char	*console_bind_host;	/* isoforge-novncproxy listens here */
+	long	 console_bind_port;
+	char	*console_base_url;	/* the proxy as browsers reach it */
+	char	*console_novnc_dir;	/* noVNC's files */
 };
 
 /* A configuration holding every default (no file read); caller frees with config_free. */
