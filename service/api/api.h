@@ -127,6 +127,9 @@ json_t		*api_view_events(struct api_view *, const char *id, struct err *);
 /* Forgets a terminal build (ERR_CONFLICT while it runs, ERR_NOTFOUND when unknown). */
 int		 api_view_forget(struct api_view *, const char *id, const char *project,
 		    struct err *);
+/* A build's state and its console (host NULL when it has none); caller frees both strings. */
+int		 api_view_console(struct api_view *, const char *id, const char *project,
+		    char **state, char **host, int *port, struct err *);
 /* Publishes body on exchange/key with the broker's confirm (any thread). */
 int		 api_view_publish(struct api_view *, const char *exchange, const char *key,
 		    const char *body, struct err *);

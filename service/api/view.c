@@ -41,7 +41,7 @@ static const char *const view_schema =
     " id TEXT PRIMARY KEY, project_id TEXT, user_id TEXT, name TEXT, chain TEXT,"
     " state TEXT NOT NULL, progress INTEGER NOT NULL DEFAULT 0, message TEXT, image_id TEXT,"
     " version INTEGER, worker TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,"
-    " summary TEXT, deleted INTEGER NOT NULL DEFAULT 0);"
+    " summary TEXT, deleted INTEGER NOT NULL DEFAULT 0, console_host TEXT, console_port INTEGER);"
     "CREATE INDEX IF NOT EXISTS builds_project ON builds (project_id, created_at);"
     "CREATE TABLE IF NOT EXISTS events ("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT, build_id TEXT NOT NULL, state TEXT NOT NULL,"
@@ -227,6 +227,27 @@ api_view_apply(struct api_view *v, const json_t *ev, struct err *err)
 		goto sqlfail;
 	sqlite3_finalize(st);
 	st = NULL;
+	/* the console of an install (null once it ended) */
+	if (json_object_get(ev, "console") != NULL || api_state_terminal(state)) {
+		const json_t	*con = json_object_get(ev, "console");
+
+		if (sqlite3_prepare_v2(v->db, "UPDATE builds SET console_host = ?, console_port = ? "
+		    "WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+			goto sqlfail;
+		if (json_is_object(con) && !api_state_terminal(state) &&
+		    json_is_integer(json_object_get(con, "port"))) {
+			view_bind_text(st, 1, view_jstr(con, "host"));
+			sqlite3_bind_int64(st, 2, json_integer_value(json_object_get(con, "port")));
+		} else {
+			sqlite3_bind_null(st, 1);
+			sqlite3_bind_null(st, 2);
+		}
+		view_bind_text(st, 3, id);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			goto sqlfail;
+		sqlite3_finalize(st);
+		st = NULL;
+	}
 	if (sqlite3_prepare_v2(v->db, "INSERT OR IGNORE INTO events (build_id, state, progress, "
 	    "message, time) VALUES (?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
 		goto sqlfail;
@@ -478,6 +499,43 @@ api_view_forget(struct api_view *v, const char *id, const char *project, struct 
 		sqlite3_step(st);
 	}
 	ret = 0;
+cleanup:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&v->db_mu);
+	return ret;
+}
+
+int
+api_view_console(struct api_view *v, const char *id, const char *project, char **state,
+    char **host, int *port, struct err *err)
+{
+	sqlite3_stmt	*st = NULL;
+	int		 rc, ret = -1;
+
+	*state = *host = NULL;
+	*port = 0;
+	pthread_mutex_lock(&v->db_mu);
+	if (sqlite3_prepare_v2(v->db, "SELECT state, console_host, console_port FROM builds "
+	    "WHERE id = ? AND deleted = 0 AND (?2 IS NULL OR project_id = ?2)", -1, &st,
+	    NULL) != SQLITE_OK) {
+		view_sql_err(v, "console", err);
+		goto cleanup;
+	}
+	view_bind_text(st, 1, id);
+	view_bind_text(st, 2, project);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		err_set(err, ERR_NOTFOUND, "build %s: not found", id);
+	else if (rc != SQLITE_ROW)
+		view_sql_err(v, "console", err);
+	else {
+		*state = xstrdup(view_col(st, 0));
+		if (view_col(st, 1) != NULL) {
+			*host = xstrdup(view_col(st, 1));
+			*port = sqlite3_column_int(st, 2);
+		}
+		ret = 0;
+	}
 cleanup:
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&v->db_mu);
