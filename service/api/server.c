@@ -431,12 +431,12 @@ api_start(struct api *a, struct err *err)
 		return -1;
 	a->mhd = MHD_start_daemon(flags, (uint16_t)a->cfg->api_bind_port, NULL, NULL,
 	    api_on_request, a,
+	    MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, a,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->cfg->api_threads,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
 	    MHD_OPTION_NOTIFY_COMPLETED, api_on_completed, a,
-	    MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, a,
 	    MHD_OPTION_END);
 	if (a->mhd == NULL) {
 		err_set(err, ERR_IO, "cannot listen on %s port %ld", a->cfg->api_bind_host,

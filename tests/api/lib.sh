@@ -6,6 +6,7 @@ bin=$ISOFORGE_BIN
 api=$ISOFORGE_API_URL
 api_host=t-api-$$
 amqp_url=${ISOFORGE_TRANSPORT_URL/rabbit:/amqp:}
+amqp_url=${amqp_url%/}	# amqp-tools: no vhost part for "/"
 apipid=
 
 fail() {
