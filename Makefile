@@ -12,7 +12,7 @@ PKGCFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKGLIBS	 = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
 # The programs' mains (service/NAME.c → build/NAME).
-MAINS	 = service/isoforge.c service/isoforged.c service/isoforge-novncproxy.c
+MAINS	 = service/isoforge.c service/isoforged.c service/isoforge-api.c service/isoforge-novncproxy.c
 # Every .c of these folders and of service/'s subfolders is library code, but for the mains.
 LIBSRCS	 = $(filter-out $(MAINS),$(wildcard base/*.c drivers/*.c isoboot/*.c service/*.c \
 	    service/*/*.c))
@@ -139,9 +139,10 @@ demo: deps
 demo-run: all
 	tests/demo
 
-bench: deps all build/bench/transfer
+bench: deps all build/bench/transfer build/bench/httpload
 	bench/transfer
 	bench/pipeline
+	bench/api
 
 clean:
 	rm -rf build
