@@ -12,7 +12,7 @@ PKGCFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKGLIBS	 = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
 # The programs' mains (service/NAME.c → build/NAME).
-MAINS	 = service/isoforge.c service/isoforged.c service/isoforge-api.c
+MAINS	 = service/isoforge.c service/isoforged.c service/isoforge-api.c service/isoforge-novncproxy.c
 # Every .c of these folders and of service/'s subfolders is library code, but for the mains.
 LIBSRCS	 = $(filter-out $(MAINS),$(wildcard base/*.c drivers/*.c isoboot/*.c service/*.c \
 	    service/*/*.c))
@@ -34,7 +34,7 @@ DEPS_BUILD = gcc make pkg-config libc6-dev libxml2-dev libjansson-dev libcurl4-o
 	libvirt-dev librabbitmq-dev libsqlite3-dev libssh2-1-dev libssl-dev libcmocka-dev \
 	libarchive-dev libcrypt-dev libmicrohttpd-dev
 DEPS_RUN   = jq libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 \
-	qemu-utils ovmf swtpm swtpm-tools libxml2-utils dnsmasq-base nftables xorriso mtools
+	qemu-utils ovmf swtpm swtpm-tools libxml2-utils dnsmasq-base nftables xorriso mtools novnc
 DEPS_MEDIA = xorriso isolinux syslinux-common syslinux-efi extlinux busybox-static cpio mtools \
 	dropbear-bin openssh-sftp-server
 DEPS_TEST  = openssh-server openssh-client
@@ -47,9 +47,12 @@ DEPS	   = $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_MEDIA) $(DEPS_TEST) $(DEPS_CLOUD)
 
 all: $(PROGS:%=build/%) build/subreaper
 
-san: $(PROGS:%=build/san/%) $(TESTS)
+# Helper programs the test scripts run (tests/lib/NAME.c → build/san/tests/lib/NAME).
+TESTTOOLS = build/san/tests/lib/console-token
 
-tsan: $(PROGS:%=build/tsan/%) $(TSANTESTS)
+san: $(PROGS:%=build/san/%) $(TESTS) $(TESTTOOLS)
+
+tsan: $(PROGS:%=build/tsan/%) $(TSANTESTS) $(TESTTOOLS:build/san/%=build/tsan/%)
 
 build/obj/%.o: %.c
 	@mkdir -p $(@D)

@@ -163,6 +163,10 @@ static const struct conf_option conf_options[] = {
 	    0, 0, check_http_url, "isoforge-novncproxy as browsers reach it (console URLs)" },
 	{ "console", "novnc_dir", CONF_PATH, "/usr/share/novnc", OFF(console_novnc_dir), 0, 0, 0,
 	    NULL, "noVNC's files (Debian's novnc package)" },
+	{ "console", "max_connections", CONF_INT, "64", OFF(console_max_connections), 0, 1,
+	    10000, NULL, "consoles isoforge-novncproxy relays at once" },
+	{ "console", "idle_timeout", CONF_INT, "3600", OFF(console_idle_timeout), 0, 10,
+	    7 * 24 * 3600, NULL, "seconds without traffic either way before a console is closed" },
 };
 
 #define CONF_NOPTIONS	(sizeof(conf_options) / sizeof(conf_options[0]))

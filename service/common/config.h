@@ -70,6 +70,8 @@ struct config {
 	long	 console_bind_port;
 	char	*console_base_url;	/* the proxy as browsers reach it */
 	char	*console_novnc_dir;	/* noVNC's files */
+	long	 console_max_connections;
+	long	 console_idle_timeout;	/* seconds without traffic before a console is closed */
 };
 
 /* A configuration holding every default (no file read); caller frees with config_free. */

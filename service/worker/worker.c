@@ -13,6 +13,7 @@
 #include "drivers/virt.h"
 #include "isoboot/isoboot.h"
 #include "service/common/amqp.h"
+#include "service/console/token.h"
 #include "service/pipeline/build.h"
 #include "service/pipeline/cloud.h"
 #include "service/pipeline/isocache.h"
@@ -1030,6 +1031,7 @@ worker_build_new(struct worker_build *b, const struct build_request *req, struct
 {
 	const struct config	*cfg = b->w->cfg;
 	struct build		*bb;
+	char			*key;
 
 	bb = build_new(b->build_id);
 	build_apply_request(bb, req);
@@ -1039,6 +1041,10 @@ worker_build_new(struct worker_build *b, const struct build_request *req, struct
 	bb->domain_type = xstrdup(b->w->domain_type);
 	bb->owner = xstrdup(cfg->host);
 	bb->vnc_listen = xstrdup(cfg->vnc_listen);
+	/* the console proxy computes the same password from the same key: it is never sent */
+	key = console_key(cfg);
+	bb->vnc_password_fixed = console_vnc_password(key, b->build_id);
+	console_key_free(&key);
 	bb->guest_network = cfg->guest_network != NULL ? xstrdup(cfg->guest_network) : NULL;
 	bb->guest_deny = cfg->guest_deny != NULL ? xstrdup(cfg->guest_deny) : NULL;
 	bb->work_root = xstrdup(cfg->work_dir);
