@@ -60,7 +60,8 @@ class CreateBuildForm(forms.SelfHandlingForm):
     os_profile = forms.ThemableChoiceField(
         label=_("OS profile"), required=False,
         help_text=_("The devices the guest sees. Default: chosen from the ISO image's "
-                    "os_type, os_distro and os_version."))
+                    "os_type, os_distro and os_version; distro and version below choose "
+                    "among the profiles of the chosen OS type."))
     os_distro = forms.CharField(max_length=64, required=False, label=_("OS distro"),
                                 help_text=_("As Glance's os_distro, e.g. debian, win2k19."))
     os_version = forms.CharField(max_length=64, required=False, label=_("OS version"))
@@ -124,7 +125,7 @@ class CreateBuildForm(forms.SelfHandlingForm):
 
     def _profiles(self, request):
         self._profile_types = {}
-        choices = [(DEFAULT, _("From the ISO image's properties"))]
+        choices = [(DEFAULT, _("Default: from the ISO image properties"))]
         try:
             for p in isoforge.profile_list(request):
                 label = p['name']

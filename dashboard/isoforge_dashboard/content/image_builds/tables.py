@@ -118,12 +118,21 @@ class DeleteBuild(tables.DeleteAction):
         isoforge.build_delete(request, obj_id)
 
 
+def annotate(request, build):
+    """'who': the user's own name for their builds, the user id for a colleague's."""
+    if build.get('user_id') == request.user.id:
+        build['who'] = request.user.username
+    else:
+        build['who'] = build.get('user_id') or '-'
+    return build
+
+
 class UpdateRow(tables.Row):
     ajax = True
 
     def get_data(self, request, build_id):
         try:
-            return isoforge.build_get(request, build_id)
+            return annotate(request, isoforge.build_get(request, build_id))
         except isoforge.IsoforgeNotFound:
             raise exceptions.NotFound()
 

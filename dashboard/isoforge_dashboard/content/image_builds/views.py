@@ -14,13 +14,7 @@ from isoforge_dashboard.content.image_builds import tables as b_tables
 from isoforge_dashboard.content.image_builds import tabs as b_tabs
 
 
-def annotate(request, build):
-    """'who': the user's own name for their builds, the user id for a colleague's."""
-    if build.get('user_id') == request.user.id:
-        build['who'] = request.user.username
-    else:
-        build['who'] = build.get('user_id') or '-'
-    return build
+annotate = b_tables.annotate
 
 
 class IndexView(tables.DataTableView):
