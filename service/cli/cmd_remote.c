@@ -1,12 +1,17 @@
 /*
- * cmd_remote.c — the CLI's commands that talk to the workers over AMQP (build, status, list,
+ * cmd_remote.c — the CLI's commands that talk to the workers over AMQP (build, status,
  * finish, cancel, console) or to Glance (versions, tree). Credentials come from OS_* as for
- * the openstack CLI; the broker from --transport-url or ISOFORGE_TRANSPORT_URL.
+ * the openstack CLI; the broker from --transport-url or ISOFORGE_TRANSPORT_URL (a service's
+ * credential: this path is for operators, users have the API). Contract v2 (docs/api.md):
+ * `build` makes the Keystone trust to isoforge's service user (ISOFORGE_TRUSTEE_USER_ID) with
+ * the user's own session and sends its id, never a token; control messages carry no token and
+ * their replies come by RabbitMQ's direct reply-to.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -20,9 +25,10 @@
 #include "service/pipeline/request.h"
 #include "base/util.h"
 
-/* How long status/finish/cancel/console wait for the owning worker, and list for all. */
+/* How long status/finish/cancel/console wait for the owning worker. */
 #define REMOTE_REPLY_TIMEOUT	5.0
-#define REMOTE_LIST_TIMEOUT	2.0
+/* A trust outlives the install timeout by this much (queued, snapshot and upload). */
+#define REMOTE_TRUST_MARGIN	(4 * 3600)
 
 /* What a remote command holds; every member is released by remote_free. */
 struct remote {
@@ -151,15 +157,14 @@ remote_print_event(const struct remote *r, json_t *ev)
 	}
 	state = json_string_value(json_object_get(ev, "state"));
 	msg = json_string_value(json_object_get(ev, "message"));
-	at = json_string_value(json_object_get(ev, "at"));
+	at = json_string_value(json_object_get(ev, "time"));
 	printf("%s  %-12s %3d%%  %s\n", at != NULL ? at : "-", state != NULL ? state : "?",
 	    (int)json_integer_value(json_object_get(ev, "progress")), msg != NULL ? msg : "");
 	console = json_object_get(ev, "console");
 	if (json_is_object(console))
-		printf("    console: vnc://%s:%lld  password: %s\n",
+		printf("    console: vnc://%s:%lld\n",
 		    json_string_value(json_object_get(console, "host")),
-		    (long long)json_integer_value(json_object_get(console, "port")),
-		    json_string_value(json_object_get(console, "password")));
+		    (long long)json_integer_value(json_object_get(console, "port")));
 	fflush(stdout);
 }
 
@@ -238,7 +243,10 @@ cmd_build(int argc, char **argv)
 	json_t			*req, *os, *install, *image, *props, *tags, *summary = NULL;
 	const char		*iso = NULL, *flavor = NULL, *name = NULL, *virtio = NULL;
 	const char		*parent = NULL, *transport = NULL, *build_id = NULL, *eq;
+	const char		*trustee = getenv("ISOFORGE_TRUSTEE_USER_ID");
 	char			*iso_id = NULL, *virtio_id = NULL, *parent_id = NULL, *body = NULL;
+	char			*trust = NULL;
+	int			 sent = 0;
 	char			*key = NULL, *queue = NULL, id[37], *end;
 	double			 waited = 0;
 	long			 timeout = 0;
@@ -320,8 +328,14 @@ cmd_build(int argc, char **argv)
 		    CMD_USAGE : CMD_FAILED, err.msg);
 		goto cleanup;
 	}
+	if (trustee == NULL || *trustee == '\0') {
+		ret = remote_fail(&r, CMD_USAGE, "no trustee: set ISOFORGE_TRUSTEE_USER_ID to the id "
+		    "of isoforge's service user (or build through isoforge-api)");
+		goto cleanup;
+	}
+	/* the trust placeholder: the request is checked before any trust is made */
 	json_object_set_new(req, "build_id", json_string(build_id));
-	json_object_set_new(req, "token", json_string(keystone_token(r.ks, &err)));
+	json_object_set_new(req, "trust_id", json_string("pending"));
 	json_object_set_new(req, "name", json_string(name));
 	json_object_set_new(req, "iso_image", json_string(iso_id));
 	json_object_set_new(req, "flavor", json_string(flavor));
@@ -350,6 +364,16 @@ cmd_build(int argc, char **argv)
 		ret = remote_fail(&r, err.kind == ERR_INVAL ? CMD_USAGE : CMD_FAILED, err.msg);
 		goto cleanup;
 	}
+	/* the user's trust to isoforge: the user's roles in the project, for the install's
+	 * timeout and a margin */
+	if ((trust = keystone_trust_create(r.ks, trustee, NULL, keystone_info(r.ks, &err)->roles,
+	    time(NULL) + check->timeout_s + REMOTE_TRUST_MARGIN, &err)) == NULL) {
+		ret = remote_fail(&r, CMD_FAILED, err.msg);
+		goto cleanup;
+	}
+	json_object_set_new(req, "trust_id", json_string(trust));
+	free(body);
+	body = json_dumps(req, JSON_COMPACT);
 	if (wait) {
 		/* listen before asking, so no event is missed */
 		free(key);
@@ -365,6 +389,7 @@ cmd_build(int argc, char **argv)
 		ret = remote_fail(&r, CMD_FAILED, err.msg);
 		goto cleanup;
 	}
+	sent = 1;
 	if (!r.json)
 		printf("build %s submitted\n", build_id);
 	fflush(stdout);
@@ -396,6 +421,10 @@ cmd_build(int argc, char **argv)
 	ret = strcmp(json_string_value(json_object_get(w.last, "state")), "active") == 0 ?
 	    CMD_OK : CMD_FAILED;
 cleanup:
+	/* a trust no request carries: the trustor deletes it */
+	if (trust != NULL && !sent && keystone_trust_delete(r.ks, trust, &err) != 0)
+		fprintf(stderr, "isoforge build: trust %s not deleted: %s\n", trust, err.msg);
+	free(trust);
 	if (summary != NULL && r.json) {
 		free(body);
 		body = json_dumps(summary, JSON_COMPACT);
@@ -445,57 +474,45 @@ remote_on_reply(void *arg, struct mq_conn *c, amqp_envelope_t *env)
 }
 
 /*
- * Sends a control message (every worker gets it) and collects replies: the first one, or
- * (all) every one within timeout_s. Returns an array (new reference), NULL on error.
+ * Sends a control message (isoforge.control/2; every worker gets it) and collects the first
+ * reply within timeout_s. Replies come by RabbitMQ's direct reply-to: consumed (no-ack) from
+ * amq.rabbitmq.reply-to on the channel that publishes, before publishing; the consumer
+ * connection has no confirm mode, so no reply can be read as a confirm's neighbour. Returns an
+ * array (new reference), NULL on error.
  */
 static json_t *
-remote_control(struct remote *r, const char *action, const char *build_id, int all,
-    double timeout_s, struct err *err)
+remote_control(struct remote *r, const char *action, const char *build_id, double timeout_s,
+    struct err *err)
 {
 	struct remote_replies	 rr;
 	amqp_basic_properties_t	 props;
 	json_t			*msg;
-	char			*queue, *body, corr[37];
-	const char		*token;
+	char			*body, corr[37];
 	double			 end;
 	int			 rc;
 
-	if ((token = keystone_token(r->ks, err)) == NULL)
+	if (mq_consume(r->sub, MQ_DIRECT_REPLY_TO, "replies", 1, err) != 0)
 		return NULL;
-	if ((queue = mq_declare_private_queue(r->sub, "", NULL, err)) == NULL)
-		return NULL;
-	if (mq_consume(r->sub, queue, "replies", 1, err) != 0) {
-		free(queue);
-		return NULL;
-	}
 	util_uuid(corr);
 	memset(&props, 0, sizeof(props));
 	props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_REPLY_TO_FLAG |
 	    AMQP_BASIC_CORRELATION_ID_FLAG;
 	props.content_type = amqp_cstring_bytes("application/json");
-	props.reply_to = amqp_cstring_bytes(queue);
+	props.reply_to = amqp_cstring_bytes(MQ_DIRECT_REPLY_TO);
 	props.correlation_id = amqp_cstring_bytes(corr);
 	msg = json_pack("{s:s, s:s, s:s}", "schema", MQ_CONTROL_SCHEMA, "action", action,
-	    "token", token);
-	if (build_id != NULL)
-		json_object_set_new(msg, "build_id", json_string(build_id));
+	    "build_id", build_id);
 	body = json_dumps(msg, JSON_COMPACT);
 	json_decref(msg);
-	rc = mq_publish(r->pub, MQ_EXCHANGE, MQ_RK_CONTROL, &props, body, strlen(body), 1, 10,
+	rc = mq_publish(r->sub, MQ_EXCHANGE, MQ_RK_CONTROL, &props, body, strlen(body), 0, 10,
 	    err);
 	free(body);
-	free(queue);
-	if (rc != 0) {
-		if (err->kind == ERR_NOTFOUND) {
-			err_clear(err);
-			err_set(err, ERR_NOTFOUND, "no worker is running");
-		}
+	if (rc != 0)
 		return NULL;
-	}
 	rr.correlation_id = corr;
 	rr.replies = json_array();
 	end = util_now() + timeout_s;
-	while (util_now() < end && (all || json_array_size(rr.replies) == 0)) {
+	while (util_now() < end && json_array_size(rr.replies) == 0) {
 		if (mq_pump(r->sub, end - util_now() > 0.5 ? 0.5 : end - util_now(),
 		    remote_on_reply, &rr, err) != 0) {
 			json_decref(rr.replies);
@@ -543,7 +560,7 @@ remote_one(const char *cmd, int argc, char **argv)
 	}
 	action = strcmp(cmd, "console") == 0 ? "status" : cmd;
 	if (remote_auth(&r, &err) != 0 || remote_mq(&r, transport, &err) != 0 ||
-	    (replies = remote_control(&r, action, argv[optind], 0, REMOTE_REPLY_TIMEOUT,
+	    (replies = remote_control(&r, action, argv[optind], REMOTE_REPLY_TIMEOUT,
 	    &err)) == NULL) {
 		ret = remote_fail(&r, err.kind == ERR_INVAL ? CMD_USAGE : CMD_FAILED, err.msg);
 		goto cleanup;
@@ -560,6 +577,18 @@ remote_one(const char *cmd, int argc, char **argv)
 		goto cleanup;
 	}
 	build = json_object_get(rep, "build");
+	/*
+	 * Control v2 carries no token, so the worker can't tell who asks; the CLI still shows a
+	 * build only to its own project (the API is where this is enforced).
+	 */
+	if (build != NULL && (e = json_string_value(json_object_get(build, "project_id"))) != NULL &&
+	    (keystone_info(r.ks, &err) == NULL || keystone_info(r.ks, &err)->project_id == NULL ||
+	    strcmp(keystone_info(r.ks, &err)->project_id, e) != 0)) {
+		s = xasprintf("build %s: no worker knows it", argv[optind]);
+		ret = remote_fail(&r, CMD_FAILED, s);
+		free(s);
+		goto cleanup;
+	}
 	console = json_object_get(build, "console");
 	if (r.json) {
 		cmd_print_json(strcmp(cmd, "console") == 0 ? (console != NULL ? console :
@@ -569,10 +598,10 @@ remote_one(const char *cmd, int argc, char **argv)
 			ret = remote_fail(&r, CMD_FAILED, "the build has no console now");
 			goto cleanup;
 		}
-		printf("vnc://%s:%lld\npassword: %s\n",
+		/* its password never travels on the bus: the API's remote-console has it */
+		printf("vnc://%s:%lld\n",
 		    json_string_value(json_object_get(console, "host")),
-		    (long long)json_integer_value(json_object_get(console, "port")),
-		    json_string_value(json_object_get(console, "password")));
+		    (long long)json_integer_value(json_object_get(console, "port")));
 	} else if (build != NULL) {
 		printf("build     %s\nstate     %s\nmessage   %s\nimage     %s\nworker    %s\n"
 		    "created   %s\nupdated   %s\n",
@@ -603,76 +632,15 @@ int cmd_finish(int argc, char **argv) { return remote_one("finish", argc, argv);
 int cmd_cancel(int argc, char **argv) { return remote_one("cancel", argc, argv); }
 int cmd_console(int argc, char **argv) { return remote_one("console", argc, argv); }
 
-/* list: every worker answers with the builds of the caller's project. */
+/* list: contract v2 has no list action (no token says whose builds to list): the API has it. */
 int
 cmd_list(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "transport-url", required_argument, NULL, 'U' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
-	struct remote	 r;
-	struct err	 err;
-	json_t		*replies = NULL, *rep, *all, *b;
-	const char	*transport = NULL;
-	size_t		 i, k;
-	int		 ch, ret = CMD_FAILED, failed = 0;
-
-	memset(&r, 0, sizeof(r));
-	r.cmd = "list";
-	err_clear(&err);
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'j': r.json = 1; break;
-		case 'U': transport = optarg; break;
-		default:
-			fprintf(ch == 'h' ? stdout : stderr,
-			    "usage: isoforge list [--json] [--transport-url URL]\n");
-			return ch == 'h' ? CMD_OK : CMD_USAGE;
-		}
-	}
-	if (optind != argc)
-		return remote_fail(&r, CMD_USAGE, "no arguments expected");
-	if (remote_auth(&r, &err) != 0 || remote_mq(&r, transport, &err) != 0 ||
-	    (replies = remote_control(&r, "list", NULL, 1, REMOTE_LIST_TIMEOUT, &err)) == NULL) {
-		ret = remote_fail(&r, err.kind == ERR_INVAL ? CMD_USAGE : CMD_FAILED, err.msg);
-		goto cleanup;
-	}
-	all = json_array();
-	json_array_foreach(replies, i, rep) {
-		if (!json_is_true(json_object_get(rep, "ok"))) {
-			/* a worker that could not check the token says why */
-			fprintf(stderr, "isoforge list: worker %s: %s\n", jstr(rep, "worker", "?"),
-			    jstr(rep, "error", "refused"));
-			failed++;
-			continue;
-		}
-		json_array_foreach(json_object_get(rep, "builds"), k, b) {
-			json_object_set(b, "worker", json_object_get(rep, "worker"));
-			json_array_append(all, b);
-		}
-	}
-	if (r.json) {
-		cmd_print_json(all, JSON_COMPACT);
-	} else {
-		printf("%-36s  %-12s  %-20s  %s\n", "BUILD", "STATE", "UPDATED", "NAME");
-		json_array_foreach(all, i, b)
-			printf("%-36s  %-12s  %-20s  %s\n",
-			    json_string_value(json_object_get(b, "build_id")),
-			    json_string_value(json_object_get(b, "state")),
-			    jstr(b, "updated_at", ""),
-			    jstr(json_object_get(b, "request"), "name", ""));
-	}
-	/* every worker that answered refused: the list would be a lie */
-	ret = failed > 0 && (size_t)failed == json_array_size(replies) ? CMD_FAILED : CMD_OK;
-	json_decref(all);
-cleanup:
-	json_decref(replies);
-	remote_free(&r);
-	return ret;
+	(void)argc;
+	(void)argv;
+	fprintf(stderr, "isoforge list: the workers no longer answer lists over AMQP (contract "
+	    "v2): list builds through isoforge-api\n");
+	return CMD_FAILED;
 }
 
 static const char *
