@@ -1095,6 +1095,8 @@ proxy_tick(int id, void *arg)
 			if (r->closing)
 				relay_close(r, "idle");
 			else {
+				log_info("console of build %s from %s: idle for %d s, closing",
+				    r->t.build_id, r->peer, p->idle_timeout_s);
 				ws_close(r, 1000, "idle timeout");
 				relay_update(r);
 			}

@@ -10,7 +10,8 @@
 #    before any upgrade.
 # 4. a token of another build id for this VNC: upgraded, then closed before any RFB byte (the
 #    VNC authentication fails: that build's password is another).
-# 5. SIGTERM with a console open: it is closed, the proxy exits 0 (ASan: no leak).
+# 5. an open console costs no CPU while the screen is still and is closed after idle_timeout;
+#    SIGTERM with a console open: it is closed, the proxy exits 0 (ASan: no leak).
 # The VNC password and the tokens never appear in the proxy's log.
 . "$(dirname "$0")/local-lib.sh"
 tool=$ISOFORGE_BIN/tests/lib/console-token
@@ -44,6 +45,7 @@ project_name = service
 bind_host = 127.0.0.1
 bind_port = $port
 base_url = http://127.0.0.1:$port
+idle_timeout = 10
 CONF
 key=$("$tool" key "$tmp/isoforge.conf") || fail "console key"
 export CONSOLE_KEY=$key
@@ -146,23 +148,38 @@ else
 	echo "no python3-selenium or chromium-driver: noVNC in a browser not tried"
 fi
 
-# 5
-hold=$("$tool" mint "$id" 127.0.0.1 "$vport" 600)
-python3 "$client" 127.0.0.1 "$port" "$hold" hold "$tmp/open" > "$tmp/hold.out" 2>&1 &
-cpid=$!
-for i in $(seq 600); do [ -f "$tmp/open" ] && break; sleep 0.2; done
-[ -f "$tmp/open" ] || { cat "$tmp/hold.out"; fail "the held console did not open"; }
+# 5: an open console costs no CPU while nothing moves, and is closed after idle_timeout
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hold_console() {	# hold_console NAME — a console kept open in the background (pid in $cpid)
+	local t i
+	t=$("$tool" mint "$id" 127.0.0.1 "$vport" 600)
+	holds+=("$t")
+	python3 "$client" 127.0.0.1 "$port" "$t" hold "$tmp/$1.open" > "$tmp/$1.out" 2>&1 &
+	cpid=$!
+	for i in $(seq 600); do [ -f "$tmp/$1.open" ] && break; sleep 0.2; done
+	[ -f "$tmp/$1.open" ] || { cat "$tmp/$1.out"; fail "the held console $1 did not open"; }
+}
+holds=()
+hold_console idle
+t0=$(ticks "$ppid"); sleep 3; t1=$(ticks "$ppid")
+echo "proxy CPU with an idle console open: $((t1 - t0)) ticks in 3 s"
+[ $((t1 - t0)) -le 5 ] || fail "the proxy spins: $((t1 - t0)) ticks in 3 s"
+wait "$cpid" || { cat "$tmp/idle.out"; fail "the idle console"; }
+grep -q "closed by the proxy" "$tmp/idle.out" || fail "the idle console was not closed"
+grep -q "idle for 10 s, closing" "$plog" || fail "no idle close in the log"
+# SIGTERM with a console open
+hold_console held
 kill -TERM "$ppid"
 wait "$ppid"; rc=$?
 ppid=
 [ $rc = 0 ] || { tail -n 30 "$plog"; fail "the proxy exited $rc on SIGTERM"; }
-wait "$cpid" || { cat "$tmp/hold.out"; fail "the held console"; }
-grep -q "closed by the proxy" "$tmp/hold.out" || fail "the held console was not closed"
+wait "$cpid" || { cat "$tmp/held.out"; fail "the held console"; }
+grep -q "closed by the proxy" "$tmp/held.out" || fail "the held console was not closed"
 
 echo "--- proxy log"
 cat "$plog"
 grep -qF -- "$pw" "$plog" && fail "the VNC password is in the proxy's log"
-for t in "$tok" "$old" "$fresh" "$foreign" "$other" "$hold" ${btok:+"$btok"} "${tok#*.}" "${tok%%.*}"; do
+for t in "$tok" "$old" "$fresh" "$foreign" "$other" "${holds[@]}" ${btok:+"$btok"} "${tok#*.}" "${tok%%.*}"; do
 	grep -qF -- "$t" "$plog" && fail "a token is in the proxy's log"
 done
 grep -q "relaying to 127.0.0.1:$vport" "$plog" || fail "no relay logged"
