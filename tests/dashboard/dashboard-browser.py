@@ -23,7 +23,6 @@ import time
 
 from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -108,29 +107,41 @@ def open_panel():
     wait(EC.presence_of_element_located((By.ID, 'builds')), 60, 'the Image Builds table')
 
 
+# the columns of the builds table (tables.py): a checkbox, then these
+COL = {'name': 2, 'chain': 3, 'version': 4, 'state': 5, 'progress': 6, 'created': 7,
+       'who': 8}
+
+
+def row_cells(name):
+    """{column: text} of the build NAME's row, read in one go (Horizon replaces a polled
+    row's DOM every few seconds: elements held across calls go stale)."""
+    return drv.execute_script("""
+        for (const tr of document.querySelectorAll('#builds tbody tr[data-object-id]')) {
+            const td = tr.querySelectorAll('td');
+            if (td.length > 2 && td[arguments[1] - 1].textContent.trim() === arguments[0]) {
+                const out = {id: tr.getAttribute('data-object-id')};
+                for (const [k, i] of Object.entries(arguments[2]))
+                    out[k] = td[i - 1].textContent.trim();
+                return out;
+            }
+        }
+        return null;""", name, COL['name'], COL)
+
+
+def click_css(css):
+    """Clicks the first element CSS matches, in one go; False when there is none."""
+    return drv.execute_script(
+        "const e = document.querySelector(arguments[0]); if (!e) return false;"
+        "e.click(); return true;", css)
+
+
 def rows():
     return drv.find_elements(By.CSS_SELECTOR, '#builds tbody tr[data-object-id]')
 
 
-def row_of(name):
-    for r in rows():
-        try:
-            cell = r.find_element(By.CSS_SELECTOR, 'td[data-cell-name="name"]')
-            if cell.text.strip() == name:
-                return r
-        except (StaleElementReferenceException, NoSuchElementException):
-            return None
-    return None
-
-
 def row_state(name):
-    try:
-        r = row_of(name)
-        if r is None:
-            return None
-        return r.find_element(By.CSS_SELECTOR, 'td[data-cell-name="state"]').text.strip()
-    except StaleElementReferenceException:
-        return None
+    r = row_cells(name)
+    return r and r['state']
 
 
 def options(sel_id):
@@ -230,9 +241,9 @@ if STEPS == 'basic':
 # 4. the build: queued, then (live, without a reload) installing
 fill(900)
 wait(lambda d: '/project/image_builds/' in d.current_url and
-     d.find_elements(By.ID, 'builds') and row_of(BUILD_NAME) is not None,
+     d.find_elements(By.ID, 'builds') and row_cells(BUILD_NAME) is not None,
      60, 'the build in the table')
-build_id = row_of(BUILD_NAME).get_attribute('data-object-id')
+build_id = row_cells(BUILD_NAME)['id']
 log('build %s queued from the form' % build_id)
 shot('queued')
 seen = set()
@@ -261,7 +272,7 @@ src = frame.get_attribute('src')
 if 'token' not in src:
     fail('the console URL has no token: %s' % src.split('?')[0])
 drv.switch_to.frame(frame)
-status, lit, end = '', -1, time.time() + 90
+status, lit, end, first_lit = '', -1, time.time() + 90, None
 while time.time() < end:
     try:
         status = drv.find_element(By.ID, 'status').text
@@ -269,7 +280,11 @@ while time.time() < end:
         status = ''
     lit = canvas_lit()
     if status.startswith('Connected') and lit > 0:
-        break
+        # the firmware's lines first; a few seconds more show the installer's boot
+        if not first_lit:
+            first_lit = time.time()
+        if time.time() - first_lit > 8:
+            break
     if 'Disconnected' in status or 'wrong' in status:
         break
     time.sleep(0.5)
@@ -283,22 +298,26 @@ log('ok the console shows the installer: %r, %d lit pixels (a blank canvas has 0
 # 6. Finish: the row action, confirmed; the build ends active with version 1
 open_panel()
 wait(reaches('Installing'), 30, 'the row')
-r = row_of(BUILD_NAME)
-btn = r.find_elements(By.CSS_SELECTOR, 'button[name="action"][value="builds__finish__%s"]'
-                      % build_id)
-if not btn:
-    fail('no Finish action on the installing build')
-btn[0].click()
-confirm = wait(EC.element_to_be_clickable(
-    (By.CSS_SELECTOR, '.modal.in .modal-footer .btn-primary, '
-                      '.modal.in .modal-footer .btn-danger')), 30, 'the confirmation')
-confirm.click()
-wait(lambda d: d.find_elements(By.CSS_SELECTOR, '.alert-success'), 60,
-     'the success message of Finish')
-log('Finish clicked and confirmed')
+wait(lambda d: click_css('button[name="action"][value="builds__finish__%s"]' % build_id),
+     30, 'the Finish action of the installing build')
+
+
+def finished(d):
+    # Horizon asks to confirm some batch actions in a modal
+    for b in d.find_elements(By.CSS_SELECTOR, '.modal.in .modal-footer .btn-primary, '
+                                              '.modal.in .modal-footer .btn-danger'):
+        if b.is_displayed():
+            b.click()
+    return d.find_elements(By.CSS_SELECTOR, '.alert-success')
+
+
+msg = wait(finished, 60, 'the success message of Finish')
+log('Finish clicked: %r' % msg[0].text.strip())
 wait(reaches('Active'), 300, 'state Active')
-r = row_of(BUILD_NAME)
-version = r.find_element(By.CSS_SELECTOR, 'td[data-cell-name="version"]').text.strip()
+r = wait(lambda d: row_cells(BUILD_NAME), 30, 'the row')
+version = r['version']
+if r['who'] != os.environ['OS_USERNAME']:
+    fail('who is %r' % r['who'])
 if version != '1':
     fail('version %r, not 1' % version)
 shot('active')
@@ -339,7 +358,7 @@ log('ok image %s in Project -> Images, isoforge_version 1' % image_id)
 logout()
 login(os.environ['ALT_OS_USERNAME'], os.environ['ALT_OS_PASSWORD'])
 open_panel()
-if row_of(BUILD_NAME) is not None or rows():
+if row_cells(BUILD_NAME) is not None or rows():
     fail('bob sees builds: %s' % [r.text for r in rows()])
 drv.get(URL + '/project/images/')
 wait(EC.presence_of_element_located((By.ID, 'images')), 60, 'bob\'s Images panel')
@@ -356,7 +375,7 @@ log('ok bob (beta) sees neither the build nor the image')
 logout()
 login(os.environ['READER_OS_USERNAME'], os.environ['READER_OS_PASSWORD'])
 open_panel()
-if row_of(BUILD_NAME) is None:
+if row_cells(BUILD_NAME) is None:
     fail('the reader does not see the project\'s build')
 if drv.find_elements(By.ID, 'builds__action_create'):
     fail('the reader has a Build from ISO button')
@@ -364,12 +383,15 @@ drv.get(URL + '/project/image_builds/create/')
 wait(EC.presence_of_element_located((By.ID, 'create_build_form')), 60, 'the form (reader)')
 BUILD_NAME = 'dash-reader'
 fill(900)
-err = wait(lambda d: d.find_elements(By.CSS_SELECTOR, '.alert-danger, .has-error'), 60,
-           'the refusal of the reader\'s build')
+refusal = wait(lambda d: d.execute_script(
+    "return Array.from(document.querySelectorAll('.alert-danger, .has-error'))"
+    ".map(e => e.textContent.trim()).join(' ');"), 60, 'the refusal of the reader\'s build')
+if 'may not create builds' not in refusal:
+    fail('the reader\'s build refused with something else: %r' % refusal)
 shot('reader')
 open_panel()
-if row_of('dash-reader') is not None:
+if row_cells('dash-reader') is not None:
     fail('the reader\'s build was made')
-log('ok the reader cannot start a build: %r' % ' '.join(e.text for e in err).strip())
+log('ok the reader cannot start a build: %r' % ' '.join(refusal.split()))
 drv.quit()
 log('all steps passed')

@@ -106,12 +106,19 @@ stack_up() {
 	stack_log "isoforge-api $ISOFORGE_API_URL, console proxy $console_url, $(cat "$stack_dir/horizon-up.log")"
 }
 
-# stack_stop — SIGTERM to each daemon (the worker cleans up its builds), then Horizon
+# stack_stop — SIGTERM to each daemon, then Horizon. A stopped worker leaves a running install
+# to a later run (libvirt keeps it): nothing will resume it, so the build domains of this
+# (private) libvirtd go too.
 stack_stop() {
-	local p
+	local p d
 	for p in "${stack_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	for p in "${stack_pids[@]}"; do wait "$p" 2>/dev/null; done
 	stack_pids=()
+	for d in $(virsh -q -c "$ISOFORGE_LIBVIRT_URI" list --all --name 2>/dev/null | grep '^isoforge-'); do
+		[ -d "$stack_dir/work/${d#isoforge-}" ] || continue	# only this stack's builds
+		virsh -q -c "$ISOFORGE_LIBVIRT_URI" destroy "$d" >/dev/null 2>&1
+		virsh -q -c "$ISOFORGE_LIBVIRT_URI" undefine --nvram "$d" >/dev/null 2>&1
+	done
 	"$ISOFORGE_TOP/tests/dashboard/horizon" down "$stack_dir/horizon" 2>/dev/null
 	return 0
 }

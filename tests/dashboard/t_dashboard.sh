@@ -24,12 +24,14 @@ shots=$ISOFORGE_TOP/build/test-logs/dashboard
 rm -rf "$shots"; mkdir -p "$shots"
 os=/usr/bin/openstack
 iso_name=dash-installer-$$
+# a chain of its own (a version number is never given twice, not even after its image's deletion)
+chain=dash-build-$$
 images=()
 
 cleanup() {
 	stack_stop
 	local chain_images
-	chain_images=$($os image list --property isoforge_chain=dash-build -f value -c ID 2>/dev/null)
+	chain_images=$($os image list --property isoforge_chain=$chain -f value -c ID 2>/dev/null)
 	# shellcheck disable=SC2086
 	$os image delete "${images[@]}" $chain_images >/dev/null 2>&1
 	return 0
@@ -46,7 +48,7 @@ stack_up
 echo "Horizon answered $horizon_ms ms after its start (the stack in $(( $(date +%s) - t0 )) s)"
 
 flavor=$($os flavor show "$ISOFORGE_FLAVOR_TINY" -f value -c name) || stack_fail "flavor"
-HORIZON_URL=$horizon_url DASH_ISO=$iso_name DASH_FLAVOR=$flavor SHOTS=$shots \
+HORIZON_URL=$horizon_url DASH_ISO=$iso_name DASH_BUILD_NAME=$chain DASH_FLAVOR=$flavor SHOTS=$shots \
 	PROFILE_DIR=$TEST_TMP/chromium-profile DASH_STEPS=${DASH_STEPS:-full} \
 	/usr/bin/python3 "$ISOFORGE_TOP/tests/dashboard/dashboard-browser.py" 2>&1 |
 	tee "$TEST_TMP/browser.out"
