@@ -272,7 +272,7 @@ src = frame.get_attribute('src')
 if 'token' not in src:
     fail('the console URL has no token: %s' % src.split('?')[0])
 drv.switch_to.frame(frame)
-status, lit, end, first_lit = '', -1, time.time() + 90, None
+status, lit, end, first = '', -1, time.time() + 90, None
 while time.time() < end:
     try:
         status = drv.find_element(By.ID, 'status').text
@@ -280,15 +280,17 @@ while time.time() < end:
         status = ''
     lit = canvas_lit()
     if status.startswith('Connected') and lit > 0:
-        # the firmware's lines first; a few seconds more show the installer's boot
-        if not first_lit:
-            first_lit = time.time()
-        if time.time() - first_lit > 8:
+        # the firmware's lines come first: give the installer's boot up to 15 s to change
+        # the screen, for a screenshot that shows it
+        if first is None:
+            first = (time.time(), lit)
+        elif abs(lit - first[1]) > first[1] // 5 or time.time() - first[0] > 15:
             break
     if 'Disconnected' in status or 'wrong' in status:
         break
     time.sleep(0.5)
 drv.switch_to.default_content()
+drv.execute_script("arguments[0].scrollIntoView();", frame)
 path = shot('console')
 if not (status.startswith('Connected') and lit > 0):
     fail('console: status %r, %d lit pixels' % (status, lit))
@@ -353,6 +355,18 @@ if val != '1':
     fail('isoforge_version on the image page is %r' % val)
 shot('image')
 log('ok image %s in Project -> Images, isoforge_version 1' % image_id)
+
+# the chain: its version 1 is that image, linked to the Images panel
+drv.get(URL + '/project/image_chains/')
+wait(EC.presence_of_element_located((By.ID, 'chains')), 60, 'the Image Chains panel')
+if BUILD_NAME not in page_text():
+    fail('chain %s not in Image Chains' % BUILD_NAME)
+drv.get(URL + '/project/image_chains/%s/' % BUILD_NAME)
+wait(EC.presence_of_element_located((By.ID, 'versions')), 60, 'the chain\'s versions')
+if not drv.find_elements(By.CSS_SELECTOR, '#versions a[href$="/project/images/%s/"]' % image_id):
+    fail('the chain\'s version does not link to image %s' % image_id)
+shot('chain')
+log('ok Image Chains: %s version 1 links to the image' % BUILD_NAME)
 
 # 8. bob (project beta) sees none of it
 logout()
