@@ -41,7 +41,7 @@ DEPS_TEST  = openssh-server openssh-client
 DEPS_CLOUD = keystone glance-api nova-api python3-openstackclient python3-glanceclient \
 	rabbitmq-server amqp-tools uwsgi uwsgi-plugin-python3 sqlite3 curl openssl
 # The Horizon plugin and its browser test (tests/dashboard).
-DEPS_DASHBOARD = openstack-dashboard python3-selenium chromium chromium-driver novnc
+DEPS_DASHBOARD = openstack-dashboard python3-selenium chromium chromium-driver
 DEPS	   = $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_MEDIA) $(DEPS_TEST) $(DEPS_CLOUD) $(DEPS_DASHBOARD)
 
 .PHONY: all san tsan deps check check-run check-real demo demo-run bench clean \
