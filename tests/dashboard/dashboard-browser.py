@@ -47,7 +47,7 @@ def log(msg):
 opts = Options()
 for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
           '--disable-background-networking', '--disable-component-update', '--disable-sync',
-          '--no-first-run', '--window-size=1280,900',
+          '--no-first-run', '--window-size=1280,1150',
           '--user-data-dir=' + os.environ['PROFILE_DIR']):
     opts.add_argument(a)
 opts.binary_location = '/usr/bin/chromium'
@@ -290,7 +290,6 @@ while time.time() < end:
         break
     time.sleep(0.5)
 drv.switch_to.default_content()
-drv.execute_script("arguments[0].scrollIntoView();", frame)
 path = shot('console')
 if not (status.startswith('Connected') and lit > 0):
     fail('console: status %r, %d lit pixels' % (status, lit))
