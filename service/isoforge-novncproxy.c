@@ -51,7 +51,8 @@ main(int argc, char **argv)
 	struct loop			*loop;
 	struct err			 err;
 	const char			*conffile = ISOFORGE_CONF;
-	char				*key;
+	char				*key, *origin, *page;
+	const char			*s, *e;
 	int				 ch, check = 0, verbose = 0;
 
 	log_init("isoforge-novncproxy", 0);
@@ -85,6 +86,12 @@ main(int argc, char **argv)
 		return 0;
 	}
 	log_setverbose(verbose > 0 || cfg->debug);
+	/* a wrong novnc_dir fails now, not at the first browser */
+	page = xasprintf("%s/vnc_lite.html", cfg->console_novnc_dir);
+	if (access(page, R_OK) != 0)
+		fatalx("[console] novnc_dir %s: no readable vnc_lite.html (Debian's novnc package)",
+		    cfg->console_novnc_dir);
+	free(page);
 	if (cfg->log_file != NULL && log_open(cfg->log_file, &err) != 0)
 		fatalx("%s", err.msg);
 	signal(SIGPIPE, SIG_IGN);
@@ -99,12 +106,19 @@ main(int argc, char **argv)
 	pc.bind_host = cfg->console_bind_host;
 	pc.bind_port = (int)cfg->console_bind_port;
 	pc.novnc_dir = cfg->console_novnc_dir;
+	/* the origin of the pages it serves: base_url's scheme://host[:port] */
+	s = strstr(cfg->console_base_url, "://");
+	e = s != NULL ? strchr(s + 3, '/') : NULL;
+	origin = e != NULL ? xstrndup(cfg->console_base_url, (size_t)(e - cfg->console_base_url)) :
+	    xstrdup(cfg->console_base_url);
+	pc.origin = origin;
 	pc.max_connections = (int)cfg->console_max_connections;
 	pc.idle_timeout_s = (int)cfg->console_idle_timeout;
 	pc.handshake_timeout_s = 30;
 	if ((p = console_proxy_new(loop, &pc, &err)) == NULL)
 		fatalx("%s", err.msg);
 	console_key_free(&key);
+	free(origin);
 	log_info("listening on %s port %d (noVNC from %s)", cfg->console_bind_host,
 	    console_proxy_port(p), cfg->console_novnc_dir);
 	if (loop_run(loop, &err) != 0)

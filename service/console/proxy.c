@@ -81,6 +81,7 @@ struct console_proxy {
 	int			 port;
 	char			*key;
 	char			*novnc_dir;
+	char			*origin;
 	int			 max_connections, idle_timeout_s, handshake_timeout_s;
 	struct relay		*relays;
 	int			 nrelays;
@@ -980,7 +981,7 @@ proxy_websocket(struct console_proxy *p, struct MHD_Connection *c, void **con_cl
 	enum MHD_Result		 rc;
 	unsigned char		 sha[SHA_DIGEST_LENGTH];
 	char			 peer[INET6_ADDRSTRLEN + 8], accept[64], *k;
-	const char		*token, *key, *ver, *proto;
+	const char		*token, *key, *ver, *proto, *origin;
 
 	proxy_peer(c, peer, sizeof(peer));
 	key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-WebSocket-Key");
@@ -991,6 +992,12 @@ proxy_websocket(struct console_proxy *p, struct MHD_Connection *c, void **con_cl
 	    key == NULL || strlen(key) > 64 || ver == NULL || strcmp(ver, "13") != 0) {
 		log_warnx("console request from %s refused: not a websocket (version 13)", peer);
 		return proxy_reply(c, MHD_HTTP_BAD_REQUEST, "a websocket (version 13) expected\n");
+	}
+	/* a page of another site must not use a token it got hold of (browsers send Origin) */
+	origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+	if (p->origin != NULL && origin != NULL && strcasecmp(origin, p->origin) != 0) {
+		log_warnx("console request from %s refused: from a page of another origin", peer);
+		return proxy_reply(c, MHD_HTTP_FORBIDDEN, "forbidden\n");
 	}
 	token = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "token");
 	err_clear(&e);
@@ -1131,6 +1138,7 @@ console_proxy_new(struct loop *loop, const struct console_proxy_config *cfg, str
 	p->loop = loop;
 	p->key = xstrdup(cfg->key);
 	p->novnc_dir = xstrdup(cfg->novnc_dir);
+	p->origin = cfg->origin != NULL ? xstrdup(cfg->origin) : NULL;
 	p->max_connections = cfg->max_connections > 0 ? cfg->max_connections : 64;
 	p->idle_timeout_s = cfg->idle_timeout_s > 0 ? cfg->idle_timeout_s : 3600;
 	p->handshake_timeout_s = cfg->handshake_timeout_s > 0 ? cfg->handshake_timeout_s : 30;
@@ -1194,6 +1202,7 @@ console_proxy_free(struct console_proxy **pp)
 	free(p->used);
 	console_key_free(&p->key);
 	free(p->novnc_dir);
+	free(p->origin);
 	free(p);
 	*pp = NULL;
 }

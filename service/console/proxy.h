@@ -15,6 +15,8 @@ struct console_proxy_config {
 	const char	*bind_host;		/* a numeric IPv4 or IPv6 address */
 	int		 bind_port;		/* 0: any free port (console_proxy_port) */
 	const char	*novnc_dir;
+	const char	*origin;		/* a websocket's Origin must be this (scheme://host
+						 * [:port] of base_url); NULL: any */
 	int		 max_connections;	/* consoles at once */
 	int		 idle_timeout_s;	/* a console with no traffic either way is closed */
 	int		 handshake_timeout_s;	/* upgrade to relaying, at most */

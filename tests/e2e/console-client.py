@@ -29,12 +29,13 @@ def die(msg):
 
 
 class WS:
-    def __init__(self, host, port, token, timeout=60):
+    def __init__(self, host, port, token, timeout=60, origin=None):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.key = base64.b64encode(os.urandom(16))
         req = ("GET /websockify?token=%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-               "Origin: http://%s:%d\r\n\r\n" % (token, host, port, self.key.decode(), host, port))
+               "Origin: %s\r\n\r\n" % (token, host, port, self.key.decode(),
+                                          origin or "http://%s:%d" % (host, port)))
         self.sock.sendall(req.encode())
         head = b""
         while b"\r\n\r\n" not in head:
@@ -176,7 +177,7 @@ def main():
     if len(sys.argv) < 5:
         die("usage: console-client.py HOST PORT TOKEN rfb|status|refused|hold [FILE]")
     host, port, token, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-    ws = WS(host, port, token)
+    ws = WS(host, port, token, origin=os.environ.get("CONSOLE_ORIGIN"))
     if mode == "status":
         print(ws.status)
         return

@@ -6,10 +6,11 @@
 #    novnc_dir.
 # 2. a minted token: websocket, RFB 3.8 with security type None only, ServerInit, a
 #    FramebufferUpdate with lit pixels (the proxy did the VNC authentication).
-# 3. the same token again, an expired one, one with a bad signature, one of another key: 403
-#    before any upgrade.
+# 3. the same token again, an expired one, one with a bad signature, one of another key, one
+#    from a page of another origin: 403 before any upgrade.
 # 4. a token of another build id for this VNC: upgraded, then closed before any RFB byte (the
-#    VNC authentication fails: that build's password is another).
+#    VNC authentication fails: that build's password is another); the same for a VNC address
+#    where nothing listens.
 # 5. an open console costs no CPU while the screen is still and is closed after idle_timeout;
 #    SIGTERM with a console open: it is closed, the proxy exits 0 (ASan: no leak).
 # The VNC password and the tokens never appear in the proxy's log.
@@ -78,6 +79,11 @@ disp=$(virsh vncdisplay "$dom") || fail "vncdisplay"
 vport=$((5900 + ${disp##*:}))
 echo "VNC of $dom on 127.0.0.1:$vport"
 
+# a wrong novnc_dir: one line saying so, at start
+{ cat "$tmp/isoforge.conf"; echo "novnc_dir = $tmp/nowhere"; } > "$tmp/bad.conf"
+"$proxy" -c "$tmp/bad.conf" 2> "$tmp/bad.err" && fail "the proxy started without noVNC"
+grep -q "novnc_dir $tmp/nowhere: no readable vnc_lite.html" "$tmp/bad.err" || { cat "$tmp/bad.err"; fail "no reason"; }
+
 "$proxy" -d -c "$tmp/isoforge.conf" 2> "$plog" &
 ppid=$!
 for i in $(seq 100); do
@@ -123,6 +129,10 @@ code=$(python3 "$client" 127.0.0.1 "$port" "$bad" status)
 foreign=$(CONSOLE_KEY=another-deployment "$tool" mint "$id" 127.0.0.1 "$vport" 600)
 code=$(python3 "$client" 127.0.0.1 "$port" "$foreign" status)
 [ "$code" = 403 ] || fail "a token of another key: $code"
+evil=$("$tool" mint "$id" 127.0.0.1 "$vport" 600)
+code=$(CONSOLE_ORIGIN=http://evil.example python3 "$client" 127.0.0.1 "$port" "$evil" status)
+[ "$code" = 403 ] || fail "a page of another origin: $code"
+grep -q "refused: from a page of another origin" "$plog" || fail "no log of the origin"
 code=$(python3 "$client" 127.0.0.1 "$port" "" status)
 [ "$code" = 403 ] || fail "no token: $code"
 grep -q "refused: the token of build $id was used already" "$plog" || fail "no log of the reuse"
@@ -133,6 +143,11 @@ other=$("$tool" mint "$(python3 -c 'import uuid; print(uuid.uuid4())')" 127.0.0.
 out=$(python3 "$client" 127.0.0.1 "$port" "$other" refused) || fail "another build's token: $out"
 echo "$out"
 case $out in "closed 1011 "*) ;; *) fail "another build's token: $out";; esac
+
+# a console that is not there (nothing listens): closed with the reason, no RFB byte
+gone=$("$tool" mint "$id" 127.0.0.1 1 600)
+out=$(python3 "$client" 127.0.0.1 "$port" "$gone" refused) || fail "a console not there: $out"
+case $out in "closed 1011 the console is not reachable") ;; *) fail "a console not there: $out";; esac
 
 # the fresh token (unused: its forgery was refused) still works
 out=$(python3 "$client" 127.0.0.1 "$port" "$fresh" rfb) || fail "a fresh token: $out"
@@ -179,7 +194,7 @@ grep -q "closed by the proxy" "$tmp/held.out" || fail "the held console was not 
 echo "--- proxy log"
 cat "$plog"
 grep -qF -- "$pw" "$plog" && fail "the VNC password is in the proxy's log"
-for t in "$tok" "$old" "$fresh" "$foreign" "$other" "${holds[@]}" ${btok:+"$btok"} "${tok#*.}" "${tok%%.*}"; do
+for t in "$tok" "$old" "$fresh" "$foreign" "$evil" "$other" "$gone" "${holds[@]}" ${btok:+"$btok"} "${tok#*.}" "${tok%%.*}"; do
 	grep -qF -- "$t" "$plog" && fail "a token is in the proxy's log"
 done
 grep -q "relaying to 127.0.0.1:$vport" "$plog" || fail "no relay logged"

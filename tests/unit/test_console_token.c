@@ -13,6 +13,7 @@
 #include <openssl/hmac.h>
 
 #include "service/common/config.h"
+#include "service/console/proxy.h"
 #include "service/console/token.h"
 
 #define KEY	"0123456789abcdef-test-key"
@@ -245,6 +246,27 @@ test_url_and_key(void **state)
 	config_free(&c);
 }
 
+/* VNC Authentication: DES with bit-reversed key bytes. The expected bytes were made with
+ * `openssl enc -des-ecb -K fa261a1c922272b4 -nopad -provider legacy` (the key: "_dX8IDN-" with
+ * each byte's bits reversed), not with the code under test. */
+static void
+test_vnc_auth(void **state)
+{
+	unsigned char	 chal[16], out[16];
+	const unsigned char want[16] = { 0xdf, 0x96, 0xcf, 0x0b, 0xcb, 0xf2, 0x96, 0x29,
+	    0x57, 0xd0, 0x14, 0x36, 0x81, 0xe3, 0xe5, 0xb8 };
+	int		 i;
+
+	(void)state;
+	for (i = 0; i < 16; i++)
+		chal[i] = (unsigned char)i;
+	console_vnc_auth_response("_dX8IDN-", chal, out);
+	assert_memory_equal(out, want, 16);
+	/* a longer password counts with its first 8 characters only, as VNC's do */
+	console_vnc_auth_response("_dX8IDN-and-more", chal, out);
+	assert_memory_equal(out, want, 16);
+}
+
 int
 main(void)
 {
@@ -257,6 +279,7 @@ main(void)
 		cmocka_unit_test(test_vnc_password),
 		cmocka_unit_test(test_b64url),
 		cmocka_unit_test(test_url_and_key),
+		cmocka_unit_test(test_vnc_auth),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
