@@ -40,9 +40,12 @@ DEPS_MEDIA = xorriso isolinux syslinux-common syslinux-efi extlinux busybox-stat
 DEPS_TEST  = openssh-server openssh-client
 DEPS_CLOUD = keystone glance-api nova-api python3-openstackclient python3-glanceclient \
 	rabbitmq-server amqp-tools uwsgi uwsgi-plugin-python3 sqlite3 curl openssl
-DEPS	   = $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_MEDIA) $(DEPS_TEST) $(DEPS_CLOUD)
+# The Horizon plugin and its browser test (tests/dashboard).
+DEPS_DASHBOARD = openstack-dashboard python3-selenium chromium chromium-driver
+DEPS	   = $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_MEDIA) $(DEPS_TEST) $(DEPS_CLOUD) $(DEPS_DASHBOARD)
 
-.PHONY: all san tsan deps check check-run check-real demo demo-run bench clean
+.PHONY: all san tsan deps check check-run check-real demo demo-run bench clean \
+	install-dashboard uninstall-dashboard dashboard dashboard-run
 .SUFFIXES:
 
 all: $(PROGS:%=build/%) build/subreaper
@@ -143,6 +146,45 @@ bench: deps all build/bench/transfer build/bench/httpload
 	bench/transfer
 	bench/pipeline
 	bench/api
+
+# The Horizon plugin, installed the way Debian's dashboard plugins are (as root): the package
+# where /usr/bin/python3 finds it, its enabled files in openstack_dashboard/local/enabled, the
+# static files collected (and compressed when Horizon compresses offline, as Debian's does).
+HORIZON_SHARE	?= /usr/share/openstack-dashboard
+HORIZON_PY	?= $(shell /usr/bin/python3 -c 'import os, openstack_dashboard as o; \
+	print(os.path.dirname(o.__path__[0]))' 2>/dev/null || echo /usr/lib/python3/dist-packages)
+DASHBOARD_ENABLED = $(notdir $(wildcard dashboard/isoforge_dashboard/enabled/_[0-9]*.py))
+install-dashboard:
+	@[ "$$(id -u)" = 0 ] || { echo "make install-dashboard: run as root" >&2; exit 1; }
+	@[ -f $(HORIZON_SHARE)/manage.py ] || { echo "no Horizon in $(HORIZON_SHARE) (apt-get install openstack-dashboard)" >&2; exit 1; }
+	PY=$$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	dest=$(DESTDIR)/usr/local/lib/python$$PY/dist-packages; \
+	rm -rf $$dest/isoforge_dashboard && install -d $$dest && \
+	cp -R dashboard/isoforge_dashboard $$dest/ && find $$dest/isoforge_dashboard -name __pycache__ -prune -exec rm -rf {} + && \
+	chmod -R u=rwX,go=rX $$dest/isoforge_dashboard
+	install -d $(DESTDIR)$(HORIZON_PY)/openstack_dashboard/local/enabled
+	for f in $(DASHBOARD_ENABLED); do install -m 0644 dashboard/isoforge_dashboard/enabled/$$f \
+	    $(DESTDIR)$(HORIZON_PY)/openstack_dashboard/local/enabled/$$f; done
+	install -d $(DESTDIR)/usr/share/isoforge/metadefs && \
+	    install -m 0644 etc/metadefs/isoforge.json $(DESTDIR)/usr/share/isoforge/metadefs/
+	cd $(HORIZON_SHARE) && /usr/bin/python3 manage.py collectstatic --noinput --clear -v 0
+	cd $(HORIZON_SHARE) && if [ "$$(/usr/bin/python3 manage.py shell -c \
+	    'from django.conf import settings; print(bool(getattr(settings, "COMPRESS_OFFLINE", False)))' \
+	    2>/dev/null | tail -n 1)" = True ]; then /usr/bin/python3 manage.py compress --force -v 0; fi
+	@echo "isoforge_dashboard installed: reload Horizon's web server (apache2: systemctl reload apache2)"
+
+uninstall-dashboard:
+	@[ "$$(id -u)" = 0 ] || { echo "make uninstall-dashboard: run as root" >&2; exit 1; }
+	rm -rf /usr/local/lib/python3*/dist-packages/isoforge_dashboard /usr/share/isoforge/metadefs
+	for f in $(DASHBOARD_ENABLED); do rm -f $(HORIZON_PY)/openstack_dashboard/local/enabled/$$f; done
+
+# Horizon with the plugin, the API, the console proxy, a worker and the test cloud on 127.0.0.1
+# for a newcomer to click through (tests/dashboard/run-dashboard); Ctrl-C stops it all.
+dashboard: deps
+	$(MAKE) dashboard-run
+
+dashboard-run: all
+	tests/dashboard/run-dashboard
 
 clean:
 	rm -rf build

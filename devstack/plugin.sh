@@ -1,5 +1,6 @@
 #!/bin/bash
-# devstack/plugin.sh — DevStack plugin for isoforge: builds and installs the isoforge CLI, the
+# devstack/plugin.sh — DevStack plugin for isoforge (with Horizon enabled, also its dashboard
+# plugin: Project -> Compute -> Image Builds): builds and installs the isoforge CLI, the
 # isoforged worker and the isoforge-api REST API, writes /etc/isoforge/isoforge.conf from
 # DevStack's variables, creates the isoforge service user and its catalog entry (image-build),
 # uploads virtio-win (VIRTIO_WIN_ISO_URL) and runs isoforge-api and isoforged.
@@ -150,6 +151,43 @@ function cleanup_isoforge {
     sudo rm -rf "$ISOFORGE_TEMPLATES_DIR" "$ISOFORGE_CONF_DIR"
     rm -rf "$ISOFORGE_STATE_DIR"
 }
+
+# install_isoforge_dashboard: with Horizon enabled, the isoforge_dashboard plugin (dashboard/)
+# into Horizon's environment, its enabled files into openstack_dashboard/local/enabled; the
+# static files are collected (and compressed) in post-config, after Horizon's own.
+function install_isoforge_dashboard {
+    pip_install -e "$ISOFORGE_DIR/dashboard"
+    local f
+    for f in "$ISOFORGE_DIR"/dashboard/isoforge_dashboard/enabled/_[0-9]*.py; do
+        cp -f "$f" "$HORIZON_DIR/openstack_dashboard/local/enabled/"
+    done
+}
+
+function configure_isoforge_dashboard {
+    # DevStack's Horizon compresses offline: the plugin's pages need the manifest refreshed
+    $PYTHON "$HORIZON_DIR/manage.py" collectstatic --noinput
+    $PYTHON "$HORIZON_DIR/manage.py" compress --force
+    restart_apache_server
+}
+
+function cleanup_isoforge_dashboard {
+    local f
+    for f in "$ISOFORGE_DIR"/dashboard/isoforge_dashboard/enabled/_[0-9]*.py; do
+        rm -f "$HORIZON_DIR/openstack_dashboard/local/enabled/$(basename "$f")"
+    done
+}
+
+if is_service_enabled horizon && is_service_enabled isoforge-api; then
+    if [[ "$1" == stack && "$2" == install ]]; then
+        echo_summary "Installing isoforge's Horizon plugin"
+        install_isoforge_dashboard
+    elif [[ "$1" == stack && "$2" == post-config ]]; then
+        configure_isoforge_dashboard
+    fi
+    if [[ "$1" == clean ]]; then
+        cleanup_isoforge_dashboard
+    fi
+fi
 
 if is_service_enabled isoforged isoforge-api || [[ "$1" == clean ]]; then
     if [[ "$1" == stack && "$2" == install ]]; then
