@@ -888,7 +888,8 @@ build_install_watch(struct build *b, int *timed_out, char **stall)
 			else
 				*stall = xasprintf("no disk writes and no console output for %.0f s "
 				    "(no screenshot: %s)", inactivity, e.msg);
-			log_info("build %s: %s", b->id, *stall);
+			/* the failure says it (the worker's log has it from there) */
+			log_debug("build %s: %s", b->id, *stall);
 			loop_call(b->loop, build_destroy_call, b);
 		}
 	}
