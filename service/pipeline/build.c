@@ -1,13 +1,13 @@
 /* build.c — the one pipeline: the steps in order, the install between loop and build thread,
  * the clean-up, the one state-setting function. */
 #include <errno.h>
-#include <time.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/log.h"
