@@ -756,6 +756,77 @@ virt_domain_ipv4(struct virt_domain *d, struct err *e)
 }
 
 int
+virt_block_written(struct virt_domain *d, const char *disk, long long *written, struct err *e)
+{
+	virDomainBlockStatsStruct	 st;
+
+	*written = -1;
+	if (virt_need_conn(d->v, e) == -1)
+		return -1;
+	memset(&st, 0, sizeof(st));
+	if (virDomainBlockStats(d->dom, disk, &st, sizeof(st)) == -1) {
+		virt_error(e, "the root disk's statistics");
+		return -1;
+	}
+	*written = st.wr_bytes;
+	return 0;
+}
+
+/* virStreamRecvAll's sink: the screenshot into a bounded buffer. */
+static int
+virt_screenshot_sink(virStreamPtr st, const char *data, size_t n, void *opaque)
+{
+	struct buf	*b = opaque;
+
+	(void)st;
+	if (b->len + n > VIRT_SCREENSHOT_MAX)
+		return -1;
+	buf_append(b, data, n);
+	return (int)n;
+}
+
+int
+virt_screenshot(struct virt_domain *d, struct buf *out, char **mime, struct err *e)
+{
+	virStreamPtr	 st = NULL;
+	char		*type = NULL;
+	int		 rc = -1;
+
+	buf_init(out);
+	*mime = NULL;
+	if (virt_need_conn(d->v, e) == -1)
+		return -1;
+	if ((st = virStreamNew(d->v->conn, 0)) == NULL) {
+		virt_error(e, "screenshot: a stream");
+		return -1;
+	}
+	if ((type = virDomainScreenshot(d->dom, st, 0, 0)) == NULL) {
+		virt_error(e, "screenshot");
+		goto cleanup;
+	}
+	if (virStreamRecvAll(st, virt_screenshot_sink, out) == -1) {
+		if (out->len + 1 > VIRT_SCREENSHOT_MAX)
+			err_set(e, ERR_IO, "screenshot: larger than %d bytes", VIRT_SCREENSHOT_MAX);
+		else
+			virt_error(e, "screenshot: receiving it");
+		virStreamAbort(st);
+		goto cleanup;
+	}
+	if (virStreamFinish(st) == -1) {
+		virt_error(e, "screenshot: the stream's end");
+		goto cleanup;
+	}
+	*mime = xstrdup(type);
+	rc = 0;
+cleanup:
+	if (rc == -1)
+		buf_free(out);
+	free(type);
+	virStreamFree(st);
+	return rc;
+}
+
+int
 virt_console_get(struct virt_domain *d, int want_password, struct virt_console *c,
     struct err *e)
 {

@@ -86,6 +86,19 @@ enum virt_outcome virt_domain_outcome(const struct virt_domain *, const char **r
  */
 char	*virt_domain_ipv4(struct virt_domain *, struct err *);
 /*
+ * Bytes the guest has written to its disk (libvirt's block statistics; disk: its target, e.g.
+ * "vda", or its source file), -1 when the hypervisor does not count them.
+ */
+int	virt_block_written(struct virt_domain *, const char *disk, long long *written,
+	    struct err *);
+/* The largest screenshot virt_screenshot takes. */
+#define VIRT_SCREENSHOT_MAX	(64 * 1024 * 1024)
+/*
+ * The guest's screen (its first head) as the hypervisor gives it: out (caller buf_free()s) and
+ * *mime ("image/x-portable-pixmap" for qemu; caller frees). Blocks until it is received.
+ */
+int	virt_screenshot(struct virt_domain *, struct buf *out, char **mime, struct err *);
+/*
  * Console address from the live XML; the password only when want_password (the XML is read
  * with VIR_DOMAIN_XML_SECURE only then). Caller frees with virt_console_clear.
  */

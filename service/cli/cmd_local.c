@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,6 +37,7 @@ struct local_ui {
 	int		 line_open;	/* a status line without its newline */
 	int		 tick;		/* loop timer id */
 	double		 pct;
+	char		*activity;	/* the install's last report, for the status line */
 	struct build	*b;
 	struct loop	*loop;
 	int		 done;		/* the build thread ended (atomic) */
@@ -86,6 +88,12 @@ local_usage(FILE *out)
 	    "  --out DIR               the image store (default $ISOFORGE_STORE, else\n"
 	    "                          ~/.local/share/isoforge/images)\n"
 	    "  --timeout S             install timeout in seconds (default %d, 0 = none)\n"
+	    "  --progress-interval S   a progress report every S s while installing (elapsed,\n"
+	    "                          bytes written to the root disk, the serial console's\n"
+	    "                          last line; default 60, 0 = none)\n"
+	    "  --inactivity-timeout S  fail the install when it writes nothing to its disk and\n"
+	    "                          prints nothing on its console for S s, with a screenshot\n"
+	    "                          (default 900 with --unattended, else 0 = off)\n"
 	    "  --finish-grace S        after a finish: ACPI shutdown, destroy after S s (default 60)\n"
 	    "  --connect URI           libvirt URI (default $ISOFORGE_LIBVIRT_URI; when neither is\n"
 	    "                          set, a private libvirtd is started for this command)\n"
@@ -167,13 +175,30 @@ local_ui_status(struct local_ui *ui, enum build_state s)
 	struct build	*b = ui->b;
 	double		 now = util_now();
 
+	struct winsize	 ws;
+	struct buf	 line;
+	size_t		 width = 80, n, i;
+
 	if (!ui->tty)
 		return;
-	fprintf(stderr, "\r\033[K[%6.1fs] %s", now - b->started_at, build_state_name(s));
+	buf_init(&line);
+	buf_printf(&line, "[%6.1fs] %s", now - b->started_at, build_state_name(s));
 	if (s == BUILD_INSTALLING && b->install_started_at > 0)
-		fprintf(stderr, " (%.0f s)", now - b->install_started_at);
+		buf_printf(&line, " (%.0f s)", now - b->install_started_at);
+	if (s == BUILD_INSTALLING && ui->activity != NULL)
+		buf_printf(&line, ": %s", ui->activity);
 	if (s == BUILD_SNAPSHOTTING && ui->pct >= 0)
-		fprintf(stderr, " %5.1f%%", ui->pct);
+		buf_printf(&line, " %5.1f%%", ui->pct);
+	/* one terminal line, or \r can't take it back: cut to the width (in characters) */
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1)
+		width = ws.ws_col;
+	for (i = 0, n = 0; i < line.len; i++)
+		if (((unsigned char)line.data[i] & 0xc0) != 0x80 && ++n == width) {
+			line.data[i] = '\0';
+			break;
+		}
+	fprintf(stderr, "\r\033[K%s", line.data);
+	buf_free(&line);
 	fflush(stderr);
 	ui->line_open = 1;
 }
@@ -259,11 +284,31 @@ local_on_field(void *ctx, struct build *b, const char *name, const char *value)
 	json_decref(c);
 }
 
+/* The install's serial log at its start, then its reports: the status line, or a line each. */
+static void
+local_on_activity(void *ctx, struct build *b, const struct build_activity *a)
+{
+	struct local_ui	*ui = ctx;
+
+	pthread_mutex_lock(&ui->mu);
+	if (a->first) {
+		local_ui_newline(ui);
+		fprintf(stderr, "serial log: %s\n", a->serial_log);
+	} else if (ui->tty) {
+		free(ui->activity);
+		ui->activity = xstrdup(a->text);
+		local_ui_status(ui, local_state(b));
+	} else
+		fprintf(stderr, "[%6.1fs] installing: %s\n", util_now() - b->started_at, a->text);
+	pthread_mutex_unlock(&ui->mu);
+}
+
 static const struct notifier_ops local_notifier_ops = {
 	.state = local_on_state,
 	.field = local_on_field,
 	.resource = NULL,
 	.progress = local_on_progress,
+	.activity = local_on_activity,
 };
 
 static void
@@ -319,6 +364,8 @@ local_print_result(struct build *b, int json, const char *store)
 		json_object_set_new(out, "error", json_string(b->message ? b->message : ""));
 	if (b->serial_log != NULL)
 		json_object_set_new(out, "serial_log", json_string(b->serial_log));
+	if (b->screenshot != NULL)
+		json_object_set_new(out, "screenshot", json_string(b->screenshot));
 	if (b->image_id != NULL) {
 		json_object_set_new(out, "id", json_string(b->image_id));
 		json_object_set_new(out, "image", json_string(path));
@@ -446,7 +493,7 @@ local_build(int argc, char **argv)
 	    O_PROFILE, O_FIRMWARE, O_NAME, O_CHAIN, O_PARENT, O_PROPERTY, O_COMPRESS, O_OUT,
 	    O_TIMEOUT, O_CONNECT, O_DTYPE, O_TEMPLATES, O_JSON, O_MACHINE, O_GRACE, O_GUESTNET,
 	    O_GUESTDENY, O_UNATTENDED, O_ANSWERS, O_FROM, O_CUSTOMIZE, O_SCRIPT, O_COPY, O_ENV,
-	    O_CUSTTIMEOUT };
+	    O_CUSTTIMEOUT, O_PROGRESS, O_INACTIVITY };
 	static const struct option opts[] = {
 		{ "iso", required_argument, NULL, O_ISO },
 		{ "virtio-win", required_argument, NULL, O_VIRTIO },
@@ -481,6 +528,8 @@ local_build(int argc, char **argv)
 		{ "copy", required_argument, NULL, O_COPY },
 		{ "env", required_argument, NULL, O_ENV },
 		{ "customize-timeout", required_argument, NULL, O_CUSTTIMEOUT },
+		{ "progress-interval", required_argument, NULL, O_PROGRESS },
+		{ "inactivity-timeout", required_argument, NULL, O_INACTIVITY },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -579,6 +628,19 @@ local_build(int argc, char **argv)
 			if (local_number("--finish-grace", optarg, &g) == -1)
 				goto cleanup;
 			b->finish_grace_s = g;
+			break;
+		}
+		case O_PROGRESS:
+		case O_INACTIVITY: {
+			unsigned	 t;
+
+			if (local_number(c == O_PROGRESS ? "--progress-interval" :
+			    "--inactivity-timeout", optarg, &t) == -1)
+				goto cleanup;
+			if (c == O_PROGRESS)
+				b->progress_interval_s = t;
+			else
+				b->inactivity_timeout_s = t;
 			break;
 		}
 		case O_GUESTNET:
@@ -791,6 +853,7 @@ cleanup:
 	free(store_dir);
 	free(cache);
 	free(name);
+	free(ui.activity);
 	pthread_mutex_destroy(&ui.mu);
 	return rc;
 }

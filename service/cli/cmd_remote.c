@@ -203,6 +203,8 @@ build_usage(FILE *out)
 	    "         [--virtio-win IMAGE|auto] [--chain CHAIN] [--parent IMAGE]\n"
 	    "         [--os-type windows|linux|other] [--os-distro D] [--os-version V]\n"
 	    "         [--firmware bios|uefi] [--unattended] [--timeout SECONDS]\n"
+	    "         [--inactivity-timeout SECONDS (0: off; default: the worker's, for\n"
+	    "         unattended installs)]\n"
 	    "         [--visibility private|shared|community|public] [--compress]\n"
 	    "         [--property KEY=VALUE]... [--tag TAG]... [--build-id UUID]\n"
 	    "         [--wait] [--json] [--transport-url URL]\n"
@@ -225,6 +227,7 @@ cmd_build(int argc, char **argv)
 		{ "firmware", required_argument, NULL, 'F' },
 		{ "unattended", no_argument, NULL, 'u' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "inactivity-timeout", required_argument, NULL, 'I' },
 		{ "visibility", required_argument, NULL, 'v' },
 		{ "compress", no_argument, NULL, 'z' },
 		{ "property", required_argument, NULL, 'P' },
@@ -249,7 +252,7 @@ cmd_build(int argc, char **argv)
 	int			 sent = 0;
 	char			*key = NULL, *queue = NULL, id[37], *end;
 	double			 waited = 0;
-	long			 timeout = 0;
+	long			 timeout = 0, inactivity;
 	int			 ch, wait = 0, ret = CMD_FAILED, warned = 0;
 
 	memset(&r, 0, sizeof(r));
@@ -283,6 +286,15 @@ cmd_build(int argc, char **argv)
 				goto cleanup;
 			}
 			json_object_set_new(install, "timeout_s", json_integer(timeout));
+			break;
+		case 'I':
+			inactivity = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || inactivity < 0) {
+				ret = remote_fail(&r, CMD_USAGE, "--inactivity-timeout: seconds, >= 0");
+				goto cleanup;
+			}
+			json_object_set_new(install, "inactivity_timeout_s",
+			    json_integer(inactivity));
 			break;
 		case 'v': json_object_set_new(image, "visibility", json_string(optarg)); break;
 		case 'z': json_object_set_new(image, "compress", json_true()); break;

@@ -99,6 +99,11 @@ static const struct conf_option conf_options[] = {
 	    "builds at once on this worker (AMQP prefetch)" },
 	{ "builds", "install_timeout", CONF_INT, "14400", OFF(install_timeout), 0, 60,
 	    7 * 24 * 3600, NULL, "seconds before an install is failed (a request may ask less)" },
+	{ "builds", "progress_interval", CONF_INT, "60", OFF(progress_interval), 0, 0, 86400,
+	    NULL, "seconds between an install's progress events (0: none)" },
+	{ "builds", "inactivity_timeout", CONF_INT, "900", OFF(inactivity_timeout), 0, 0,
+	    7 * 24 * 3600, NULL, "an unattended install with no disk writes and no console "
+	    "output for so long fails, with a screenshot (0: off; a request may set its own)" },
 	{ "builds", "finish_grace", CONF_INT, "60", OFF(finish_grace), 0, 1, 3600, NULL,
 	    "seconds `isoforge finish` waits for the guest to shut down before pulling the plug" },
 	{ "builds", "cleanup_retry", CONF_INT, "60", OFF(cleanup_retry), 0, 1, 86400, NULL,

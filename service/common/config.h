@@ -40,6 +40,8 @@ struct config {
 	long	 max_builds;
 	long	 install_timeout;	/* seconds */
 	long	 finish_grace;
+	long	 progress_interval;	/* seconds between an install's progress events; 0 none */
+	long	 inactivity_timeout;	/* an unattended install's watchdog; 0 off */
 	long	 cleanup_retry;
 	long	 cache_max_gib;		/* the ISO cache's bound */
 	long	 max_disk_gib;		/* a flavor's root disk at most */		/* seconds between clean-up attempts of leftovers */		/* seconds from ACPI shutdown to destroy on finish */

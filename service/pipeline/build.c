@@ -7,17 +7,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/log.h"
 #include "drivers/guestnet.h"
 #include "drivers/hash.h"
+#include "drivers/png.h"
 #include "drivers/qemuimg.h"
 #include "service/pipeline/answers.h"
 #include "service/pipeline/build.h"
 #include "service/pipeline/customize.h"
 #include "service/pipeline/request.h"
 #include "service/pipeline/templates.h"
+#include "service/pipeline/watch.h"
 
 #define BUILD_DEFAULT_GRACE	60.0
 #define BUILD_DEFAULT_STEP	3600.0
@@ -101,6 +104,8 @@ build_new(const char *id)
 	b->state = BUILD_QUEUED;
 	b->resume = BUILD_QUEUED;
 	b->finish_grace_s = BUILD_DEFAULT_GRACE;
+	b->progress_interval_s = BUILD_DEFAULT_PROGRESS;
+	b->inactivity_timeout_s = -1;
 	b->step_timeout_s = BUILD_DEFAULT_STEP;
 	b->started_at = util_now();
 	if ((b->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1)
@@ -179,6 +184,7 @@ build_free(struct build **bp)
 	free(b->iso_hash);
 	free(b->virtio_win);
 	free(b->serial_log);
+	free(b->screenshot);
 	free(b->snapshot);
 	free(b->domain_name);
 	free(b->outcome_reason);
@@ -221,6 +227,8 @@ build_apply_request(struct build *b, const struct build_request *req)
 		b->customize = json_incref(req->customize);
 	b->from_ref = build_dup(req->from_image);
 	b->timeout_s = (double)req->timeout_s;
+	if (req->inactivity_timeout_s >= 0)
+		b->inactivity_timeout_s = (double)req->inactivity_timeout_s;
 	b->compress = req->compress;
 	b->visibility = build_dup(req->visibility);
 	if (req->properties != NULL)
@@ -656,6 +664,237 @@ build_boot_wait(struct build *b, int *timed_out)
 	return o;
 }
 
+/* Loop thread: what the running install has written to its root disk. */
+struct build_sample {
+	struct build	*b;
+	long long	 written;
+	int		 rc;
+	struct err	 err;
+};
+
+static void
+build_sample_call(void *arg)
+{
+	struct build_sample	*s = arg;
+	struct build		*b = s->b;
+
+	s->written = -1;
+	s->rc = -1;
+	if (b->dom == NULL || virt_domain_outcome(b->dom, NULL) != VIRT_RUNNING) {
+		err_set(&s->err, ERR_CONFLICT, "the install is not running");
+		return;
+	}
+	s->rc = virt_block_written(b->dom, b->root_disk, &s->written, &s->err);
+}
+
+/* Loop thread: the console's screen, as libvirt gives it. */
+struct build_shot {
+	struct build	*b;
+	struct buf	 data;
+	char		*mime;
+	int		 rc;
+	struct err	 err;
+};
+
+static void
+build_screenshot_call(void *arg)
+{
+	struct build_shot	*s = arg;
+
+	s->rc = -1;
+	if (s->b->dom == NULL) {
+		err_set(&s->err, ERR_CONFLICT, "no domain");
+		return;
+	}
+	s->rc = virt_screenshot(s->b->dom, &s->data, &s->mime, &s->err);
+}
+
+/*
+ * The console's screenshot as a PNG next to where the serial log is kept (LOG_DIR/<id>
+ * .screenshot.png, else in the work dir), the build's owner's alone; b->screenshot names it.
+ */
+static int
+build_screenshot(struct build *b, struct err *e)
+{
+	struct build_shot	 s;
+	struct buf		 png;
+	const unsigned char	*d;
+	char			*path = NULL;
+	int			 rc = -1;
+
+	memset(&s, 0, sizeof(s));
+	buf_init(&png);
+	s.b = b;
+	loop_call(b->loop, build_screenshot_call, &s);
+	if (s.rc == -1) {
+		err_set(e, s.err.kind, "%s", s.err.msg);
+		return -1;
+	}
+	d = (const unsigned char *)s.data.data;
+	if (s.data.len >= 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0)
+		buf_append(&png, s.data.data, s.data.len);
+	else if (png_from_ppm(s.data.data, s.data.len, &png, e) == -1)
+		goto cleanup;
+	if (b->log_dir != NULL) {
+		if (util_mkdirs(b->log_dir, e) == -1)
+			goto cleanup;
+		path = xasprintf("%s/%s.screenshot.png", b->log_dir, b->id);
+	} else
+		path = xasprintf("%s/screenshot.png", b->work_dir);
+	if (util_write_file(path, png.data, png.len, 0600, e) == -1)
+		goto cleanup;
+	free(b->screenshot);
+	b->screenshot = path;
+	path = NULL;
+	rc = 0;
+cleanup:
+	free(path);
+	free(s.mime);
+	buf_free(&s.data);
+	buf_free(&png);
+	return rc;
+}
+
+/* A report of the running install to the notifier (or, without activity, as a state). */
+static void
+build_report(struct build *b, const struct build_activity *a)
+{
+	struct err	 e;
+
+	if (b->notifier != NULL && b->notifier->activity != NULL) {
+		b->notifier->activity(b->notifier_ctx, b, a);
+		return;
+	}
+	if (a->first) {
+		log_info("build %s: serial log %s", b->id, a->serial_log);
+		return;
+	}
+	err_clear(&e);
+	if (build_set_state(b, BUILD_INSTALLING, &e, "%s", a->text) == -1)
+		log_warnx("build %s: progress not recorded: %s", b->id, e.msg);
+}
+
+/* How often the running install is looked at: often enough for its reports and watchdog. */
+static double
+build_watch_period(const struct build *b, double inactivity)
+{
+	double	 p = 5;
+
+	if (b->progress_interval_s > 0 && b->progress_interval_s < p)
+		p = b->progress_interval_s;
+	if (inactivity > 0 && inactivity / 10 < p)
+		p = inactivity / 10;
+	return p < 0.5 ? 0.5 : p;
+}
+
+/* The inactivity watchdog's timeout of this build (resolving the default). */
+static double
+build_inactivity(const struct build *b)
+{
+	if (b->inactivity_timeout_s >= 0)
+		return b->inactivity_timeout_s;
+	return b->unattended ? BUILD_DEFAULT_INACTIVITY : 0;
+}
+
+/*
+ * Waits for the install's outcome (as build_boot_wait), looking at it meanwhile: the bytes
+ * the guest has written to its root disk and the serial log's size and last line; a report
+ * every progress interval; and the inactivity watchdog: no disk write and no new console
+ * output for the build's inactivity timeout takes a screenshot of the console and destroys
+ * the guest (*stall then holds the reason; caller frees).
+ */
+static enum virt_outcome
+build_install_watch(struct build *b, int *timed_out, char **stall)
+{
+	struct build_sample	 s;
+	struct build_activity	 a;
+	struct timespec		 ts;
+	enum virt_outcome	 o;
+	struct err		 e;
+	double			 inactivity = build_inactivity(b), period, now, last_active;
+	double			 next_report, wait;
+	long long		 written = -1, size = -1, seen_written = -1, seen_size = -1;
+	char			 line[WATCH_LINE_MAX], *text;
+	int			 running, warned = 0;
+
+	*stall = NULL;
+	period = build_watch_period(b, inactivity);
+	memset(&a, 0, sizeof(a));
+	a.first = 1;
+	a.serial_log = b->serial_log;
+	a.console = "";
+	a.text = "";
+	a.written = -1;
+	if (b->serial_log != NULL)
+		build_report(b, &a);
+	now = util_now();
+	last_active = now;
+	next_report = b->progress_interval_s > 0 ? now + b->progress_interval_s : 0;
+	for (;;) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (time_t)period;
+		ts.tv_nsec += (long)((period - (double)(long)period) * 1e9);
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&b->mu);
+		while (b->outcome == VIRT_RUNNING && b->stop != BUILD_STOP_ABANDON)
+			if (pthread_cond_timedwait(&b->cv, &b->mu, &ts) == ETIMEDOUT)
+				break;
+		o = b->outcome;
+		running = o == VIRT_RUNNING && b->stop != BUILD_STOP_ABANDON;
+		*timed_out = b->timed_out;
+		pthread_mutex_unlock(&b->mu);
+		if (!running)
+			return o;
+		if (*stall != NULL)
+			continue;	/* the guest is being destroyed */
+		memset(&s, 0, sizeof(s));
+		s.b = b;
+		loop_call(b->loop, build_sample_call, &s);
+		if (s.rc == 0)
+			written = s.written;
+		else if (!warned++)
+			log_warnx("build %s: %s", b->id, s.err.msg);
+		line[0] = '\0';
+		if (b->serial_log != NULL)
+			(void)watch_serial_tail(b->serial_log, line, sizeof(line), &size);
+		now = util_now();
+		if (written != seen_written || size != seen_size) {
+			last_active = now;
+			seen_written = written;
+			seen_size = size;
+		}
+		if (next_report > 0 && now >= next_report) {
+			text = watch_progress_text(now - b->install_started_at, written, line);
+			a.first = 0;
+			a.elapsed_s = now - b->install_started_at;
+			a.written = written;
+			a.console = line;
+			a.text = text;
+			build_report(b, &a);
+			free(text);
+			/* the next one on the interval's grid, however long this took */
+			while (next_report <= now)
+				next_report += b->progress_interval_s;
+		}
+		wait = now - last_active;
+		if (inactivity > 0 && wait >= inactivity) {
+			err_clear(&e);
+			if (build_screenshot(b, &e) == 0)
+				*stall = xasprintf("no disk writes and no console output for %.0f s; "
+				    "the console's screenshot: %s", inactivity, b->screenshot);
+			else
+				*stall = xasprintf("no disk writes and no console output for %.0f s "
+				    "(no screenshot: %s)", inactivity, e.msg);
+			/* the failure says it (the worker's log has it from there) */
+			log_debug("build %s: %s", b->id, *stall);
+			loop_call(b->loop, build_destroy_call, b);
+		}
+	}
+}
+
 /*
  * installing: starts the domain on the loop thread and waits for its outcome: a guest
  * power-off (or a finish) → 0; destroyed, crashed, paused → -1 ERR_IO; the timeout →
@@ -666,7 +905,7 @@ build_install(struct build *b, struct err *e)
 {
 	struct build_call	 c;
 	enum virt_outcome	 o;
-	char			*msg, *console;
+	char			*msg, *console, *stall = NULL;
 	int			 rc = -1, timed_out;
 
 	memset(&c, 0, sizeof(c));
@@ -688,8 +927,9 @@ build_install(struct build *b, struct err *e)
 		    "worker was down");
 	else {
 		console = build_console_message(b, &c);
-		msg = b->resume == BUILD_INSTALLING ?
-		    xasprintf("watched again after a restart; %s", console) : xstrdup(console);
+		/* the path is the builder's: the notifier's to show (build_install_watch) */
+		msg = xasprintf("%s%s%s", b->resume == BUILD_INSTALLING ? "watched again after "
+		    "a restart; " : "", console, b->serial_log != NULL ? "; serial log kept" : "");
 		free(console);
 	}
 	rc = build_set_state(b, BUILD_INSTALLING, e, "%s", msg);
@@ -698,7 +938,7 @@ build_install(struct build *b, struct err *e)
 		build_request_stop(b, BUILD_STOP_CANCEL);
 		rc = -1;
 	}
-	o = build_boot_wait(b, &timed_out);
+	o = build_install_watch(b, &timed_out, &stall);
 	if (rc == -1)
 		goto cleanup;
 	rc = -1;
@@ -714,7 +954,9 @@ build_install(struct build *b, struct err *e)
 		rc = 0;
 		break;
 	case VIRT_CANCELLED:
-		if (timed_out)
+		if (stall != NULL)
+			err_set(e, ERR_TIMEOUT, "install stalled: %s", stall);
+		else if (timed_out)
 			err_set(e, ERR_TIMEOUT, "install timed out after %.0f s", b->timeout_s);
 		else
 			err_set(e, ERR_CANCELLED, "cancelled by the requester");
@@ -726,6 +968,7 @@ build_install(struct build *b, struct err *e)
 	if (rc == 0)
 		rc = build_check_stop(b, e);
 cleanup:
+	free(stall);
 	virt_console_clear(&c.console);
 	return rc;
 }

@@ -29,6 +29,10 @@
 #include "drivers/virt.h"
 #include "isoboot/isoboot.h"
 
+/* The inactivity watchdog of an unattended install when nothing says otherwise (seconds). */
+#define BUILD_DEFAULT_INACTIVITY	900
+#define BUILD_DEFAULT_PROGRESS		60
+
 enum build_state {
 	BUILD_QUEUED = 0,
 	BUILD_RESOLVING,
@@ -53,6 +57,16 @@ int		 build_state_progress(enum build_state);
 
 struct build;
 struct answers_result;
+
+/* A report of the running install (every progress interval; see struct notifier_ops). */
+struct build_activity {
+	int		 first;		/* the install's start: nothing measured yet */
+	double		 elapsed_s;	/* since the install started */
+	long long	 written;	/* bytes the guest wrote to its root disk; -1 unknown */
+	const char	*console;	/* the serial console's last non-empty line, or "" */
+	const char	*serial_log;	/* where the serial console goes (the builder's path) */
+	const char	*text;		/* elapsed, written and console as one line */
+};
 
 /*
  * Where the media come from. resolve (resolving) checks what the request names and fills
@@ -100,6 +114,12 @@ struct notifier_ops {
 	void		(*resource)(void *ctx, struct build *, const char *kind, const char *value,
 			    int added);
 	void		(*progress)(void *ctx, struct build *, double pct);
+	/*
+	 * installing: the serial log's path at the start (first), then a report every
+	 * progress_interval_s. NULL: the path goes to the log, and each report is announced as
+	 * an installing state with text as its message (the worker's events).
+	 */
+	void		(*activity)(void *ctx, struct build *, const struct build_activity *);
 };
 
 /* How a running build is asked to stop (build_request_stop). */
@@ -133,6 +153,12 @@ struct build {
 	char			*install_mode;	/* interactive | unattended */
 	double			 timeout_s;	/* install timeout; 0 = none */
 	double			 finish_grace_s; /* ACPI shutdown → destroy; default 60 */
+	double			 progress_interval_s; /* installing: a report every so often
+						 * (notifier activity); 0 = none; default 60 */
+	double			 inactivity_timeout_s; /* installing: no disk writes and no
+						 * console output for so long fails the build
+						 * (with a screenshot); 0 = off; < 0 = the default:
+						 * BUILD_DEFAULT_INACTIVITY when unattended, else off */
 	int			 compress;	/* qemu-img convert -c */
 	char			*visibility;	/* Glance visibility; NULL = private */
 	json_t			*properties;	/* extra image properties (strings) or NULL */
@@ -177,6 +203,7 @@ struct build {
 
 	/* ---- what the steps make (owned by the build) ---- */
 	char			*serial_log;	/* during the build: in work_dir; after: log_dir */
+	char			*screenshot;	/* the watchdog's screenshot (PNG), or NULL */
 	char			*snapshot;	/* the converted image, until registered */
 	char			*domain_name;
 	char			 vnc_password[9];

@@ -17,6 +17,7 @@
 #define PROPS_MAX	128
 #define TIMEOUT_MIN	60
 #define TIMEOUT_MAX	(7 * 24 * 3600)
+#define INACTIVITY_MIN	10
 
 /* Collects the problems of one request. */
 struct req_check {
@@ -290,7 +291,8 @@ request_parse(const char *body, size_t len, int mode, struct err *err)
 		"flavor", "os", "firmware", "install", "chain", "parent_image", "image",
 		"from_image", "customize", NULL };
 	static const char *const os_keys[] = { "type", "distro", "version", NULL };
-	static const char *const install_keys[] = { "mode", "timeout_s", "answers", NULL };
+	static const char *const install_keys[] = { "mode", "timeout_s", "answers",
+		"inactivity_timeout_s", NULL };
 	static const char *const image_keys[] = { "visibility", "compress", "properties",
 		"tags", NULL };
 	struct build_request	*r = NULL;
@@ -320,6 +322,7 @@ request_parse(const char *body, size_t len, int mode, struct err *err)
 
 	r = xcalloc(1, sizeof(*r));
 	r->timeout_s = REQUEST_TIMEOUT_DEFAULT;
+	r->inactivity_timeout_s = -1;
 	r->properties = json_object();
 	r->tags = json_array();
 
@@ -391,6 +394,19 @@ request_parse(const char *body, size_t len, int mode, struct err *err)
 				    TIMEOUT_MIN, TIMEOUT_MAX);
 			else
 				r->timeout_s = (long)json_integer_value(v);
+		}
+		/* the inactivity watchdog: 0 = off, absent = the worker's default */
+		v = json_object_get(install, "inactivity_timeout_s");
+		if (v != NULL && !json_is_null(v)) {
+			if (!json_is_integer(v))
+				problem(&c, "install.inactivity_timeout_s", "must be an integer");
+			else if (json_integer_value(v) != 0 &&
+			    (json_integer_value(v) < INACTIVITY_MIN ||
+			    json_integer_value(v) > TIMEOUT_MAX))
+				problem(&c, "install.inactivity_timeout_s", "must be 0 (off) or "
+				    "within %d..%d seconds", INACTIVITY_MIN, TIMEOUT_MAX);
+			else
+				r->inactivity_timeout_s = (long)json_integer_value(v);
 		}
 		/* the unattended install's answers (service/pipeline/answers.h) */
 		v = json_object_get(install, "answers");
@@ -496,6 +512,9 @@ request_to_json(const struct build_request *r)
 	json_object_set_new(install, "mode", json_string(r->install_mode != NULL ?
 	    r->install_mode : "interactive"));
 	json_object_set_new(install, "timeout_s", json_integer(r->timeout_s));
+	if (r->inactivity_timeout_s >= 0)
+		json_object_set_new(install, "inactivity_timeout_s",
+		    json_integer(r->inactivity_timeout_s));
 	if (r->answers != NULL)
 		json_object_set(install, "answers", r->answers);
 	json_object_set_new(o, "install", install);

@@ -35,6 +35,8 @@ struct build_request {
 	char	*firmware;		/* NULL | bios | uefi */
 	char	*install_mode;		/* interactive (default) | unattended */
 	long	 timeout_s;		/* default REQUEST_TIMEOUT_DEFAULT */
+	long	 inactivity_timeout_s;	/* the install's inactivity watchdog: 0 off, -1 absent
+					 * (the worker's default for the install's mode) */
 	json_t	*answers;		/* install.answers (unattended), or NULL; holds
 					 * passwords: never log it */
 	char	*chain;

@@ -1043,6 +1043,10 @@ worker_build_new(struct worker_build *b, const struct build_request *req, struct
 	if (bb->timeout_s <= 0 || bb->timeout_s > cfg->install_timeout)
 		bb->timeout_s = (double)cfg->install_timeout;
 	bb->finish_grace_s = (double)cfg->finish_grace;
+	bb->progress_interval_s = (double)cfg->progress_interval;
+	/* a console nobody watches: the watchdog is on for unattended installs, unless asked */
+	if (bb->inactivity_timeout_s < 0)
+		bb->inactivity_timeout_s = bb->unattended ? (double)cfg->inactivity_timeout : 0;
 	bb->domain_type = xstrdup(b->w->domain_type);
 	bb->owner = xstrdup(cfg->host);
 	bb->vnc_listen = xstrdup(cfg->vnc_listen);

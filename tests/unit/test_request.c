@@ -94,6 +94,8 @@ test_request_defaults(void **state)
 	assert_null(r->virtio_win_image);
 	assert_string_equal(r->install_mode, "interactive");
 	assert_int_equal(r->timeout_s, REQUEST_TIMEOUT_DEFAULT);
+	/* absent: the worker's default for the install's mode */
+	assert_int_equal(r->inactivity_timeout_s, -1);
 	assert_string_equal(r->visibility, "private");
 	assert_int_equal(r->compress, 0);
 	j = request_to_json(r);
@@ -108,6 +110,30 @@ test_request_defaults(void **state)
 }
 
 /* Full mode names every missing field at once. */
+/* install.inactivity_timeout_s: 0 turns the watchdog off, a value is kept and written back. */
+static void
+test_request_inactivity(void **state)
+{
+	struct build_request	*r;
+	struct err		 e;
+	json_t			*j;
+
+	(void)state;
+	r = parse("{\"install\": {\"inactivity_timeout_s\": 0}}", REQUEST_PARTIAL, &e);
+	assert_non_null(r);
+	assert_int_equal(r->inactivity_timeout_s, 0);
+	request_free(&r);
+	r = parse("{\"install\": {\"mode\": \"unattended\", \"inactivity_timeout_s\": 900}}",
+	    REQUEST_PARTIAL, &e);
+	assert_non_null(r);
+	assert_int_equal(r->inactivity_timeout_s, 900);
+	j = request_to_json(r);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "install"),
+	    "inactivity_timeout_s")), 900);
+	json_decref(j);
+	request_free(&r);
+}
+
 static void
 test_request_full_missing(void **state)
 {
@@ -150,6 +176,12 @@ test_request_bad_fields(void **state)
 		    "install.timeout_s: must be within 60..604800 seconds" },
 		{ "{\"install\": {\"timeout_s\": 99999999999}}",
 		    "install.timeout_s: must be within 60..604800 seconds" },
+		{ "{\"install\": {\"inactivity_timeout_s\": \"15m\"}}",
+		    "install.inactivity_timeout_s: must be an integer" },
+		{ "{\"install\": {\"inactivity_timeout_s\": 5}}",
+		    "install.inactivity_timeout_s: must be 0 (off) or within 10..604800 seconds" },
+		{ "{\"install\": {\"inactivity_timeout_s\": -1}}",
+		    "install.inactivity_timeout_s: must be 0 (off) or within 10..604800 seconds" },
 		{ "{\"chain\": \"a/b\"}",
 		    "chain: may only hold letters, digits, '.', '_' and '-' (at most 128)" },
 		{ "{\"chain\": \"../etc\"}",
@@ -342,6 +374,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_request_full_ok),
 		cmocka_unit_test(test_request_defaults),
+		cmocka_unit_test(test_request_inactivity),
 		cmocka_unit_test(test_request_full_missing),
 		cmocka_unit_test(test_request_bad_fields),
 		cmocka_unit_test(test_request_many_bad),

@@ -8,10 +8,15 @@
 # 2. a second build of the chain, from the first, is version 2 (`isoforge versions`, `tree`).
 # 3. an install that never ends is cancelled with `isoforge cancel`: cancelled, no image, no
 #    domain.
+# 4. one that stalls with --inactivity-timeout 20 (install.inactivity_timeout_s) fails with the
+#    reason and a PNG screenshot of its console in work_dir/logs; no domain is left.
+# While installing (progress_interval = 2): the first installing event says a serial log is
+# kept (the path only in the worker's log), later ones carry the report in their message
+# (elapsed, bytes written to the root disk, the console's last line), progress the state's.
 . "$(dirname "$0")/worker-lib.sh"
 chain=t-worker-$$
 
-worker_conf build-test-worker 2 "install_timeout = 600"
+worker_conf build-test-worker 2 "install_timeout = 600" "progress_interval = 2"
 iso=$(upload_iso "$ISOFORGE_MEDIA/installer.iso" "t-worker-iso-$$" --property os_type=linux) || fail "image create"
 hang=$(upload_iso "$ISOFORGE_MEDIA/installer-hang.iso" "t-worker-hang-$$") || fail "image create"
 virtio=$(upload_iso "$ISOFORGE_MEDIA/virtio-win.iso" "t-worker-virtio-$$") || fail "image create"
@@ -35,11 +40,22 @@ build first --iso "$iso" --virtio-win auto || fail "first build: $(last first me
 [ "$(last first state)" = active ] || fail "first build ended $(last first state)"
 img=$(last first image_id)
 images+=("$img")
-for s in queued resolving fetching assembling installing snapshotting uploading active; do
+for s in queued resolving fetching assembling snapshotting uploading active; do
 	jq -s -e --arg s "$s" 'map(select(.progress != null and .state == $s)) | length == 1' \
 		"$TEST_TMP/first.json" >/dev/null \
 		|| fail "event $s not seen once"
 done
+# installing: the console and "serial log kept" first, then the reports
+jq -s -e 'map(select(.state == "installing"))[0].message | test("^console on vnc://.*; serial log kept$")' \
+	"$TEST_TMP/first.json" >/dev/null || fail "the first installing event: no serial log kept"
+jq -s -e 'map(select(.state == "installing") | .message) | map(select(test("console\\.log"))) | length == 0' \
+	"$TEST_TMP/first.json" >/dev/null || fail "the serial log's path (the builder's) in an event"
+jq -s -e 'map(select(.state == "installing" and .progress == 30 and (.message |
+	test("^[0-9]+ s, [0-9.]+ (B|KiB|MiB) written to the root disk, console: \".+\"$")))) | length >= 1' \
+	"$TEST_TMP/first.json" >/dev/null || fail "no installing event with a progress report"
+jq -s -r 'map(select(.state == "installing") | .message) | .[]' "$TEST_TMP/first.json" | sed 's/^/  installing: /'
+grep -q "build $(last first build_id): serial log $TEST_TMP/work/$(last first build_id)/console.log" "$wlog" ||
+	fail "the serial log's path is not in the worker's log"
 jq -s -e 'map(select(.state == "installing"))[0].console.port > 0' "$TEST_TMP/first.json" >/dev/null \
 	|| fail "no console in the installing event"
 jq -s -e 'map(select(.console.password != null)) | length == 0' "$TEST_TMP/first.json" >/dev/null \
@@ -119,6 +135,30 @@ cat "$TEST_TMP/hang.json"
 virsh dominfo "isoforge-$hid" >/dev/null 2>&1 && fail "cancelled domain left behind"
 n=$("$bin/isoforge" versions --json "$chain" | jq length)
 [ "$n" = 2 ] || fail "$n images in the chain after a cancelled build"
+# 4
+start=$(date +%s)
+"$bin/isoforge" build --flavor "$ISOFORGE_FLAVOR_TINY" --name stall --chain "$chain" --iso "$hang" \
+	--inactivity-timeout 20 --wait --json > "$TEST_TMP/stall.json"
+rc=$?
+took=$(( $(date +%s) - start ))
+jq -c 'del(.console)' "$TEST_TMP/stall.json" | tail -n 5
+[ $rc = 1 ] || fail "stalled build: exit $rc"
+[ "$(last stall state)" = failed ] || fail "stalled build ended $(last stall state)"
+sid=$(last stall build_id)
+shot=$TEST_TMP/work/logs/$sid.screenshot.png
+last stall message | grep -qF "install stalled: no disk writes and no console output for 20 s; the console's screenshot: $shot" ||
+	fail "stalled build: $(last stall message)"
+[ $took -lt 300 ] || fail "the watchdog took $took s"
+python3 - "$shot" <<'PY' || fail "the screenshot is not a PNG"
+import struct, sys, zlib
+d = open(sys.argv[1], "rb").read()
+assert d[:8] == b"\x89PNG\r\n\x1a\n" and d[12:16] == b"IHDR"
+w, h = struct.unpack(">II", d[16:24])
+assert 100 <= w <= 4096 and 100 <= h <= 4096, (w, h)
+print("screenshot %dx%d" % (w, h))
+PY
+virsh dominfo "isoforge-$sid" >/dev/null 2>&1 && fail "stalled domain left behind"
+[ -z "$(ls -A "$TEST_TMP/work/$sid" 2>/dev/null)" ] || fail "stalled build's work files left"
 # the worker stops cleanly (under ASan: no leak, no error)
 stop_worker
 echo ok
