@@ -83,6 +83,9 @@ local_usage(FILE *out)
 	    "  --copy SRC:DEST         copy the file SRC to DEST there (its mode kept)\n"
 	    "  --env NAME=VALUE        a variable for the scripts (repeatable)\n"
 	    "  --customize-timeout S   the customizing step's timeout (default 1800)\n"
+	    "  --headless              no VNC console, video, tablet or USB (an installer that\n"
+	    "                          needs nobody; the default with --unattended and --from)\n"
+	    "  --console               keep the VNC console of an unattended build\n"
 	    "  --out DIR               the image store (default $ISOFORGE_STORE, else\n"
 	    "                          ~/.local/share/isoforge/images)\n"
 	    "  --timeout S             install timeout in seconds (default %d, 0 = none)\n"
@@ -446,7 +449,7 @@ local_build(int argc, char **argv)
 	    O_PROFILE, O_FIRMWARE, O_NAME, O_CHAIN, O_PARENT, O_PROPERTY, O_COMPRESS, O_OUT,
 	    O_TIMEOUT, O_CONNECT, O_DTYPE, O_TEMPLATES, O_JSON, O_MACHINE, O_GRACE, O_GUESTNET,
 	    O_GUESTDENY, O_UNATTENDED, O_ANSWERS, O_FROM, O_CUSTOMIZE, O_SCRIPT, O_COPY, O_ENV,
-	    O_CUSTTIMEOUT };
+	    O_CUSTTIMEOUT, O_HEADLESS, O_CONSOLE };
 	static const struct option opts[] = {
 		{ "iso", required_argument, NULL, O_ISO },
 		{ "virtio-win", required_argument, NULL, O_VIRTIO },
@@ -481,6 +484,8 @@ local_build(int argc, char **argv)
 		{ "copy", required_argument, NULL, O_COPY },
 		{ "env", required_argument, NULL, O_ENV },
 		{ "customize-timeout", required_argument, NULL, O_CUSTTIMEOUT },
+		{ "headless", no_argument, NULL, O_HEADLESS },
+		{ "console", no_argument, NULL, O_CONSOLE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -587,6 +592,8 @@ local_build(int argc, char **argv)
 				goto cleanup;
 			break;
 		case O_UNATTENDED: b->unattended = 1; break;
+		case O_HEADLESS: b->console = BUILD_CONSOLE_NONE; break;
+		case O_CONSOLE: b->console = BUILD_CONSOLE_VNC; break;
 		case O_FROM: free(b->from_ref); b->from_ref = xstrdup(optarg); break;
 		case O_CUSTOMIZE:
 		case O_SCRIPT:

@@ -609,7 +609,10 @@ build_start_call(void *arg)
 		    build_timeout_cb, b, NULL);
 	}
 	memset(&c->console, 0, sizeof(c->console));
-	c->console_rc = virt_console_get(b->dom, 1, &c->console, &c->console_err);
+	if (b->plan != NULL && b->plan->headless)
+		c->console_rc = 0;	/* port 0: no console */
+	else
+		c->console_rc = virt_console_get(b->dom, 1, &c->console, &c->console_err);
 	pthread_mutex_lock(&b->mu);
 	stop = b->stop;
 	finish = b->finish_requested;
@@ -627,6 +630,8 @@ build_console_message(struct build *b, struct build_call *c)
 	json_t	*j;
 	char	*s, *msg;
 
+	if (b->plan != NULL && b->plan->headless)
+		return xstrdup("headless: no console (the serial log is kept)");
 	if (c->console_rc == -1 || c->console.port <= 0)
 		return xasprintf("no console: %s", c->console_err.msg[0] ? c->console_err.msg :
 		    "no VNC port");
