@@ -415,8 +415,9 @@ build_assemble_derived(struct build *b, struct err *e)
 {
 	char	*vol;
 
+	/* the root disk: a work file like an installed one (cache=unsafe), no fsync */
 	if (qemuimg_convert_ex(b->base, b->root_disk, 0, NULL, NULL, b->stop_fd,
-	    b->step_timeout_s, e) == -1)
+	    b->step_timeout_s, 0, e) == -1)
 		return -1;
 	if ((vol = customize_nocloud(b->work_dir, b->id, b->ssh_pubkey, e)) == NULL)
 		return -1;
@@ -1020,8 +1021,9 @@ build_snapshot(struct build *b, struct err *e)
 		return -1;
 	free(b->snapshot);
 	b->snapshot = xasprintf("%s/image.qcow2", b->work_dir);
+	/* no fsync: a resumed build converts again; the registry keeps (and syncs) its copy */
 	if (qemuimg_convert_ex(b->root_disk, b->snapshot, b->compress, build_convert_progress, b,
-	    b->stop_fd, b->step_timeout_s, e) == -1)
+	    b->stop_fd, b->step_timeout_s, 0, e) == -1)
 		return -1;
 	if (hash_file(b->snapshot, b->image_sha512, b->image_md5, e) == -1)
 		return -1;
