@@ -1,6 +1,7 @@
 /* hash.c — sha512 + md5 through OpenSSL's EVP interface. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -88,5 +89,62 @@ hash_file(const char *path, char sha512_hex[129], char md5_hex[33], struct err *
 cleanup:
 	hash_free(&h);
 	close(fd);
+	return rc;
+}
+
+struct hash_job {
+	pthread_t	 thread;
+	int		 started;
+	char		*path;
+	char		 sha512[129];
+	char		 md5[33];
+	int		 rc;
+	struct err	 err;
+};
+
+static void *
+hash_job_run(void *arg)
+{
+	struct hash_job	*j = arg;
+
+	j->rc = hash_file(j->path, j->sha512, j->md5, &j->err);
+	return NULL;
+}
+
+struct hash_job *
+hash_file_start(const char *path)
+{
+	struct hash_job	*j = xcalloc(1, sizeof(*j));
+
+	j->path = xstrdup(path);
+	err_clear(&j->err);
+	if (pthread_create(&j->thread, NULL, hash_job_run, j) == 0)
+		j->started = 1;
+	else
+		(void)hash_job_run(j);	/* no thread: at once */
+	return j;
+}
+
+int
+hash_job_wait(struct hash_job **jp, char sha512_hex[129], char md5_hex[33], struct err *e)
+{
+	struct hash_job	*j;
+	int		 rc;
+
+	if (jp == NULL || (j = *jp) == NULL)
+		return 0;
+	if (j->started)
+		pthread_join(j->thread, NULL);
+	rc = j->rc;
+	if (rc == 0) {
+		if (sha512_hex != NULL)
+			memcpy(sha512_hex, j->sha512, sizeof(j->sha512));
+		if (md5_hex != NULL)
+			memcpy(md5_hex, j->md5, sizeof(j->md5));
+	} else if (e != NULL)
+		err_set(e, j->err.kind, "%s", j->err.msg);
+	free(j->path);
+	free(j);
+	*jp = NULL;
 	return rc;
 }

@@ -176,6 +176,7 @@ build_free(struct build **bp)
 	build_strv_free(&b->extra_cdroms);
 	json_decref(b->iso_props);
 	free(b->iso);
+	(void)hash_job_wait(&b->iso_hash_job, NULL, NULL, NULL);
 	free(b->iso_hash);
 	free(b->virtio_win);
 	free(b->serial_log);
@@ -1038,6 +1039,14 @@ build_upload(struct build *b, struct err *e)
 
 	if (build_set_state(b, BUILD_UPLOADING, e, "version of chain %s", b->chain) == -1)
 		return -1;
+	if (b->iso_hash_job != NULL) {
+		char	 sha[129];
+
+		if (hash_job_wait(&b->iso_hash_job, sha, NULL, e) == -1)
+			return -1;
+		free(b->iso_hash);
+		b->iso_hash = xstrdup(sha);
+	}
 	util_utc_stamp(stamp);
 	json_decref(b->image_properties);
 	b->image_properties = build_image_properties(b, stamp);

@@ -25,6 +25,7 @@
 
 #include "base/loop.h"
 #include "base/util.h"
+#include "drivers/hash.h"
 #include "drivers/ssh.h"
 #include "drivers/virt.h"
 #include "isoboot/isoboot.h"
@@ -177,6 +178,8 @@ struct build {
 	json_t			*iso_props;	/* the ISO image's properties, or NULL */
 	char			*iso;		/* the OS ISO file (absolute) */
 	char			*iso_hash;	/* sha512 hex (or Glance's checksum) */
+	struct hash_job		*iso_hash_job;	/* iso_hash being computed (a local ISO: while
+						 * it installs), taken before the upload */
 	char			*virtio_win;	/* the virtio-win file (absolute) or NULL */
 
 	/* ---- what the steps make (owned by the build) ---- */
