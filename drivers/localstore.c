@@ -413,23 +413,7 @@ localstore_sync_thread(void *arg)
 	return NULL;
 }
 
-/* 1 when meta carries the image's digests (os_hash_value sha512, checksum md5, as hex): they
- * are copied out and taken off meta's way (the record gets them anyway). */
-static int
-localstore_known_digests(json_t *meta, char sha512[129], char md5[33])
-{
-	const char	*s = json_string_value(json_object_get(meta, "os_hash_value"));
-	const char	*m = json_string_value(json_object_get(meta, "checksum"));
-
-	if (s == NULL || m == NULL || strlen(s) != 128 || strlen(m) != 32 ||
-	    strspn(s, "0123456789abcdef") != 128 || strspn(m, "0123456789abcdef") != 32)
-		return 0;
-	memcpy(sha512, s, 129);
-	memcpy(md5, m, 33);
-	return 1;
-}
-
-/* hash_file(path) (none when sha512 is NULL), and when sync is 1 its fdatasync on a second thread at the same time. */
+/* hash_file(path), and when sync is 1 its fdatasync on a second thread at the same time. */
 static int
 localstore_hash_synced(const char *path, int sync, char sha512[129], char md5[33],
     struct err *e)
@@ -446,7 +430,7 @@ localstore_hash_synced(const char *path, int sync, char sha512[129], char md5[33
 		started = 1;
 	else if (sync)
 		localstore_sync_thread(&s);
-	rc = sha512 != NULL ? hash_file(path, sha512, md5, e) : 0;
+	rc = hash_file(path, sha512, md5, e);
 	if (started)
 		pthread_join(t, NULL);
 	if (s.fd != -1)
@@ -590,13 +574,9 @@ localstore_add(struct localstore *ls, const char *image_file, json_t *meta, char
 		err_set(e, ERR_IO, "chmod %s: %s", img, strerror(errno));
 		goto cleanup;
 	}
-	/* the digests of what is stored: the caller's when it hashed the file it gave us and the
-	 * file was moved (the same inode), else read back, while its data is written back (a
-	 * moved work file was not synced: the store is where it must survive a crash) */
-	if (!copied && localstore_known_digests(meta, sha512, md5)) {
-		if (localstore_hash_synced(img, 1, NULL, NULL, e) == -1)
-			goto cleanup;
-	} else if (localstore_hash_synced(img, !copied, sha512, md5, e) == -1)
+	/* the digests of what is stored, read back from the store, while its data is written
+	 * back (a moved work file was not synced: the store is where it must survive a crash) */
+	if (localstore_hash_synced(img, !copied, sha512, md5, e) == -1)
 		goto cleanup;
 	localstore_sync_dir(ls->dir);
 	if (stat(img, &st) == -1) {

@@ -39,9 +39,7 @@ int	 localstore_next_version(struct localstore *, const char *chain, int *versio
  * meta (borrowed) is a JSON object: "name" (required), optionally "id" (a UUID not in use),
  * "visibility", "min_disk", "min_ram", "tags", "properties" (copied; "min_disk"/"min_ram" found
  * there become top-level fields as in Glance); everything the store computes (status, sizes,
- * hashes, dates, formats) is its own — but for "os_hash_value" (sha512) and "checksum" (md5):
- * a caller that hashed image_file may pass them, taken as they are when the file is moved
- * (renamed: the same bytes), so it is not read again. *id (may be NULL) gets the new id; caller frees.
+ * hashes, dates, formats) is its own. *id (may be NULL) gets the new id; caller frees.
  * On failure the file is back where it was and nothing is registered.
  */
 int	 localstore_add(struct localstore *, const char *image_file, json_t *meta, char **id,

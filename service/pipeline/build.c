@@ -1013,8 +1013,7 @@ build_convert_progress(void *arg, double pct)
 		b->notifier->progress(b->notifier_ctx, b, pct);
 }
 
-/* snapshotting: qemu-img convert -O qcow2 [-c] of the root disk (stoppable, with a timeout),
- * then sha512 + md5 of the result. */
+/* snapshotting: qemu-img convert -O qcow2 [-c] of the root disk (stoppable, with a timeout). */
 static int
 build_snapshot(struct build *b, struct err *e)
 {
@@ -1026,8 +1025,8 @@ build_snapshot(struct build *b, struct err *e)
 	if (qemuimg_convert_ex(b->root_disk, b->snapshot, b->compress, build_convert_progress, b,
 	    b->stop_fd, b->step_timeout_s, 0, e) == -1)
 		return -1;
-	if (hash_file(b->snapshot, b->image_sha512, b->image_md5, e) == -1)
-		return -1;
+	/* no digests here: the registry makes them while it takes the file (Glance's upload
+	 * hashes what it sends and compares; the local store hashes while it syncs) */
 	return build_check_stop(b, e);
 }
 

@@ -655,8 +655,9 @@ static char *
 cloud_register_once(struct cloud *c, struct build *b, const char *file, const json_t *props,
     int *deleted, struct err *err)
 {
-	json_t		*body, *img;
-	char		*id;
+	struct glance_xfer	 x;
+	json_t			*body, *img;
+	char			*id;
 
 	*deleted = 1;
 	body = cloud_image_body(b, props);
@@ -671,11 +672,17 @@ cloud_register_once(struct cloud *c, struct build *b, const char *file, const js
 	build_resource(b, "glance_image", id, 1);
 	log_info("build %s: image %s is version %d of chain %s; uploading", b->id, id,
 	    b->version, b->chain);
-	if (glance_image_upload_file(c->glance, id, file, NULL, err) != 0) {
+	/* what is sent is hashed on the side (overlapping the upload, which Glance bounds) and
+	 * compared with what Glance computed */
+	memset(&x, 0, sizeof(x));
+	x.hash = 1;
+	if (glance_image_upload_file(c->glance, id, file, &x, err) != 0) {
 		*deleted = cloud_remove_made(c, b, id) == 0;
 		free(id);
 		return NULL;
 	}
+	memcpy(b->image_sha512, x.sha512, sizeof(b->image_sha512));
+	memcpy(b->image_md5, x.md5, sizeof(b->image_md5));
 	return id;
 }
 

@@ -122,11 +122,6 @@ registry_local_add(void *ctx, struct build *b, const char *file, const json_t *p
 	json_object_set_new(p, "isoforge_chain", json_string(b->chain));
 	json_object_set_new(p, "isoforge_version", json_sprintf("%d", b->version));
 	meta = json_pack("{s:s, s:o}", "name", b->name, "properties", p);
-	/* the snapshot's digests (build_snapshot hashed it): the store need not read it again */
-	if (b->image_sha512[0] != '\0' && b->image_md5[0] != '\0') {
-		json_object_set_new(meta, "os_hash_value", json_string(b->image_sha512));
-		json_object_set_new(meta, "checksum", json_string(b->image_md5));
-	}
 	if (b->visibility != NULL)
 		json_object_set_new(meta, "visibility", json_string(b->visibility));
 	if (b->tags != NULL)
