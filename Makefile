@@ -137,8 +137,7 @@ demo-run: all
 	tests/demo
 
 bench: deps all build/bench/transfer
-	bench/transfer
-	bench/pipeline
+	bench/all
 
 clean:
 	rm -rf build
