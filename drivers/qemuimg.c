@@ -79,20 +79,14 @@ qemuimg_info_argv(const char *path, int force_share)
 	return a.v;
 }
 
-/* convert's argv; unsafe: -t unsafe, no flush of dst at the end (a work file) */
-static char **
-qemuimg_convert_argv_ex(const char *src, const char *src_fmt, const char *dst, int compress,
-    int unsafe)
+char **
+qemuimg_convert_argv(const char *src, const char *src_fmt, const char *dst, int compress)
 {
 	struct qemuimg_argv	 a = { NULL, 0 };
 
 	qa_add(&a, QEMUIMG);
 	qa_add(&a, "convert");
 	qa_add(&a, "-p");
-	if (unsafe) {
-		qa_add(&a, "-t");
-		qa_add(&a, "unsafe");
-	}
 	if (src_fmt != NULL) {
 		qa_add(&a, "-f");
 		qa_add(&a, src_fmt);
@@ -104,12 +98,6 @@ qemuimg_convert_argv_ex(const char *src, const char *src_fmt, const char *dst, i
 	qa_add(&a, src);
 	qa_add(&a, dst);
 	return a.v;
-}
-
-char **
-qemuimg_convert_argv(const char *src, const char *src_fmt, const char *dst, int compress)
-{
-	return qemuimg_convert_argv_ex(src, src_fmt, dst, compress, 0);
 }
 
 char **
@@ -299,14 +287,9 @@ qemuimg_convert_ex(const char *src, const char *dst, int compress,
 	o.on_line = qemuimg_on_line;
 	o.arg = &pg;
 	made = 1;
-	/* a work file is not flushed at all (-t unsafe): its pages are read from the cache by
-	 * whoever takes it, written back only by one that keeps it (the local store syncs it);
-	 * qemu-img's own flush (fdatasync, cache=writeback) wrote the whole image to disk for an
-	 * upload that reads it from memory and a file deleted right after */
-	if (qemuimg_run(qemuimg_convert_argv_ex(src, NULL, tmp, compress, !durable), &o, NULL,
-	    e) == -1)
+	if (qemuimg_run(qemuimg_convert_argv(src, NULL, tmp, compress), &o, NULL, e) == -1)
 		goto cleanup;
-	/* make the data durable before it gets its name */
+	/* qemu-img writes with cache=unsafe: make the data durable before it gets its name */
 	if (durable && qemuimg_fsync(tmp, e) == -1)
 		goto cleanup;
 	if (chmod(tmp, 0600) == -1) {
