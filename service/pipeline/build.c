@@ -1025,8 +1025,8 @@ build_snapshot(struct build *b, struct err *e)
 	if (qemuimg_convert_ex(b->root_disk, b->snapshot, b->compress, build_convert_progress, b,
 	    b->stop_fd, b->step_timeout_s, 0, e) == -1)
 		return -1;
-	/* no digests here: the registry makes them while it takes the file (Glance's upload
-	 * hashes what it sends and compares; the local store hashes while it syncs) */
+	/* no digests here: nothing used them (Glance computes its own from what it receives;
+	 * the local store hashes while it syncs) */
 	return build_check_stop(b, e);
 }
 
