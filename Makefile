@@ -143,9 +143,7 @@ demo-run: all
 	tests/demo
 
 bench: deps all build/bench/transfer build/bench/httpload
-	bench/transfer
-	bench/pipeline
-	bench/api
+	bench/all
 
 # The Horizon plugin, installed the way Debian's dashboard plugins are (as root): the package
 # where /usr/bin/python3 finds it, its enabled files in openstack_dashboard/local/enabled, the

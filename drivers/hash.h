@@ -16,4 +16,12 @@ void		 hash_free(struct hash_ctx **);
 /* Hashes a whole file with constant memory. */
 int		 hash_file(const char *path, char sha512_hex[129], char md5_hex[33], struct err *);
 
+/* hash_file on a thread of its own: started now, its result taken by hash_job_wait (which
+ * frees the job; NULL jobs are fine). For a digest needed only later, e.g. of an ISO that
+ * installs meanwhile. */
+struct hash_job;
+struct hash_job	*hash_file_start(const char *path);
+int		 hash_job_wait(struct hash_job **, char sha512_hex[129], char md5_hex[33],
+		    struct err *);
+
 #endif

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -398,6 +399,49 @@ localstore_sync_dir(const char *dir)
 	}
 }
 
+struct localstore_sync {
+	int	 fd;
+	int	 err;	/* errno of fdatasync, 0 */
+};
+
+static void *
+localstore_sync_thread(void *arg)
+{
+	struct localstore_sync	*s = arg;
+
+	s->err = fdatasync(s->fd) == -1 ? errno : 0;
+	return NULL;
+}
+
+/* hash_file(path), and when sync is 1 its fdatasync on a second thread at the same time. */
+static int
+localstore_hash_synced(const char *path, int sync, char sha512[129], char md5[33],
+    struct err *e)
+{
+	struct localstore_sync	 s = { -1, 0 };
+	pthread_t		 t;
+	int			 started = 0, rc;
+
+	if (sync && (s.fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (sync && pthread_create(&t, NULL, localstore_sync_thread, &s) == 0)
+		started = 1;
+	else if (sync)
+		localstore_sync_thread(&s);
+	rc = hash_file(path, sha512, md5, e);
+	if (started)
+		pthread_join(t, NULL);
+	if (s.fd != -1)
+		close(s.fd);
+	if (rc == 0 && s.err != 0) {
+		err_set(e, ERR_IO, "fdatasync %s: %s", path, strerror(s.err));
+		rc = -1;
+	}
+	return rc;
+}
+
 /* The record of a new image: meta's fields, then what the store knows. New reference. */
 static json_t *
 localstore_record(json_t *meta, const char *id, long long size, long long vsize,
@@ -530,11 +574,11 @@ localstore_add(struct localstore *ls, const char *image_file, json_t *meta, char
 		err_set(e, ERR_IO, "chmod %s: %s", img, strerror(errno));
 		goto cleanup;
 	}
-	localstore_sync_dir(ls->dir);
-
-	/* the digests of what is stored, read back from the store */
-	if (hash_file(img, sha512, md5, e) == -1)
+	/* the digests of what is stored, read back from the store, while its data is written
+	 * back (a moved work file was not synced: the store is where it must survive a crash) */
+	if (localstore_hash_synced(img, !copied, sha512, md5, e) == -1)
 		goto cleanup;
+	localstore_sync_dir(ls->dir);
 	if (stat(img, &st) == -1) {
 		err_set(e, ERR_IO, "%s: %s", img, strerror(errno));
 		goto cleanup;

@@ -5,7 +5,6 @@
 #include "drivers/nova.h"
 #include "base/log.h"
 
-#define NOVA_MICROVERSION	"2.61"
 
 struct nova {
 	struct keystone	*ks;

@@ -18,6 +18,9 @@ struct nova_flavor {
 	json_t		*extra_specs;	/* object name → string; never NULL */
 };
 
+/* The compute API microversion every request asks for. */
+#define NOVA_MICROVERSION	"2.61"
+
 struct nova;
 
 /* A client on session ks (borrowed; must outlive it). endpoint NULL = the catalog's

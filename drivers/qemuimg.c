@@ -267,7 +267,7 @@ qemuimg_fsync(const char *path, struct err *e)
 int
 qemuimg_convert_ex(const char *src, const char *dst, int compress,
     void (*progress)(void *arg, double pct), void *arg,
-    int cancel_fd, double timeout_s, struct err *e)
+    int cancel_fd, double timeout_s, int durable, struct err *e)
 {
 	struct qemuimg_progress	 pg = { progress, arg };
 	struct proc_opts	 o;
@@ -290,7 +290,7 @@ qemuimg_convert_ex(const char *src, const char *dst, int compress,
 	if (qemuimg_run(qemuimg_convert_argv(src, NULL, tmp, compress), &o, NULL, e) == -1)
 		goto cleanup;
 	/* qemu-img writes with cache=unsafe: make the data durable before it gets its name */
-	if (qemuimg_fsync(tmp, e) == -1)
+	if (durable && qemuimg_fsync(tmp, e) == -1)
 		goto cleanup;
 	if (chmod(tmp, 0600) == -1) {
 		err_set(e, ERR_IO, "chmod %s: %s", tmp, strerror(errno));
@@ -301,7 +301,7 @@ qemuimg_convert_ex(const char *src, const char *dst, int compress,
 		goto cleanup;
 	}
 	made = 0;
-	if (qemuimg_fsync(dir, e) == -1)
+	if (durable && qemuimg_fsync(dir, e) == -1)
 		goto cleanup;
 	rc = 0;
 cleanup:
@@ -317,7 +317,7 @@ int
 qemuimg_convert(const char *src, const char *dst, int compress,
     void (*progress)(void *arg, double pct), void *arg, struct err *e)
 {
-	return qemuimg_convert_ex(src, dst, compress, progress, arg, -1, 0, e);
+	return qemuimg_convert_ex(src, dst, compress, progress, arg, -1, 0, 1, e);
 }
 
 int

@@ -44,10 +44,12 @@ int	  qemuimg_info(const char *path, json_t **info, struct err *);
 int	  qemuimg_convert(const char *src, const char *dst, int compress,
 	    void (*progress)(void *arg, double pct), void *arg, struct err *);
 /* qemuimg_convert that also stops (ERR_CANCELLED) once cancel_fd (an eventfd or a pipe;
- * -1: none) is readable, and after timeout_s (0: none). */
+ * -1: none) is readable, and after timeout_s (0: none). durable 0: no fsync — for a work
+ * file that a crash of the host makes worthless anyway (a build's snapshot is converted again
+ * when the build resumes; whoever keeps it, e.g. the local store, makes it durable). */
 int	  qemuimg_convert_ex(const char *src, const char *dst, int compress,
 	    void (*progress)(void *arg, double pct), void *arg,
-	    int cancel_fd, double timeout_s, struct err *);
+	    int cancel_fd, double timeout_s, int durable, struct err *);
 /* Compares the guest-visible contents of two images: *same is 1 or 0. */
 int	  qemuimg_compare(const char *a, const char *b, int *same, struct err *);
 

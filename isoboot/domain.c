@@ -210,18 +210,21 @@ add_disk(xmlNode *devices, const struct isoboot_plan *pl, const struct isoboot_d
 static void
 make_devices(xmlNode *devices, xmlNode *anchor, const struct isoboot_plan *pl)
 {
-	xmlNode	*tmp, *n, *c;
-	size_t	 i;
+	xmlNode		*tmp, *n, *c;
+	const char	*usb;
+	size_t		 i;
 
 	/* build under a scratch parent, then move in front of the operator's devices */
 	tmp = xmlNewDocNode(devices->doc, NULL, BAD_CAST "devices", NULL);
 	for (i = 0; i < pl->ndevices; i++)
 		add_disk(tmp, pl, &pl->devices[i]);
 
+	/* headless: no tablet to plug in, and every USB controller slows a TCG guest's boot */
+	usb = pl->headless ? "none" : pl->usb;
 	n = add(tmp, "controller", NULL);
 	set_attr(n, "type", "usb");
-	set_attr(n, "model", strcmp(pl->usb, "xhci") == 0 ? "qemu-xhci" :
-	    strcmp(pl->usb, "uhci") == 0 ? "piix3-uhci" : "none");
+	set_attr(n, "model", strcmp(usb, "xhci") == 0 ? "qemu-xhci" :
+	    strcmp(usb, "uhci") == 0 ? "piix3-uhci" : "none");
 
 	/* no user-mode networking, ever: it reaches the builder host's loopback */
 	if (pl->network != NULL || pl->bridge != NULL) {
@@ -252,27 +255,33 @@ make_devices(xmlNode *devices, xmlNode *anchor, const struct isoboot_plan *pl)
 	set_attr(c, "type", "serial");
 	set_attr(c, "port", "0");
 
-	if (strcmp(pl->usb, "none") != 0) {
+	if (strcmp(usb, "none") != 0) {
 		/* absolute pointer: the VNC mouse follows the user's */
 		n = add(tmp, "input", NULL);
 		set_attr(n, "type", "tablet");
 		set_attr(n, "bus", "usb");
 	}
 
-	n = add(tmp, "graphics", NULL);
-	set_attr(n, "type", "vnc");
-	set_attr(n, "port", "-1");
-	set_attr(n, "autoport", "yes");
-	set_attr(n, "listen", pl->vnc_listen);
-	if (pl->vnc_password != NULL)
-		set_attr(n, "passwd", pl->vnc_password);
-	c = add(n, "listen", NULL);
-	set_attr(c, "type", "address");
-	set_attr(c, "address", pl->vnc_listen);
+	/* a headless build's screen is its serial log: no VNC server refreshing a framebuffer */
+	if (!pl->headless) {
+		n = add(tmp, "graphics", NULL);
+		set_attr(n, "type", "vnc");
+		set_attr(n, "port", "-1");
+		set_attr(n, "autoport", "yes");
+		set_attr(n, "listen", pl->vnc_listen);
+		if (pl->vnc_password != NULL)
+			set_attr(n, "passwd", pl->vnc_password);
+		c = add(n, "listen", NULL);
+		set_attr(c, "type", "address");
+		set_attr(c, "address", pl->vnc_listen);
+	}
 
+	/* Windows Setup draws on its display adapter even unattended: it keeps one; the image's
+	 * hw_video_model is the profile's either way */
 	n = add(tmp, "video", NULL);
 	c = add(n, "model", NULL);
-	set_attr(c, "type", pl->video);
+	set_attr(c, "type", pl->headless && (pl->os_type == NULL ||
+	    strcmp(pl->os_type, "windows") != 0) ? "none" : pl->video);
 
 	if (pl->tpm) {
 		n = add(tmp, "tpm", NULL);

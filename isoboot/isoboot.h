@@ -130,6 +130,9 @@ struct isoboot_params {
 	const char	*answers_method; /* unattended: isoboot_answers_method_name(); NULL */
 	int		 disk_only;	/* the installed disk alone (customizing, derived
 					 * builds): no OS ISO, no virtio-win, extra media only */
+	int		 headless;	/* nobody watches (unattended): no VNC, no tablet, no
+					 * USB controller, and no video device for an OS that
+					 * installs on the serial console (not Windows) */
 };
 
 /* One device of the plan, in boot-relevant order. */
@@ -185,6 +188,7 @@ struct isoboot_plan {
 	char			*bridge;	/* on this host bridge; both NULL: no NIC */
 	char			*owner;
 	char			*answers_method; /* NULL: an interactive install */
+	int			 headless;	/* see isoboot_params */
 	char			*kernel;	/* direct kernel boot, or NULL */
 	char			*initrd;
 	char			*cmdline;

@@ -294,6 +294,7 @@ isoboot_plan_build(const struct isoboot_profile *pr, const struct isoboot_flavor
 	pl->disk_gib = fl->disk_gib;
 	pl->min_ram_mib = pr->ram_mib < pl->ram_mib ? pr->ram_mib : pl->ram_mib;
 	pl->vnc_listen = xstrdup(listen);
+	pl->headless = pa->headless;
 	pl->vnc_password = pa->vnc_password != NULL ? xstrdup(pa->vnc_password) : NULL;
 	pl->serial_log = pa->serial_log != NULL ? xstrdup(pa->serial_log) : NULL;
 	pl->nvram = pa->nvram != NULL ? xstrdup(pa->nvram) : NULL;

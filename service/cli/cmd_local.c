@@ -41,7 +41,40 @@ struct local_ui {
 	struct build	*b;
 	struct loop	*loop;
 	int		 done;		/* the build thread ended (atomic) */
+	/* a private libvirtd's guest network, torn down while the disk is converted */
+	struct virt	*v;		/* set when the network is ours to tear down */
+	pthread_t	 net_thread;
+	int		 net_started;
+	int		 net_done;	/* atomic */
+	int		 net_joined;
+	int		 net_cancel;	/* atomic: the exit tears it down itself */
+	int		 net_rc;
+	struct err	 net_err;
 };
+
+/* Loop thread: the private libvirtd's guest network goes (see local_net_thread). */
+static void
+local_net_call(void *arg)
+{
+	struct local_ui	*ui = arg;
+
+	if (__atomic_load_n(&ui->net_cancel, __ATOMIC_SEQ_CST))
+		return;
+	ui->net_rc = guestnet_teardown(ui->v, &ui->net_err);
+	log_debug("guest network torn down");
+}
+
+/* Once the guest is off for good, its network goes while the disk is converted. */
+static void *
+local_net_thread(void *arg)
+{
+	struct local_ui	*ui = arg;
+
+	loop_call(ui->loop, local_net_call, ui);
+	__atomic_store_n(&ui->net_done, 1, __ATOMIC_SEQ_CST);
+	loop_wakeup(ui->loop);
+	return NULL;
+}
 
 static void
 local_usage(FILE *out)
@@ -85,6 +118,9 @@ local_usage(FILE *out)
 	    "  --copy SRC:DEST         copy the file SRC to DEST there (its mode kept)\n"
 	    "  --env NAME=VALUE        a variable for the scripts (repeatable)\n"
 	    "  --customize-timeout S   the customizing step's timeout (default 1800)\n"
+	    "  --headless              no VNC console, video, tablet or USB (an installer that\n"
+	    "                          needs nobody; the default with --unattended and --from)\n"
+	    "  --console               keep the VNC console of an unattended build\n"
 	    "  --out DIR               the image store (default $ISOFORGE_STORE, else\n"
 	    "                          ~/.local/share/isoforge/images)\n"
 	    "  --timeout S             install timeout in seconds (default %d, 0 = none)\n"
@@ -246,6 +282,10 @@ local_on_state(void *ctx, struct build *b, enum build_state s, const char *msg,
 
 	(void)e;
 	pthread_mutex_lock(&ui->mu);
+	/* snapshotting: no guest will run again (customizing, if any, came before) */
+	if (s == BUILD_SNAPSHOTTING && ui->v != NULL && !ui->net_started &&
+	    pthread_create(&ui->net_thread, NULL, local_net_thread, ui) == 0)
+		ui->net_started = 1;
 	ui->pct = -1;
 	if (ui->tty) {
 		local_ui_status(ui, s);
@@ -493,7 +533,7 @@ local_build(int argc, char **argv)
 	    O_PROFILE, O_FIRMWARE, O_NAME, O_CHAIN, O_PARENT, O_PROPERTY, O_COMPRESS, O_OUT,
 	    O_TIMEOUT, O_CONNECT, O_DTYPE, O_TEMPLATES, O_JSON, O_MACHINE, O_GRACE, O_GUESTNET,
 	    O_GUESTDENY, O_UNATTENDED, O_ANSWERS, O_FROM, O_CUSTOMIZE, O_SCRIPT, O_COPY, O_ENV,
-	    O_CUSTTIMEOUT, O_PROGRESS, O_INACTIVITY };
+	    O_CUSTTIMEOUT, O_PROGRESS, O_INACTIVITY, O_HEADLESS, O_CONSOLE };
 	static const struct option opts[] = {
 		{ "iso", required_argument, NULL, O_ISO },
 		{ "virtio-win", required_argument, NULL, O_VIRTIO },
@@ -530,6 +570,8 @@ local_build(int argc, char **argv)
 		{ "customize-timeout", required_argument, NULL, O_CUSTTIMEOUT },
 		{ "progress-interval", required_argument, NULL, O_PROGRESS },
 		{ "inactivity-timeout", required_argument, NULL, O_INACTIVITY },
+		{ "headless", no_argument, NULL, O_HEADLESS },
+		{ "console", no_argument, NULL, O_CONSOLE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -649,6 +691,8 @@ local_build(int argc, char **argv)
 				goto cleanup;
 			break;
 		case O_UNATTENDED: b->unattended = 1; break;
+		case O_HEADLESS: b->console = BUILD_CONSOLE_NONE; break;
+		case O_CONSOLE: b->console = BUILD_CONSOLE_VNC; break;
 		case O_FROM: free(b->from_ref); b->from_ref = xstrdup(optarg); break;
 		case O_CUSTOMIZE:
 		case O_SCRIPT:
@@ -786,6 +830,8 @@ local_build(int argc, char **argv)
 	if ((v = virt_open(loop, uri, &err)) == NULL)
 		goto fail;
 	b->virt = v;
+	if (privd != NULL)
+		ui.v = v;
 	tmpdir = xasprintf("%s/%s", b->work_root, b->id);
 	if (util_mkdirs(tmpdir, &err) == -1)
 		goto fail;
@@ -813,6 +859,17 @@ local_build(int argc, char **argv)
 			break;
 		}
 	pthread_join(thread, NULL);
+	if (ui.net_started) {
+		/* its loop_call runs on this loop */
+		while (!__atomic_load_n(&ui.net_done, __ATOMIC_SEQ_CST))
+			if (loop_run_once(loop, 100, &err) == -1) {
+				log_warnx("%s", err.msg);
+				break;
+			}
+		pthread_join(ui.net_thread, NULL);
+		ui.net_started = 0;
+		ui.net_joined = 1;
+	}
 	if (ui.tick)
 		loop_timer_remove(loop, ui.tick);
 	local_ui_newline(&ui);
@@ -837,12 +894,24 @@ cleanup:
 	build_free(&b);
 	/* a private libvirtd's guest network (bridge, dnsmasq, rules) would outlive it */
 	err_clear(&nerr);
-	if (privd != NULL && v != NULL && guestnet_teardown(v, &nerr) == -1)
-		fprintf(stderr, "isoforge local build: %s\n", nerr.msg);
+	if (ui.net_joined) {
+		if (ui.net_rc == -1)
+			fprintf(stderr, "isoforge local build: %s\n", ui.net_err.msg);
+	} else if (privd != NULL && v != NULL) {
+		if (ui.net_started) {
+			/* the loop failed before the call ran: it must not run after virt_free */
+			__atomic_store_n(&ui.net_cancel, 1, __ATOMIC_SEQ_CST);
+			log_warnx("guest network: teardown left to the exit");
+		}
+		if (guestnet_teardown(v, &nerr) == -1)
+			fprintf(stderr, "isoforge local build: %s\n", nerr.msg);
+		log_debug("guest network torn down");
+	}
 	virt_free(&v);
 	if (loop != NULL)
 		(void)loop_run_once(loop, 0, NULL);	/* frees libvirt's removed watches */
 	virtd_stop(&privd);
+	log_debug("private libvirtd stopped");
 	if (privdir != NULL)
 		(void)util_rmtree(privdir, NULL);
 	localstore_free(&store);

@@ -59,6 +59,8 @@ plan_usage(FILE *out)
 	    "  --vnc-listen ADDR       default 127.0.0.1\n"
 	    "  --vnc-password PW       at most 8 characters; default a new random one per run\n"
 	    "                          (give one for reproducible output)\n"
+	    "  --headless              no VNC, video, tablet, USB (default for unattended requests)\n"
+	    "  --console               VNC even for an unattended request\n"
 	    "output:\n"
 	    "  --properties            print the built image's Nova properties (JSON) instead\n"
 	    "  --answers               print the answer file of an unattended request instead\n"
@@ -120,7 +122,8 @@ cmd_plan(int argc, char **argv)
 {
 	enum { O_ISO = 256, O_VIRTIO, O_FLOPPY, O_CDROM, O_VCPUS, O_RAM, O_DISK, O_PROFILE,
 	    O_PROP, O_TEMPLATES, O_BUILD_ID, O_WORK, O_ROOT, O_DTYPE, O_NETWORK, O_LISTEN,
-	    O_PASSWORD, O_PROPERTIES, O_GUESTNET, O_ANSWERS, O_SALT, O_SSHKEY };
+	    O_PASSWORD, O_PROPERTIES, O_GUESTNET, O_ANSWERS, O_SALT, O_SSHKEY, O_HEADLESS,
+	    O_CONSOLE };
 	static const struct option opts[] = {
 		{ "iso", required_argument, NULL, O_ISO },
 		{ "virtio-win", required_argument, NULL, O_VIRTIO },
@@ -140,6 +143,8 @@ cmd_plan(int argc, char **argv)
 		{ "guest-network", required_argument, NULL, O_GUESTNET },
 		{ "vnc-listen", required_argument, NULL, O_LISTEN },
 		{ "vnc-password", required_argument, NULL, O_PASSWORD },
+		{ "headless", no_argument, NULL, O_HEADLESS },
+		{ "console", no_argument, NULL, O_CONSOLE },
 		{ "properties", no_argument, NULL, O_PROPERTIES },
 		{ "answers", no_argument, NULL, O_ANSWERS },
 		{ "salt", required_argument, NULL, O_SALT },
@@ -218,6 +223,8 @@ cmd_plan(int argc, char **argv)
 		case O_GUESTNET: plan_set(&b->guest_network, optarg); break;
 		case O_LISTEN: plan_set(&b->vnc_listen, optarg); break;
 		case O_PASSWORD: plan_set(&b->vnc_password_fixed, optarg); break;
+		case O_HEADLESS: b->console = BUILD_CONSOLE_NONE; break;
+		case O_CONSOLE: b->console = BUILD_CONSOLE_VNC; break;
 		case O_PROPERTIES: want_props = 1; break;
 		case O_ANSWERS: want_answers = 1; break;
 		case O_SALT: plan_set(&b->answers_salt, optarg); break;

@@ -181,6 +181,7 @@ build_free(struct build **bp)
 	build_strv_free(&b->extra_cdroms);
 	json_decref(b->iso_props);
 	free(b->iso);
+	(void)hash_job_wait(&b->iso_hash_job, NULL, NULL, NULL);
 	free(b->iso_hash);
 	free(b->virtio_win);
 	free(b->serial_log);
@@ -423,8 +424,9 @@ build_assemble_derived(struct build *b, struct err *e)
 {
 	char	*vol;
 
+	/* the root disk: a work file like an installed one (cache=unsafe), no fsync */
 	if (qemuimg_convert_ex(b->base, b->root_disk, 0, NULL, NULL, b->stop_fd,
-	    b->step_timeout_s, e) == -1)
+	    b->step_timeout_s, 0, e) == -1)
 		return -1;
 	if ((vol = customize_nocloud(b->work_dir, b->id, b->ssh_pubkey, e)) == NULL)
 		return -1;
@@ -617,7 +619,10 @@ build_start_call(void *arg)
 		    build_timeout_cb, b, NULL);
 	}
 	memset(&c->console, 0, sizeof(c->console));
-	c->console_rc = virt_console_get(b->dom, 1, &c->console, &c->console_err);
+	if (b->plan != NULL && b->plan->headless)
+		c->console_rc = 0;	/* port 0: no console */
+	else
+		c->console_rc = virt_console_get(b->dom, 1, &c->console, &c->console_err);
 	pthread_mutex_lock(&b->mu);
 	stop = b->stop;
 	finish = b->finish_requested;
@@ -635,6 +640,8 @@ build_console_message(struct build *b, struct build_call *c)
 	json_t	*j;
 	char	*s, *msg;
 
+	if (b->plan != NULL && b->plan->headless)
+		return xstrdup("headless: no console (the serial log is kept)");
 	if (c->console_rc == -1 || c->console.port <= 0)
 		return xasprintf("no console: %s", c->console_err.msg[0] ? c->console_err.msg :
 		    "no VNC port");
@@ -1249,8 +1256,7 @@ build_convert_progress(void *arg, double pct)
 		b->notifier->progress(b->notifier_ctx, b, pct);
 }
 
-/* snapshotting: qemu-img convert -O qcow2 [-c] of the root disk (stoppable, with a timeout),
- * then sha512 + md5 of the result. */
+/* snapshotting: qemu-img convert -O qcow2 [-c] of the root disk (stoppable, with a timeout). */
 static int
 build_snapshot(struct build *b, struct err *e)
 {
@@ -1258,11 +1264,12 @@ build_snapshot(struct build *b, struct err *e)
 		return -1;
 	free(b->snapshot);
 	b->snapshot = xasprintf("%s/image.qcow2", b->work_dir);
+	/* no fsync: a resumed build converts again; the registry keeps (and syncs) its copy */
 	if (qemuimg_convert_ex(b->root_disk, b->snapshot, b->compress, build_convert_progress, b,
-	    b->stop_fd, b->step_timeout_s, e) == -1)
+	    b->stop_fd, b->step_timeout_s, 0, e) == -1)
 		return -1;
-	if (hash_file(b->snapshot, b->image_sha512, b->image_md5, e) == -1)
-		return -1;
+	/* no digests here: nothing used them (Glance computes its own from what it receives;
+	 * the local store hashes while it syncs) */
 	return build_check_stop(b, e);
 }
 
@@ -1274,6 +1281,14 @@ build_upload(struct build *b, struct err *e)
 
 	if (build_set_state(b, BUILD_UPLOADING, e, "version of chain %s", b->chain) == -1)
 		return -1;
+	if (b->iso_hash_job != NULL) {
+		char	 sha[129];
+
+		if (hash_job_wait(&b->iso_hash_job, sha, NULL, e) == -1)
+			return -1;
+		free(b->iso_hash);
+		b->iso_hash = xstrdup(sha);
+	}
 	util_utc_stamp(stamp);
 	json_decref(b->image_properties);
 	b->image_properties = build_image_properties(b, stamp);

@@ -25,6 +25,7 @@
 
 #include "base/loop.h"
 #include "base/util.h"
+#include "drivers/hash.h"
 #include "drivers/ssh.h"
 #include "drivers/virt.h"
 #include "isoboot/isoboot.h"
@@ -129,6 +130,9 @@ enum build_stop {
 	BUILD_STOP_ABANDON	/* the process stops: leave everything as it is, to be resumed */
 };
 
+/* struct build's console: auto = VNC for an interactive install, none for an unattended one */
+enum { BUILD_CONSOLE_AUTO, BUILD_CONSOLE_VNC, BUILD_CONSOLE_NONE };
+
 struct build {
 	char			 id[128];	/* a UUID, or --build-id of plan */
 	pthread_mutex_t		 mu;		/* the fields marked "under mu" */
@@ -175,6 +179,7 @@ struct build {
 	char			*domain_type;	/* "kvm" | "qemu"; NULL = kvm */
 	char			*vnc_listen;	/* NULL = 127.0.0.1 */
 	char			*vnc_password_fixed; /* NULL = a new random one (plan: fixed) */
+	int			 console;	/* BUILD_CONSOLE_*: the install's VNC console */
 	char			*guest_network;	/* drivers/guestnet.h policy; NULL = isolated */
 	char			*guest_deny;	/* its denied CIDRs; NULL = the default ranges */
 	char			*owner;		/* written in the domain's metadata (the worker's
@@ -199,6 +204,8 @@ struct build {
 	json_t			*iso_props;	/* the ISO image's properties, or NULL */
 	char			*iso;		/* the OS ISO file (absolute) */
 	char			*iso_hash;	/* sha512 hex (or Glance's checksum) */
+	struct hash_job		*iso_hash_job;	/* iso_hash being computed (a local ISO: while
+						 * it installs), taken before the upload */
 	char			*virtio_win;	/* the virtio-win file (absolute) or NULL */
 
 	/* ---- what the steps make (owned by the build) ---- */

@@ -124,6 +124,9 @@ build_make_plan(struct build *b, int make, struct err *e)
 	if (guestnet_isoboot(b->guest_network, &net, &params, e) == -1)
 		goto cleanup;
 	params.disk_only = b->disk_only;
+	/* nobody needs a screen where answer files drive the install, or on the disk alone */
+	params.headless = b->console == BUILD_CONSOLE_NONE || (b->console == BUILD_CONSOLE_AUTO &&
+	    (b->unattended || b->disk_only));
 	if (b->unattended && !b->disk_only &&
 	    build_answers(b, profile, make, &media, &params, e) == -1)
 		goto cleanup;

@@ -38,6 +38,8 @@ struct cloud {
 	json_t			*parent;	/* NULL: none */
 	json_t			*base;		/* a derived build's base image, or NULL */
 	struct nova_flavor	*flavor;
+	json_t			*built;		/* images of this build id, asked while
+						 * resolving (find_built takes it), or NULL */
 	int			 iso_fd;	/* the cached ISOs held while the build uses them */
 	int			 virtio_fd;
 };

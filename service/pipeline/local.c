@@ -79,8 +79,6 @@ source_file_base(struct build *b, struct err *e)
 static int
 source_file_resolve(void *ctx, struct build *b, struct err *e)
 {
-	char	 sha[129], md5[33];
-
 	(void)ctx;
 	if (b->from_ref != NULL)
 		return source_file_base(b, e);
@@ -96,11 +94,10 @@ source_file_resolve(void *ctx, struct build *b, struct err *e)
 		free(b->virtio_win_ref);
 		b->virtio_win_ref = xstrdup(b->virtio_win);
 	}
-	if (b->iso_hash == NULL) {
-		if (hash_file(b->iso, sha, md5, e) == -1)
-			return -1;
-		b->iso_hash = xstrdup(sha);
-	}
+	/* the image's isoforge_source_iso_hash: needed at the upload, computed while it installs
+	 * (a DVD's sha512 takes seconds) */
+	if (b->iso_hash == NULL && b->iso_hash_job == NULL)
+		b->iso_hash_job = hash_file_start(b->iso);
 	return 0;
 }
 
