@@ -223,7 +223,6 @@ api_build_trust(struct api_req *r, struct keystone *user, const struct build_req
 	time_t					 expires;
 	double					 extra = 0;
 	char					*trust = NULL;
-	int					 attempt;
 
 	err_clear(&e);
 	if ((service = api_service_session(r->api, &e)) == NULL ||
@@ -235,16 +234,10 @@ api_build_trust(struct api_req *r, struct keystone *user, const struct build_req
 		extra = customize_timeout(br->customize);
 	/* the install, the customizing step, then the margin for fetching and uploading */
 	expires = time(NULL) + br->timeout_s + (time_t)extra + r->api->cfg->api_trust_margin;
-	/* Keystone refuses a second trust equal in every field (trustor, trustee, project,
-	 * roles, expiry to the second): two builds posted within a second get expiries a second
-	 * apart */
-	for (attempt = 0; attempt < 8; attempt++) {
-		err_clear(&e);
-		trust = keystone_trust_create(user, svc->user_id, r->caller.project_id,
-		    r->caller.roles, expires + attempt, &e);
-		if (trust != NULL || e.kind != ERR_CONFLICT)
-			break;
-	}
+	err_clear(&e);
+	/* keystone_trust_create itself keeps builds posted in the same second apart */
+	trust = keystone_trust_create(user, svc->user_id, r->caller.project_id, r->caller.roles,
+	    expires, &e);
 	if (trust == NULL) {
 		if (e.kind == ERR_AUTH)
 			api_error(r, 403, "forbidden", "keystone refused a trust for this build: %s",
