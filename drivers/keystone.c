@@ -159,7 +159,7 @@ keystone_auth_body(const struct keystone_auth *a, struct err *err)
 {
 	json_t	*identity, *user, *ac, *scope = NULL, *project, *d;
 
-	if (keystone_set(a->app_cred_secret)) {
+	if (keystone_set(a->app_cred_secret) && !keystone_set(a->trust_id)) {
 		ac = json_pack("{s:s}", "secret", a->app_cred_secret);
 		if (keystone_set(a->app_cred_id))
 			json_object_set_new(ac, "id", json_string(a->app_cred_id));
@@ -182,6 +182,11 @@ keystone_auth_body(const struct keystone_auth *a, struct err *err)
 		    "application_credential", ac);
 		return json_pack("{s:{s:o}}", "auth", "identity", identity);
 	}
+	if (keystone_set(a->trust_id) && keystone_set(a->app_cred_secret)) {
+		err_set(err, ERR_INVAL, "keystone: a trust-scoped token needs a password login "
+		    "(Keystone refuses a scope with an application credential)");
+		return NULL;
+	}
 	if (!keystone_set(a->password) || (!keystone_set(a->user_id) && !keystone_set(a->username))) {
 		err_set(err, ERR_INVAL, "keystone: need a user (name or id) and a password, or an "
 		    "application credential");
@@ -197,7 +202,9 @@ keystone_auth_body(const struct keystone_auth *a, struct err *err)
 		    "domain", d);
 	}
 	identity = json_pack("{s:[s],s:{s:o}}", "methods", "password", "password", "user", user);
-	if (keystone_set(a->project_id))
+	if (keystone_set(a->trust_id))
+		scope = json_pack("{s:{s:s}}", "OS-TRUST:trust", "id", a->trust_id);
+	else if (keystone_set(a->project_id))
 		scope = json_pack("{s:{s:s}}", "project", "id", a->project_id);
 	else if (keystone_set(a->project_name)) {
 		d = keystone_domain(a->project_domain_name, a->project_domain_id);
@@ -548,4 +555,130 @@ keystone_new_for_user(struct keystone *service, const char *user_token, struct e
 	k->user_token = xstrdup(user_token);
 	k->info = info;
 	return k;
+}
+
+/*
+ * Keystone trusts (OS-TRUST).
+ */
+
+/* A trust id goes into a URL path: Keystone's are hex (uuid4().hex); accept [A-Za-z0-9_-]. */
+static int
+keystone_trust_id_ok(const char *id)
+{
+	const char	*p;
+
+	if (id == NULL || *id == '\0' || strlen(id) > 64)
+		return 0;
+	for (p = id; *p != '\0'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+			return 0;
+	return 1;
+}
+
+/* The POST /v3/OS-TRUST/trusts body (pure); new reference, NULL with err on bad input. */
+static json_t *
+keystone_trust_body(const char *trustor, const char *trustee, const char *project,
+    char *const *roles, time_t expires, struct err *err)
+{
+	json_t		*t, *rv;
+	struct tm	 tm;
+	char		 when[40];
+	size_t		 i;
+
+	if (!keystone_set(trustor) || !keystone_set(trustee) || !keystone_set(project) ||
+	    roles == NULL || roles[0] == NULL) {
+		err_set(err, ERR_INVAL, "keystone: a trust needs a trustor, a trustee, a project "
+		    "and at least one role");
+		return NULL;
+	}
+	rv = json_array();
+	for (i = 0; roles[i] != NULL; i++)
+		json_array_append_new(rv, json_pack("{s:s}", "name", roles[i]));
+	t = json_pack("{s:s,s:s,s:s,s:b,s:o}", "trustor_user_id", trustor,
+	    "trustee_user_id", trustee, "project_id", project, "impersonation", 1, "roles", rv);
+	if (expires > 0) {
+		if (gmtime_r(&expires, &tm) == NULL ||
+		    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S.000000Z", &tm) == 0) {
+			json_decref(t);
+			err_set(err, ERR_INVAL, "keystone: bad trust expiry");
+			return NULL;
+		}
+		json_object_set_new(t, "expires_at", json_string(when));
+	} else
+		json_object_set_new(t, "expires_at", json_null());
+	return json_pack("{s:o}", "trust", t);
+}
+
+char *
+keystone_trust_create(struct keystone *k, const char *trustee, const char *project,
+    char *const *roles, time_t expires, struct err *err)
+{
+	const struct keystone_token_info	*i;
+	struct http_req				 req;
+	struct http_resp			 resp;
+	char					*url = NULL, *body = NULL, *id = NULL;
+	json_t					*b = NULL, *root = NULL;
+
+	http_req_init(&req);
+	http_resp_init(&resp);
+	if ((i = keystone_info(k, err)) == NULL)
+		goto cleanup;
+	if ((b = keystone_trust_body(i->user_id, trustee, project != NULL ? project :
+	    i->project_id, roles, expires, err)) == NULL)
+		goto cleanup;
+	url = xasprintf("%s/OS-TRUST/trusts", k->auth_url);
+	body = json_dumps(b, JSON_COMPACT);
+	req.method = "POST";
+	req.url = url;
+	req.body = body;
+	req.body_len = strlen(body);
+	if (keystone_request(k, &req, &resp, err) == -1)
+		goto cleanup;
+	if ((root = json_loadb(resp.body.data, resp.body.len, 0, NULL)) == NULL ||
+	    (id = keystone_json_str(json_object_get(root, "trust"), "id", NULL)) == NULL) {
+		err_set(err, ERR_REMOTE, "keystone: trust answer without trust.id");
+		goto cleanup;
+	}
+	if (!keystone_trust_id_ok(id)) {
+		err_set(err, ERR_REMOTE, "keystone: unexpected trust id");
+		free(id);
+		id = NULL;
+	}
+cleanup:
+	free(url);
+	free(body);
+	json_decref(b);
+	json_decref(root);
+	http_resp_free(&resp);
+	return id;
+}
+
+int
+keystone_trust_delete(struct keystone *k, const char *trust_id, struct err *err)
+{
+	struct http_req		 req;
+	struct http_resp	 resp;
+	struct err		 e;
+	char			*url;
+	int			 rc = -1;
+
+	if (!keystone_trust_id_ok(trust_id)) {
+		err_set(err, ERR_INVAL, "keystone: not a trust id");
+		return -1;
+	}
+	url = xasprintf("%s/OS-TRUST/trusts/%s", k->auth_url, trust_id);
+	http_req_init(&req);
+	http_resp_init(&resp);
+	req.method = "DELETE";
+	req.url = url;
+	req.idempotent = 1;
+	err_clear(&e);
+	if (keystone_request(k, &req, &resp, &e) == 0 || resp.status == 404)
+		rc = 0;
+	else
+		keystone_err_copy(err, &e);
+	free(url);
+	http_resp_free(&resp);
+	return rc;
 }

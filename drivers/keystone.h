@@ -28,6 +28,11 @@ struct keystone_auth {
 	const char	*app_cred_secret;
 	const char	*region;		/* catalog region; NULL = any */
 	const char	*interface;		/* catalog interface; NULL = "public" */
+	/* A Keystone trust: the token is scoped to it ({"OS-TRUST:trust": {"id": ..}}) instead of
+	 * a project (project_* are ignored). Needs a password identity of the trustee (Keystone
+	 * refuses any scope in an application-credential login: "Application credentials cannot
+	 * request a scope."). With impersonation the token's user is the trustor. */
+	const char	*trust_id;
 };
 
 /* What a token says about its holder. */
@@ -95,5 +100,33 @@ struct http_client *keystone_http(struct keystone *);
 
 /* Builds the POST /v3/auth/tokens body for auth (pure); new reference. */
 json_t		*keystone_auth_body(const struct keystone_auth *, struct err *);
+
+/*
+ * Keystone trusts (OS-TRUST).
+ *
+ * A trust lets the trustee (isoforge's service user) obtain tokens that act for the trustor:
+ * make a session with keystone_new on the trustee's own credentials plus auth.trust_id; its
+ * tokens are trust-scoped, and with impersonation their user is the trustor and their project
+ * the trust's.
+ */
+
+/* Creates a trust from the user of user_session (a session whose token is the user's own:
+ * keystone_new on the user's credentials, or keystone_new_for_user) to trustee_user_id, on
+ * project_id (NULL = the session's project), delegating the role names roles (NULL-terminated,
+ * at least one), with impersonation, expiring at expires (0 = never). POST /v3/OS-TRUST/trusts
+ * with the user's token: Keystone's default policy (identity:create_trust = trustor) lets only
+ * the trustor create it, with a project-scoped, non-delegated token (not an application
+ * credential's nor a trust's). Returns the trust id; caller frees. */
+char		*keystone_trust_create(struct keystone *user_session, const char *trustee_user_id,
+		    const char *project_id, char *const *roles, time_t expires, struct err *);
+/* Deletes trust_id (DELETE /v3/OS-TRUST/trusts/{id}); a trust that is not there (404) counts
+ * as deleted. Keystone 22's default policy, identity:delete_trust = "rule:admin_required or
+ * user_id:%(target.trust.trustor_user_id)s" (the deprecated "trustor only" OR'ed in while
+ * enforce_new_defaults is off): a session of a user with the admin role (isoforge's service
+ * user in the minicloud and devstack), or the trustor's own session — which a token scoped to
+ * the trust itself is, with impersonation (Keystone blocks only application-credential, OAuth1
+ * and EC2 tokens from managing trusts). The trustee's plain session is refused (403) when it is
+ * not admin. */
+int		 keystone_trust_delete(struct keystone *session, const char *trust_id, struct err *);
 
 #endif

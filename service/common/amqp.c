@@ -407,6 +407,17 @@ mq_declare_private_queue(struct mq_conn *c, const char *exchange, const char *ke
 }
 
 int
+mq_declare_durable_queue(struct mq_conn *c, const char *queue, const char *exchange,
+    const char *key, struct err *err)
+{
+	amqp_queue_declare(c->conn, MQ_CHANNEL, amqp_cstring_bytes(queue), 0, 1, 0, 0,
+	    amqp_empty_table);
+	if (mq_reply(c, amqp_get_rpc_reply(c->conn), "queue.declare", err) != 0)
+		return -1;
+	return mq_bind(c, queue, exchange, key, err);
+}
+
+int
 mq_qos(struct mq_conn *c, int prefetch, struct err *err)
 {
 	amqp_basic_qos(c->conn, MQ_CHANNEL, 0, (uint16_t)prefetch, 0);

@@ -70,6 +70,10 @@ int	mq_declare_topology(struct mq_conn *, struct err *);
 /* A server-named exclusive auto-delete queue bound to exchange with routing key; caller frees. */
 char	*mq_declare_private_queue(struct mq_conn *, const char *exchange, const char *key,
 	    struct err *);
+/* A durable queue (kept across restarts of its consumer and of the broker) bound to exchange
+ * with routing key; idempotent. */
+int	mq_declare_durable_queue(struct mq_conn *, const char *queue, const char *exchange,
+	    const char *key, struct err *);
 /* Limits unacknowledged deliveries on the channel (basic.qos). */
 int	mq_qos(struct mq_conn *, int prefetch, struct err *);
 /* Starts consuming queue under consumer tag (no_ack: deliveries need no ack). */

@@ -1,5 +1,6 @@
 /* config.c — isoforge.conf: one table of options {section, name, type, default, validator}. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
@@ -45,6 +46,8 @@ static int check_ip(const char *, struct err *);
 static int check_image_id(const char *, struct err *);
 static int check_guest_network(const char *, struct err *);
 static int check_guest_deny(const char *, struct err *);
+static int check_roles(const char *, struct err *);
+static int check_queue_name(const char *, struct err *);
 
 #define OFF(f)	offsetof(struct config, f)
 
@@ -116,6 +119,50 @@ static const struct conf_option conf_options[] = {
 	    "bridge:NAME" },
 	{ "builds", "guest_deny", CONF_STRING, GUESTNET_DEFAULT_DENY, OFF(guest_deny), 0, 0, 0,
 	    check_guest_deny, "CIDRs an isolated guest may not reach (none: no range)" },
+
+	{ "api", "bind_host", CONF_STRING, "127.0.0.1", OFF(api_bind_host), 0, 0, 0, check_ip,
+	    "address isoforge-api listens on" },
+	{ "api", "bind_port", CONF_INT, "9480", OFF(api_bind_port), 0, 1, 65535, NULL,
+	    "port isoforge-api listens on" },
+	{ "api", "host", CONF_STRING, NULL, OFF(api_host), 0, 0, 0, check_queue_name,
+	    "this API process's name: its view is fed by queue isoforge.api.<host> (default: "
+	    "[DEFAULT] host)" },
+	{ "api", "public_url", CONF_STRING, NULL, OFF(api_public_url), 0, 0, 0, check_http_url,
+	    "base URL of links in answers (default: http://bind_host:bind_port)" },
+	{ "api", "state_dir", CONF_PATH, "/var/lib/isoforge-api", OFF(api_state_dir), 0, 0, 0,
+	    NULL, "the builds view (builds.db, 0600 in a 0700 directory)" },
+	{ "api", "max_body", CONF_INT, "65536", OFF(api_max_body), 0, 1024, 1048576, NULL,
+	    "largest request body in bytes (413 beyond)" },
+	{ "api", "max_depth", CONF_INT, "16", OFF(api_max_depth), 0, 2, 64, NULL,
+	    "deepest JSON nesting of a request body (400 beyond)" },
+	{ "api", "token_cache_size", CONF_INT, "1024", OFF(api_token_cache_size), 0, 0, 1000000,
+	    NULL, "Keystone token validations kept (0 = validate every request)" },
+	{ "api", "token_cache_ttl", CONF_INT, "300", OFF(api_token_cache_ttl), 0, 1, 3600, NULL,
+	    "seconds a cached validation is used at most (never past the token's expiry)" },
+	{ "api", "threads", CONF_INT, "4", OFF(api_threads), 0, 1, 64, NULL,
+	    "HTTP worker threads" },
+	{ "api", "trust_margin", CONF_INT, "7200", OFF(api_trust_margin), 0, 0, 7 * 24 * 3600,
+	    NULL, "seconds a build's trust outlives its install and customize timeouts" },
+	{ "api", "policy_read", CONF_STRING, "reader,member,admin", OFF(api_policy_read), 0, 0, 0,
+	    check_roles, "roles that may read builds, chains and profiles (comma-separated)" },
+	{ "api", "policy_write", CONF_STRING, "member,admin", OFF(api_policy_write), 0, 0, 0,
+	    check_roles, "roles that may create builds and act on them" },
+	{ "api", "policy_admin", CONF_STRING, "admin", OFF(api_policy_admin), 0, 0, 0,
+	    check_roles, "roles that see the builds of every project (all_projects=1)" },
+
+	{ "console", "key", CONF_SECRET, NULL, OFF(console_key), 0, 0, 0, NULL,
+	    "signs console tokens and makes the builds' VNC passwords; the same on the API, the "
+	    "proxy and every worker (default: derived from [keystone_authtoken] password)" },
+	{ "console", "token_ttl", CONF_INT, "600", OFF(console_token_ttl), 0, 10, 86400, NULL,
+	    "seconds a console URL (its single-use token) stays valid" },
+	{ "console", "bind_host", CONF_STRING, "127.0.0.1", OFF(console_bind_host), 0, 0, 0,
+	    check_ip, "address isoforge-novncproxy listens on" },
+	{ "console", "bind_port", CONF_INT, "6080", OFF(console_bind_port), 0, 1, 65535, NULL,
+	    "port isoforge-novncproxy listens on" },
+	{ "console", "base_url", CONF_STRING, "http://127.0.0.1:6080", OFF(console_base_url), 0,
+	    0, 0, check_http_url, "isoforge-novncproxy as browsers reach it (console URLs)" },
+	{ "console", "novnc_dir", CONF_PATH, "/usr/share/novnc", OFF(console_novnc_dir), 0, 0, 0,
+	    NULL, "noVNC's files (Debian's novnc package)" },
 };
 
 #define CONF_NOPTIONS	(sizeof(conf_options) / sizeof(conf_options[0]))
@@ -236,6 +283,30 @@ check_guest_deny(const char *v, struct err *err)
 	if (guestnet_parse_deny(v, &ranges, &n, err) == -1)
 		return -1;
 	free(ranges);
+	return 0;
+}
+
+/* A comma-separated list of role names. */
+static int
+check_roles(const char *v, struct err *err)
+{
+	for (; *v != '\0'; v++)
+		if (!isalnum((unsigned char)*v) && strchr(",_-.: ", *v) == NULL) {
+			err_set(err, ERR_INVAL, "must be role names separated by commas");
+			return -1;
+		}
+	return 0;
+}
+
+/* A name that may end a queue name: [A-Za-z0-9._-]. */
+static int
+check_queue_name(const char *v, struct err *err)
+{
+	for (; *v != '\0'; v++)
+		if (!isalnum((unsigned char)*v) && strchr("._-", *v) == NULL) {
+			err_set(err, ERR_INVAL, "may only hold letters, digits, '.', '_' and '-'");
+			return -1;
+		}
 	return 0;
 }
 

@@ -48,6 +48,28 @@ struct config {
 	char	*chain_key;		/* keys the ids of chain versions; NULL: from password */
 	char	*guest_network;		/* drivers/guestnet.h: isolated | none | network:N | bridge:N */
 	char	*guest_deny;		/* CIDRs an isolated guest may not reach, or "none" */
+	/* [api]: isoforge-api */
+	char	*api_bind_host;
+	long	 api_bind_port;
+	char	*api_host;		/* this API process's name: its queue isoforge.api.<host> */
+	char	*api_public_url;	/* base of links; NULL = http://bind_host:bind_port */
+	char	*api_state_dir;		/* the builds view (builds.db) */
+	long	 api_max_body;		/* bytes */
+	long	 api_max_depth;		/* JSON nesting */
+	long	 api_token_cache_size;	/* validated tokens kept */
+	long	 api_token_cache_ttl;	/* seconds a validation is trusted at most */
+	long	 api_threads;		/* HTTP worker threads */
+	long	 api_trust_margin;	/* seconds a trust outlives the build's timeouts */
+	char	*api_policy_read;	/* roles (comma-separated) that may read */
+	char	*api_policy_write;	/* roles that may create and act */
+	char	*api_policy_admin;	/* roles that see every project */
+	/* [console]: the browser console (service/console/, docs/console.md) */
+	char	*console_key;		/* signs tokens, makes VNC passwords; NULL: from password */
+	long	 console_token_ttl;	/* seconds a console token is valid */
+	char	*console_bind_host;	/* isoforge-novncproxy listens here */
+	long	 console_bind_port;
+	char	*console_base_url;	/* the proxy as browsers reach it */
+	char	*console_novnc_dir;	/* noVNC's files */
 };
 
 /* A configuration holding every default (no file read); caller frees with config_free. */

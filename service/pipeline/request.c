@@ -267,6 +267,10 @@ request_parse(const char *body, size_t len, int mode, struct err *err)
 	static const char *const top_keys[] = { "schema", "build_id", "token", "name",
 		"iso_image", "virtio_win_image", "flavor", "os", "firmware", "install", "chain",
 		"parent_image", "image", "from_image", "customize", NULL };
+	/* what a user may send to the API: no schema, build_id or credentials */
+	static const char *const api_keys[] = { "name", "iso_image", "virtio_win_image",
+		"flavor", "os", "firmware", "install", "chain", "parent_image", "image",
+		"from_image", "customize", NULL };
 	static const char *const os_keys[] = { "type", "distro", "version", NULL };
 	static const char *const install_keys[] = { "mode", "timeout_s", "answers", NULL };
 	static const char *const image_keys[] = { "visibility", "compress", "properties",
@@ -275,10 +279,10 @@ request_parse(const char *body, size_t len, int mode, struct err *err)
 	struct req_check	 c;
 	json_error_t		 je;
 	json_t			*root = NULL, *os, *install, *image, *v;
-	int			 full = mode == REQUEST_FULL;
+	int			 full = mode == REQUEST_FULL, api = mode == REQUEST_API;
 
 	buf_init(&c.problems);
-	if (mode != REQUEST_FULL && mode != REQUEST_PARTIAL) {
+	if (mode != REQUEST_FULL && mode != REQUEST_PARTIAL && mode != REQUEST_API) {
 		err_set(err, ERR_INTERNAL, "request_parse: bad mode %d", mode);
 		goto cleanup;
 	}
@@ -301,7 +305,7 @@ request_parse(const char *body, size_t len, int mode, struct err *err)
 	r->properties = json_object();
 	r->tags = json_array();
 
-	unknown_keys(&c, root, "", top_keys);
+	unknown_keys(&c, root, "", api ? api_keys : top_keys);
 	take_str(&c, root, "schema", "schema", full, 0, STR_TEXT, NULL, &r->schema);
 	if (r->schema != NULL && strcmp(r->schema, REQUEST_SCHEMA) != 0) {
 		/* nothing else can be checked against a schema we do not know */
@@ -312,9 +316,10 @@ request_parse(const char *body, size_t len, int mode, struct err *err)
 	}
 	take_str(&c, root, "build_id", "build_id", 0, 1, STR_UUID, NULL, &r->build_id);
 	take_str(&c, root, "token", "token", full, 0, STR_TOKEN, NULL, &r->token);
-	take_str(&c, root, "name", "name", full, 0, STR_TEXT, NULL, &r->name);
+	take_str(&c, root, "name", "name", full || api, 0, STR_TEXT, NULL, &r->name);
 	/* a build installs from an ISO, or is derived from an image (customize) */
-	take_str(&c, root, "iso_image", "iso_image", full && json_object_get(root, "from_image") ==
+	take_str(&c, root, "iso_image", "iso_image", (full || api) &&
+	    json_object_get(root, "from_image") ==
 	    NULL, 0, STR_UUID, NULL, &r->iso_image);
 	take_str(&c, root, "from_image", "from_image", 0, 1, STR_UUID, NULL, &r->from_image);
 	if (r->iso_image != NULL && r->from_image != NULL)
@@ -326,7 +331,7 @@ request_parse(const char *body, size_t len, int mode, struct err *err)
 	else
 		take_str(&c, root, "virtio_win_image", "virtio_win_image", 0, 1, STR_UUID, NULL,
 		    &r->virtio_win_image);
-	take_str(&c, root, "flavor", "flavor", full, 0, STR_TEXT, NULL, &r->flavor);
+	take_str(&c, root, "flavor", "flavor", full || api, 0, STR_TEXT, NULL, &r->flavor);
 
 	os = take_obj(&c, root, "os");
 	if (os != NULL) {

@@ -14,6 +14,9 @@
 /* request_parse modes. */
 #define REQUEST_FULL	1	/* what a worker needs: token, name, iso_image, flavor, schema */
 #define REQUEST_PARTIAL	2	/* `isoforge plan`: only checks what is present */
+#define REQUEST_API	3	/* isoforge-api's POST body: what a user asks for, without
+				 * schema, build_id, token or trust_id (those are the API's);
+				 * requires name, iso_image (or from_image) and flavor */
 
 /* A validated request; absent optional strings are NULL. */
 struct build_request {

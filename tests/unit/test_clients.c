@@ -83,6 +83,28 @@ test_auth_body(void **state)
 	a.username = "alice";
 	assert_null(keystone_auth_body(&a, &e));
 	assert_int_equal(e.kind, ERR_INVAL);
+
+	/* A trust: its scope replaces the project's. */
+	memset(&a, 0, sizeof(a));
+	a.user_id = "u-iso";
+	a.password = "pw";
+	a.project_name = "service";
+	a.trust_id = "t123";
+	b = keystone_auth_body(&a, &e);
+	s = json_dumps(b, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(s, "{\"auth\":{\"identity\":{\"methods\":[\"password\"],\"password\":"
+	    "{\"user\":{\"id\":\"u-iso\",\"password\":\"pw\"}}},"
+	    "\"scope\":{\"OS-TRUST:trust\":{\"id\":\"t123\"}}}}");
+	free(s);
+	json_decref(b);
+	/* Keystone refuses a scope in an application-credential login. */
+	memset(&a, 0, sizeof(a));
+	a.app_cred_id = "ac1";
+	a.app_cred_secret = "sec";
+	a.trust_id = "t123";
+	err_clear(&e);
+	assert_null(keystone_auth_body(&a, &e));
+	assert_int_equal(e.kind, ERR_INVAL);
 }
 
 static void

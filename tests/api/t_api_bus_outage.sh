@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# t_api_bus_outage.sh — RabbitMQ goes away: isoforge-api keeps answering from its view, a POST
+# answers 503 and deletes the trust it made (nothing half-started), an action answers 503; when
+# RabbitMQ is back the API reconnects by itself (backoff) and builds are accepted again, and
+# events published meanwhile reach the view (its queue is durable).
+set -u
+. "$(dirname "$0")/lib.sh"
+mc=$ISOFORGE_TOP/tests/cloud/minicloud
+trap 'api_stop; "$mc" start-service "$MINICLOUD_DIR" rabbitmq >/dev/null 2>&1; api_cleanup_bus' EXIT
+api_start
+
+iso=$(cat /proc/sys/kernel/random/uuid)
+alice_id=$(curl -s -H "X-Auth-Token: $alice" -H "X-Subject-Token: $alice" \
+	"$OS_AUTH_URL/auth/tokens?nocatalog" | jq -r .token.user.id)
+trusts() {
+	curl -s -H "X-Auth-Token: $admin" "$OS_AUTH_URL/OS-TRUST/trusts?trustor_user_id=$alice_id" |
+		jq '.trusts | length'
+}
+expect 202 POST /v1/builds "$alice" "$(build_body "$iso" t-outage-1)"
+id=$(jq -r .build.id "$TEST_TMP/out")
+n0=$(trusts)
+
+"$mc" stop-service "$MINICLOUD_DIR" rabbitmq > "$TEST_TMP/stop.log" 2>&1 || fail "stop rabbitmq: $(cat "$TEST_TMP/stop.log")"
+for i in $(seq 100); do grep -q "connecting again" "$TEST_TMP/api.log" && break; sleep 0.1; done
+grep -q "connecting again" "$TEST_TMP/api.log" || fail "the API did not notice RabbitMQ leaving"
+
+# the view answers meanwhile
+expect 200 GET "/v1/builds/$id" "$alice"
+expect 200 GET /v1/builds "$alice"
+# a build cannot be queued: 503, and its trust is gone again
+expect 503 POST /v1/builds "$alice" "$(build_body "$iso" t-outage-2)"
+jq -e '.errors[0].code == "image-build.bus_unavailable"' "$TEST_TMP/out" >/dev/null ||
+	fail "503 body: $(cat "$TEST_TMP/out")"
+[ "$(trusts)" = "$n0" ] || fail "the trust of a build that was not queued is left: $(trusts), had $n0"
+expect 503 POST "/v1/builds/$id/action" "$alice" '{"cancel": null}'
+api_alive() { kill -0 "$apipid" 2>/dev/null || fail "isoforge-api exited"; }
+api_alive
+
+"$mc" start-service "$MINICLOUD_DIR" rabbitmq > "$TEST_TMP/start.log" 2>&1 || fail "start rabbitmq: $(cat "$TEST_TMP/start.log")"
+# an event published while the API may still be away reaches the view through its queue
+for i in $(seq 100); do
+	amqp-publish --url="$amqp_url" -e isoforge.events -r "build.$id.failed" -b "$(jq -cn \
+		--arg id "$id" '{schema: "isoforge.event/2", build_id: $id, state: "failed",
+		progress: 0, message: "failed: t", time: (now | todate), console: null}')" \
+		2>/dev/null && break
+	sleep 0.3
+done
+for i in $(seq 200); do
+	[ "$(call GET "/v1/builds/$id" "$alice")" = 200 ] &&
+		[ "$(jq -r .build.state "$TEST_TMP/out")" = failed ] && break
+	sleep 0.2
+done
+[ "$(jq -r .build.state "$TEST_TMP/out")" = failed ] || fail "the view missed the event: $(cat "$TEST_TMP/out")"
+expect 202 POST /v1/builds "$alice" "$(build_body "$iso" t-outage-3)"
+api_alive
+api_stop
+echo ok
