@@ -22,8 +22,12 @@
 #define MQ_RK_REQUEST		"build.request"
 #define MQ_RK_CONTROL		"build.control"
 #define MQ_ERROR_HEADER		"x-isoforge-error"
-#define MQ_REQUEST_SCHEMA	"isoforge.build/1"
-#define MQ_CONTROL_SCHEMA	"isoforge.control/1"
+#define MQ_REQUEST_SCHEMA	"isoforge.build/2"	/* docs/api.md: a trust_id, no token */
+#define MQ_CONTROL_SCHEMA	"isoforge.control/2"	/* finish|cancel|status, no token */
+#define MQ_EVENT_SCHEMA		"isoforge.event/2"
+/* RabbitMQ's direct reply-to: the only reply_to a worker answers (a pseudo-queue, or a name
+ * the broker made from it: amq.rabbitmq.reply-to.<...>). */
+#define MQ_DIRECT_REPLY_TO	"amq.rabbitmq.reply-to"
 
 /* One broker of a transport URL. */
 struct mq_host {

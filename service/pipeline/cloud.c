@@ -19,7 +19,8 @@
 #include "base/util.h"
 
 struct keystone *
-cloud_service_keystone(const struct config *cfg, struct http_client **httpp, struct err *err)
+cloud_service_keystone(const struct config *cfg, struct http_client **httpp,
+    const char *trust_id, struct err *err)
 {
 	struct keystone_auth	 a;
 	struct http_opts	 o;
@@ -41,19 +42,20 @@ cloud_service_keystone(const struct config *cfg, struct http_client **httpp, str
 	a.project_domain_name = cfg->project_domain_name;
 	a.region = cfg->region_name;
 	a.interface = cfg->interface;
+	a.trust_id = trust_id;
 	ks = keystone_new(*httpp, &a, err);
 	return ks;
 }
 
 void
-cloud_init(struct cloud *c, const struct config *cfg, const char *token)
+cloud_init(struct cloud *c, const struct config *cfg, const char *trust_id)
 {
 	const char	*secret;
 	unsigned int	 n = sizeof(c->chain_key);
 
 	memset(c, 0, sizeof(*c));
 	c->cfg = cfg;
-	c->token = token != NULL ? xstrdup(token) : NULL;
+	c->trust_id = trust_id != NULL ? xstrdup(trust_id) : NULL;
 	c->stop_fd = -1;
 	c->iso_fd = c->virtio_fd = -1;
 	/* the operator's chain_key, else one derived from what only isoforge's services know */
@@ -79,20 +81,24 @@ cloud_open(struct cloud *c, struct err *err)
 
 	if (c->user != NULL)
 		return 0;
-	if (c->token == NULL) {
-		err_set(err, ERR_AUTH, "no token to act for the requester with");
+	if (c->trust_id == NULL) {
+		err_set(err, ERR_AUTH, "no trust to act for the requester with");
 		return -1;
 	}
-	if ((c->service = cloud_service_keystone(c->cfg, &c->http, err)) == NULL)
+	if (c->service == NULL &&
+	    (c->service = cloud_service_keystone(c->cfg, &c->http, NULL, err)) == NULL)
 		return -1;
 	http_client_set_cancel_fd(c->http, c->stop_fd);
-	/* validates the token through the service session: the project comes from Keystone */
-	if ((c->user = keystone_new_for_user(c->service, c->token, err)) == NULL)
+	/* isoforge's credentials + the trust: Keystone says who and which project (the trust's) */
+	if ((c->user = cloud_service_keystone(c->cfg, &c->http, c->trust_id, err)) == NULL)
 		return -1;
-	if ((info = keystone_info(c->user, err)) == NULL)
+	if ((info = keystone_info(c->user, err)) == NULL) {
+		keystone_free(&c->user);
 		return -1;
+	}
 	if (info->project_id == NULL) {
-		err_set(err, ERR_AUTH, "token: not scoped to a project");
+		err_set(err, ERR_AUTH, "trust: its token is not scoped to a project");
+		keystone_free(&c->user);
 		return -1;
 	}
 	c->project_id = xstrdup(info->project_id);
@@ -578,6 +584,30 @@ cloud_delete_image(struct cloud *c, const char *id, struct err *err)
 	return -1;
 }
 
+int
+cloud_delete_trust(struct cloud *c, const char *trust_id, struct err *err)
+{
+	struct err	 e;
+
+	err_clear(&e);
+	if (c->service == NULL &&
+	    (c->service = cloud_service_keystone(c->cfg, &c->http, NULL, &e)) == NULL) {
+		err_set(err, e.kind, "%s", e.msg);
+		return -1;
+	}
+	if (keystone_trust_delete(c->service, trust_id, &e) == 0)
+		return 0;
+	/* a cloud where isoforge is no admin: the trust's own token is the trustor's */
+	if (e.kind == ERR_AUTH && c->user != NULL &&
+	    c->trust_id != NULL && strcmp(c->trust_id, trust_id) == 0) {
+		err_clear(&e);
+		if (keystone_trust_delete(c->user, trust_id, &e) == 0)
+			return 0;
+	}
+	err_set(err, e.kind, "trust: not deleted: %s", e.msg);
+	return -1;
+}
+
 void
 cloud_close(struct cloud *c)
 {
@@ -597,9 +627,7 @@ cloud_close(struct cloud *c)
 	keystone_free(&c->user);
 	keystone_free(&c->service);
 	http_client_free(&c->http);
-	if (c->token != NULL)
-		explicit_bzero(c->token, strlen(c->token));
-	free(c->token);
+	free(c->trust_id);
 	explicit_bzero(c->chain_key, sizeof(c->chain_key));
 	memset(c, 0, sizeof(*c));
 	c->stop_fd = -1;

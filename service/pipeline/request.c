@@ -1,4 +1,4 @@
-/* request.c — contract v1 build requests: parsed with jansson, every bad field reported. */
+/* request.c — contract v2 build requests: parsed with jansson, every bad field reported. */
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -11,7 +11,7 @@
 #include "service/pipeline/request.h"
 #include "base/util.h"
 
-#define TOKEN_MAX	8192
+#define TRUST_ID_MAX	64
 #define TEXT_MAX	255
 #define TAGS_MAX	128
 #define PROPS_MAX	128
@@ -65,7 +65,21 @@ ident_ok(const char *s, size_t max)
 	return 1;
 }
 
-enum str_kind { STR_TEXT, STR_UUID, STR_IDENT, STR_TOKEN };
+/* 1 when s looks like a Keystone trust id (hex in practice): [A-Za-z0-9_-], 1..64. */
+static int
+trust_id_ok(const char *s)
+{
+	size_t	 n = strlen(s);
+
+	if (n == 0 || n > TRUST_ID_MAX)
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-')
+			return 0;
+	return 1;
+}
+
+enum str_kind { STR_TEXT, STR_UUID, STR_IDENT, STR_TRUST };
 
 /*
  * Takes the string member key of obj into *out (copy), checking it; field is the name used in
@@ -78,7 +92,7 @@ take_str(struct req_check *c, json_t *obj, const char *key, const char *field, i
 {
 	json_t		*v = json_object_get(obj, key);
 	const char	*s;
-	size_t		 len, max = kind == STR_TOKEN ? TOKEN_MAX : TEXT_MAX;
+	size_t		 len, max = kind == STR_TRUST ? TRUST_ID_MAX : TEXT_MAX;
 
 	if (v == NULL || (json_is_null(v) && allow_null)) {
 		if (required)
@@ -127,6 +141,10 @@ take_str(struct req_check *c, json_t *obj, const char *key, const char *field, i
 	}
 	if (kind == STR_UUID && !util_is_uuid(s)) {
 		problem(c, field, "must be a UUID");
+		return;
+	}
+	if (kind == STR_TRUST && !trust_id_ok(s)) {
+		problem(c, field, "must be a Keystone trust id (letters, digits, '_' and '-')");
 		return;
 	}
 	if (kind == STR_IDENT && !ident_ok(s, 128)) {
@@ -264,7 +282,7 @@ take_tags(struct req_check *c, json_t *v, struct build_request *r)
 struct build_request *
 request_parse(const char *body, size_t len, int mode, struct err *err)
 {
-	static const char *const top_keys[] = { "schema", "build_id", "token", "name",
+	static const char *const top_keys[] = { "schema", "build_id", "trust_id", "name",
 		"iso_image", "virtio_win_image", "flavor", "os", "firmware", "install", "chain",
 		"parent_image", "image", "from_image", "customize", NULL };
 	/* what a user may send to the API: no schema, build_id or credentials */
@@ -307,15 +325,28 @@ request_parse(const char *body, size_t len, int mode, struct err *err)
 
 	unknown_keys(&c, root, "", api ? api_keys : top_keys);
 	take_str(&c, root, "schema", "schema", full, 0, STR_TEXT, NULL, &r->schema);
+	if (r->schema != NULL && strcmp(r->schema, REQUEST_SCHEMA_V1) == 0) {
+		err_set(err, ERR_INVAL, "schema: %s is refused: contract v1 carried the user's "
+		    "token; send %s with a trust_id", REQUEST_SCHEMA_V1, REQUEST_SCHEMA);
+		request_free(&r);
+		goto cleanup;
+	}
 	if (r->schema != NULL && strcmp(r->schema, REQUEST_SCHEMA) != 0) {
-		/* nothing else can be checked against a schema we do not know */
-		err_set(err, ERR_INVAL, "schema: '%s' is not %s (unknown schema)", r->schema,
-		    REQUEST_SCHEMA);
+		/* nothing else can be checked against a schema we do not know (and its value is
+		 * not repeated: it could be anything, a token included) */
+		err_set(err, ERR_INVAL, "schema: not %s (unknown schema)", REQUEST_SCHEMA);
+		request_free(&r);
+		goto cleanup;
+	}
+	if (json_object_get(root, "token") != NULL) {
+		/* never a bearer token on the bus: refused whole, its value never repeated */
+		err_set(err, ERR_INVAL, "token: refused: %s carries no token (the API makes a "
+		    "Keystone trust and sends its trust_id)", REQUEST_SCHEMA);
 		request_free(&r);
 		goto cleanup;
 	}
 	take_str(&c, root, "build_id", "build_id", 0, 1, STR_UUID, NULL, &r->build_id);
-	take_str(&c, root, "token", "token", full, 0, STR_TOKEN, NULL, &r->token);
+	take_str(&c, root, "trust_id", "trust_id", full, 0, STR_TRUST, NULL, &r->trust_id);
 	take_str(&c, root, "name", "name", full || api, 0, STR_TEXT, NULL, &r->name);
 	/* a build installs from an ISO, or is derived from an image (customize) */
 	take_str(&c, root, "iso_image", "iso_image", (full || api) &&
@@ -444,7 +475,7 @@ request_to_json(const struct build_request *r)
 
 	json_object_set_new(o, "schema", json_string(REQUEST_SCHEMA));
 	set_opt(o, "build_id", r->build_id);
-	set_opt(o, "token", r->token);
+	set_opt(o, "trust_id", r->trust_id);
 	set_opt(o, "name", r->name);
 	set_opt(o, "iso_image", r->iso_image);
 	set_opt(o, "from_image", r->from_image);
@@ -494,11 +525,7 @@ request_free(struct build_request **rp)
 	r = *rp;
 	free(r->schema);
 	free(r->build_id);
-	if (r->token != NULL) {
-		/* do not leave the user's token in freed memory */
-		explicit_bzero(r->token, strlen(r->token));
-		free(r->token);
-	}
+	free(r->trust_id);
 	free(r->name);
 	free(r->iso_image);
 	free(r->from_image);
@@ -518,4 +545,26 @@ request_free(struct build_request **rp)
 	json_decref(r->tags);
 	free(r);
 	*rp = NULL;
+}
+
+/* The trust_id of a v2 body, for deleting the trust of a refused request; see request.h. */
+char *
+request_trust_id(const char *body, size_t len)
+{
+	json_t		*root, *v;
+	const char	*schema;
+	char		*id = NULL;
+
+	if (body == NULL || len > REQUEST_MAX_BODY ||
+	    (root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL)) == NULL)
+		return NULL;
+	schema = json_string_value(json_object_get(root, "schema"));
+	v = json_object_get(root, "trust_id");
+	if (json_is_object(root) && schema != NULL && strcmp(schema, REQUEST_SCHEMA) == 0 &&
+	    json_object_get(root, "token") == NULL && json_is_string(v) &&
+	    strlen(json_string_value(v)) == json_string_length(v) &&
+	    trust_id_ok(json_string_value(v)))
+		id = xstrdup(json_string_value(v));
+	json_decref(root);
+	return id;
 }

@@ -12,6 +12,7 @@
 #include <sqlite3.h>
 
 #include "service/worker/jobstore.h"
+#include "base/log.h"
 #include "base/util.h"
 
 struct jobstore {
@@ -27,12 +28,13 @@ static const char *jobstore_schema =
     " build_id TEXT PRIMARY KEY,"
     " state TEXT NOT NULL,"
     " request TEXT NOT NULL,"
-    " token TEXT,"
+    " trust_id TEXT,"
     " project_id TEXT,"
     " user_id TEXT,"
     " message TEXT,"
     " domain TEXT,"
     " image_id TEXT,"
+    " version TEXT,"
     " console TEXT,"
     " created_at TEXT NOT NULL,"
     " updated_at TEXT NOT NULL);"
@@ -117,6 +119,60 @@ js_step_done(struct jobstore *js, sqlite3_stmt *st, struct err *err)
 	return 0;
 }
 
+/* 1 when table builds has column name (0 when not, -1 on error). */
+static int
+js_has_column(struct jobstore *js, const char *name, struct err *err)
+{
+	sqlite3_stmt	*st;
+	int		 rc, found = 0;
+
+	if ((st = js_prepare(js, "SELECT name FROM pragma_table_info('builds')", err, 0)) == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (strcmp((const char *)sqlite3_column_text(st, 0), name) == 0)
+			found = 1;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return js_fail(js, "read", err);
+	return found;
+}
+
+/*
+ * A store written by a worker of contract v1 kept users' bearer tokens in builds.token: they
+ * are overwritten (secure_delete) and the column dropped; builds get a trust_id column (a v1
+ * build has none: it fails where it needs the cloud). Its builds are all still there.
+ */
+static int
+js_migrate(struct jobstore *js, struct err *err)
+{
+	int	 has;
+
+	/* the image's version in its chain (for events), added with contract v2 */
+	if ((has = js_has_column(js, "version", err)) < 0 ||
+	    (has == 0 && js_exec(js, "ALTER TABLE builds ADD COLUMN version TEXT", err) != 0))
+		return -1;
+	if ((has = js_has_column(js, "token", err)) <= 0)
+		return has;
+	log_info("job store %s: contract v1 store: erasing its tokens, adding trust ids",
+	    js->path);
+	if (js_exec(js, "PRAGMA secure_delete=ON", err) != 0 ||
+	    js_exec(js, "BEGIN IMMEDIATE", err) != 0)
+		return -1;
+	if (js_exec(js, "UPDATE builds SET token = NULL", err) != 0 ||
+	    js_exec(js, "ALTER TABLE builds DROP COLUMN token", err) != 0 ||
+	    js_exec(js, "ALTER TABLE builds ADD COLUMN trust_id TEXT", err) != 0 ||
+	    js_exec(js, "COMMIT", err) != 0) {
+		js_exec(js, "ROLLBACK", NULL);
+		return -1;
+	}
+	/* the old rows' bytes out of the WAL and the free pages too */
+	if (js_exec(js, "PRAGMA wal_checkpoint(TRUNCATE)", err) != 0 ||
+	    js_exec(js, "VACUUM", err) != 0 ||
+	    js_exec(js, "PRAGMA wal_checkpoint(TRUNCATE)", err) != 0)
+		return -1;
+	return 0;
+}
+
 int
 jobstore_open(const char *path, struct jobstore **out, struct err *err)
 {
@@ -124,7 +180,7 @@ jobstore_open(const char *path, struct jobstore **out, struct err *err)
 	int		 fd;
 
 	*out = NULL;
-	/* the store holds users' tokens: only the worker's user may read it */
+	/* the store holds users' trust ids and build requests: only the worker's user reads it */
 	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
 		err_set(err, ERR_IO, "job store %s: %s", path, strerror(errno));
 		return -1;
@@ -149,7 +205,7 @@ jobstore_open(const char *path, struct jobstore **out, struct err *err)
 	if (js_exec(js, "PRAGMA journal_mode=WAL", err) != 0 ||
 	    js_exec(js, "PRAGMA synchronous=FULL", err) != 0 ||
 	    js_exec(js, "PRAGMA foreign_keys=ON", err) != 0 ||
-	    js_exec(js, jobstore_schema, err) != 0)
+	    js_exec(js, jobstore_schema, err) != 0 || js_migrate(js, err) != 0)
 		goto fail;
 	*out = js;
 	return 0;
@@ -184,7 +240,7 @@ js_transition(struct jobstore *js, const char *build_id, const char *state, cons
 
 static int
 jobstore_add_locked(struct jobstore *js, const char *build_id, const char *request_json,
-    const char *token, const char *project_id, const char *user_id, struct err *err)
+    const char *trust_id, const char *project_id, const char *user_id, struct err *err)
 {
 	sqlite3_stmt	*st;
 	char		 now[32];
@@ -193,10 +249,10 @@ jobstore_add_locked(struct jobstore *js, const char *build_id, const char *reque
 	util_utc_stamp(now);
 	if (js_exec(js, "BEGIN IMMEDIATE", err) != 0)
 		return -1;
-	st = js_prepare(js, "INSERT OR IGNORE INTO builds (build_id, state, request, token, "
+	st = js_prepare(js, "INSERT OR IGNORE INTO builds (build_id, state, request, trust_id, "
 	    "project_id, user_id, message, created_at, updated_at) "
 	    "VALUES (?, 'queued', ?, ?, ?, ?, 'accepted', ?, ?)", err, 7, build_id, request_json,
-	    token, project_id, user_id, now, now);
+	    trust_id, project_id, user_id, now, now);
 	if (js_step_done(js, st, err) != 0)
 		goto rollback;
 	changed = sqlite3_changes(js->db);
@@ -205,6 +261,11 @@ jobstore_add_locked(struct jobstore *js, const char *build_id, const char *reque
 		return 1;
 	}
 	if (js_transition(js, build_id, "queued", now, "accepted", err) != 0)
+		goto rollback;
+	/* the trust is something to clean up from the first moment: it goes with the build */
+	if (trust_id != NULL && js_step_done(js, js_prepare(js, "INSERT OR IGNORE INTO resources "
+	    "(build_id, kind, value) VALUES (?, 'trust', ?)", err, 2, build_id, trust_id),
+	    err) != 0)
 		goto rollback;
 	if (js_exec(js, "COMMIT", err) != 0)
 		goto rollback;
@@ -216,12 +277,12 @@ rollback:
 
 int
 jobstore_add(struct jobstore *js, const char *build_id, const char *request_json,
-    const char *token, const char *project_id, const char *user_id, struct err *err)
+    const char *trust_id, const char *project_id, const char *user_id, struct err *err)
 {
 	int 	r;
 
 	pthread_mutex_lock(&js->mu);
-	r = jobstore_add_locked(js, build_id, request_json, token, project_id, user_id, err);
+	r = jobstore_add_locked(js, build_id, request_json, trust_id, project_id, user_id, err);
 	pthread_mutex_unlock(&js->mu);
 	return r;
 }
@@ -269,7 +330,7 @@ jobstore_set_state_locked(struct jobstore *js, const char *build_id, enum build_
 		    build_state_name(cur));
 		goto rollback;
 	}
-	/* the token stays until the clean-up (it may delete a Glance image as the user) */
+	/* the trust stays until the clean-up (it may delete a Glance image as the user) */
 	sql = build_state_terminal(state) ?
 	    "UPDATE builds SET state = ?, message = ?, updated_at = ?, console = NULL "
 	    "WHERE build_id = ?" :
@@ -303,8 +364,8 @@ static int
 jobstore_set_field_locked(struct jobstore *js, const char *build_id, const char *field,
     const char *value, struct err *err)
 {
-	static const char *const fields[] = { "domain", "image_id", "console", "project_id",
-	    "user_id" };
+	static const char *const fields[] = { "domain", "image_id", "version", "console",
+	    "project_id", "user_id" };
 	sqlite3_stmt	*st;
 	char		*sql, now[32];
 	size_t		 i;
@@ -337,18 +398,6 @@ jobstore_set_field(struct jobstore *js, const char *build_id, const char *field,
 
 	pthread_mutex_lock(&js->mu);
 	r = jobstore_set_field_locked(js, build_id, field, value, err);
-	pthread_mutex_unlock(&js->mu);
-	return r;
-}
-
-int
-jobstore_forget_token(struct jobstore *js, const char *build_id, struct err *err)
-{
-	int	 r;
-
-	pthread_mutex_lock(&js->mu);
-	r = js_step_done(js, js_prepare(js, "UPDATE builds SET token = NULL WHERE build_id = ? "
-	    "AND state IN ('active', 'failed', 'cancelled')", err, 1, build_id), err);
 	pthread_mutex_unlock(&js->mu);
 	return r;
 }
@@ -416,8 +465,8 @@ js_resources(struct jobstore *js, struct job *j, struct err *err)
 	return 0;
 }
 
-#define JOB_COLUMNS "build_id, state, request, token, project_id, user_id, message, domain, " \
-	"image_id, console, created_at, updated_at"
+#define JOB_COLUMNS "build_id, state, request, trust_id, project_id, user_id, message, domain, " \
+	"image_id, console, created_at, updated_at, version"
 
 /* Builds a job from a row of JOB_COLUMNS. */
 static struct job *
@@ -430,7 +479,7 @@ js_row(sqlite3_stmt *st)
 	if (job_state_parse((const char *)sqlite3_column_text(st, 1), &j->state) != 0)
 		j->state = BUILD_FAILED;
 	j->request = col_dup(st, 2);
-	j->token = col_dup(st, 3);
+	j->trust_id = col_dup(st, 3);
 	j->project_id = col_dup(st, 4);
 	j->user_id = col_dup(st, 5);
 	j->message = col_dup(st, 6);
@@ -439,6 +488,7 @@ js_row(sqlite3_stmt *st)
 	j->console = col_dup(st, 9);
 	col_copy(st, 10, j->created_at);
 	col_copy(st, 11, j->updated_at);
+	j->version = col_dup(st, 12);
 	return j;
 }
 
@@ -572,12 +622,28 @@ job_to_json(const struct job *j)
 	    "message", j->message, "project_id", j->project_id, "user_id", j->user_id,
 	    "domain", j->domain, "image_id", j->image_id,
 	    "created_at", j->created_at, "updated_at", j->updated_at);
+	if (j->version != NULL)
+		json_object_set_new(o, "version", json_integer(atoi(j->version)));
 	if (j->request != NULL && (req = json_loads(j->request, 0, NULL)) != NULL)
 		json_object_set_new(o, "request", req);
-	if (j->console != NULL && (console = json_loads(j->console, 0, NULL)) != NULL)
+	/* where the console is, never its password (replies travel on the bus) */
+	if (j->console != NULL && (console = json_loads(j->console, 0, NULL)) != NULL) {
+		json_object_del(console, "password");
 		json_object_set_new(o, "console", console);
-	if (j->resources != NULL)
-		json_object_set(o, "resources", j->resources);
+	}
+	if (j->resources != NULL) {
+		json_t	*r, *a = json_array();
+		size_t	 i;
+
+		/* what is left to clean up, but a trust only as a kind: its id stays here */
+		json_array_foreach(j->resources, i, r) {
+			if (strcmp(json_string_value(json_object_get(r, "kind")), "trust") == 0)
+				json_array_append_new(a, json_pack("{s:s}", "kind", "trust"));
+			else
+				json_array_append(a, r);
+		}
+		json_object_set_new(o, "resources", a);
+	}
 	return o;
 }
 
@@ -590,10 +656,8 @@ job_free(struct job **jp)
 		return;
 	free(j->build_id);
 	free(j->request);
-	if (j->token != NULL) {
-		explicit_bzero(j->token, strlen(j->token));
-		free(j->token);
-	}
+	free(j->trust_id);
+	free(j->version);
 	free(j->project_id);
 	free(j->user_id);
 	free(j->message);

@@ -10,19 +10,21 @@
 #include "service/pipeline/build.h"
 
 /*
- * One build as stored. The requester's token is kept apart from the request (which is the
- * canonical request JSON without it) and is erased once the build is terminal and cleaned up.
+ * One build as stored. No bearer token, ever: the build acts for the requester through the
+ * Keystone trust whose id it keeps (apart from the request, the canonical request JSON without
+ * it); the trust is also one of its resources until it is deleted.
  */
 struct job {
 	char		*build_id;
 	enum build_state	 state;
-	char		*request;	/* canonical JSON, no token */
-	char		*token;		/* NULL once terminal and cleaned; never log it */
-	char		*project_id;	/* from the validated token */
+	char		*request;	/* canonical JSON, no trust id */
+	char		*trust_id;	/* the requester's trust to isoforge (NULL: none) */
+	char		*project_id;	/* from the trust-scoped token, never the message */
 	char		*user_id;
 	char		*message;	/* last transition's message */
 	char		*domain;	/* libvirt domain name, once defined */
 	char		*image_id;	/* Glance (or local store) image id, once created */
+	char		*version;	/* the image's isoforge_version, once registered */
 	char		*console;	/* JSON: {"host","port","password"} while installing */
 	char		 created_at[32];
 	char		 updated_at[32];
@@ -36,23 +38,24 @@ int	 jobstore_open(const char *path, struct jobstore **, struct err *);
 void	 jobstore_close(struct jobstore **);
 
 /*
- * Records a new build in state queued (with a first transition). Returns 0 when added, 1 when
- * build_id is already known (nothing is changed: a repeated request is a no-op), -1 on error.
+ * Records a new build in state queued (with a first transition) and, in the same transaction,
+ * its trust_id (may be NULL) as a resource of kind "trust" to delete when it ends. Returns 0
+ * when added, 1 when build_id is already known (nothing is changed: a repeated request is a
+ * no-op), -1 on error.
  */
 int	 jobstore_add(struct jobstore *, const char *build_id, const char *request_json,
-	    const char *token, const char *project_id, const char *user_id, struct err *);
+	    const char *trust_id, const char *project_id, const char *user_id, struct err *);
 /*
  * Moves a build to state (recording the transition with its time and message); a terminal
- * build can't move (ERR_CONFLICT). The token stays for the clean-up: jobstore_forget_token.
+ * build can't move (ERR_CONFLICT).
  */
 int	 jobstore_set_state(struct jobstore *, const char *build_id, enum build_state,
 	    const char *message, struct err *);
-/* Erases the requester's token of a terminal build (after its clean-up). */
-int	 jobstore_forget_token(struct jobstore *, const char *build_id, struct err *);
-/* Sets one of the fields "domain", "image_id", "console", "project_id", "user_id" (NULL clears). */
+/* Sets one of the fields "domain", "image_id", "version", "console", "project_id", "user_id"
+ * (NULL clears). */
 int	 jobstore_set_field(struct jobstore *, const char *build_id, const char *field,
 	    const char *value, struct err *);
-/* Remembers something the build created (kind: file, dir, domain, glance_image ...). */
+/* Remembers something the build created (kind: file, dir, domain, glance_image, trust ...). */
 int	 jobstore_add_resource(struct jobstore *, const char *build_id, const char *kind,
 	    const char *value, struct err *);
 /* Forgets it once it is cleaned up. */
@@ -67,7 +70,8 @@ int	 jobstore_list(struct jobstore *, int active_only, struct job ***jobs, size_
 /* The transitions of a build: [{"state","at","message"}]; caller decrefs. */
 json_t	*jobstore_history(struct jobstore *, const char *build_id, struct err *);
 
-/* A build as JSON for status replies and the CLI (never the token); caller decrefs. */
+/* A build as JSON for status replies and the CLI (never a trust id nor a console password);
+ * caller decrefs. */
 json_t	*job_to_json(const struct job *);
 void	 job_free(struct job **);
 void	 jobs_free(struct job ***, size_t n);

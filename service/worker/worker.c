@@ -76,10 +76,6 @@ struct worker {
 	struct worker_held	**held_tail;	/* first; published in order after a reconnect */
 	size_t			 nheld;
 
-	/* isoforge's Keystone session for validating control tokens: loop thread only */
-	struct http_client	*auth_http;
-	struct keystone		*auth;
-
 	/* libvirt, on the loop */
 	struct virt		*virt;
 	const char		*domain_type;	/* kvm | qemu, as the probe found */
@@ -96,6 +92,7 @@ struct worker {
 static void	worker_on_readable(int, int, int, void *);
 static void	worker_build_start(struct worker *, const char *, enum job_resume);
 static void	worker_janitor(struct worker *);
+static void	worker_event(struct worker *, const char *, enum build_state, const char *);
 
 /* Seconds to wait before connection attempt n (1, 2, 4 ... 60, with jitter against herds). */
 static double
@@ -275,32 +272,52 @@ worker_dead_letter(struct worker *w, const amqp_envelope_t *env, const char *rea
 	return ret;
 }
 
+/* The console of an event: where it is ({"host", "port"}), nothing else of what the job store
+ * has (a password never gets on the bus); NULL when there is none. New reference. */
+static json_t *
+worker_event_console(const char *stored)
+{
+	json_t	*c, *host, *port, *out = NULL;
+
+	if (stored == NULL || (c = json_loads(stored, 0, NULL)) == NULL)
+		return NULL;
+	host = json_object_get(c, "host");
+	port = json_object_get(c, "port");
+	if (json_is_string(host) && json_is_integer(port))
+		out = json_pack("{s:O, s:O}", "host", host, "port", port);
+	json_decref(c);
+	return out;
+}
+
 /*
- * Announces a state of a build on isoforge.events (routing key build.<id>.<state>). The job
- * store already holds it. An event that can't be published now (RabbitMQ away) is held, and
- * so is every later one while any is held, to keep their order: the tick publishes them once
- * the broker is back. console is borrowed.
+ * Announces a state of a build on isoforge.events (routing key build.<id>.<state>), contract
+ * isoforge.event/2 (docs/api.md); what the job store holds of it (project, image, version,
+ * console) goes with it. The job store already holds the state. An event that can't be
+ * published now (RabbitMQ away) is held, and so is every later one while any is held, to keep
+ * their order: the tick publishes them once the broker is back.
  */
 static void
 worker_event(struct worker *w, const char *build_id, enum build_state state,
-    const char *message, const char *image_id, json_t *console)
+    const char *message)
 {
-	json_t		*ev;
+	struct job	*j;
+	json_t		*ev, *console = NULL;
 	struct err	 err;
 	char		*body, *key, stamp[32];
 
 	util_utc_stamp(stamp);
-	ev = json_pack("{s:s, s:s, s:i, s:s?, s:s?, s:s, s:s}", "build_id", build_id,
+	j = jobstore_get(w->js, build_id, NULL);
+	if (j != NULL && state == BUILD_INSTALLING)
+		console = worker_event_console(j->console);
+	ev = json_pack("{s:s, s:s, s:s, s:i, s:s?, s:s?, s:o, s:s?, s:s, s:s, s:o}",
+	    "schema", MQ_EVENT_SCHEMA, "build_id", build_id,
 	    "state", build_state_name(state), "progress", build_state_progress(state),
-	    "message", message, "image_id", image_id, "worker", w->cfg->host, "at", stamp);
-	/*
-	 * Everyone with access to the broker can read events: the console's address goes out,
-	 * its password only in answers to the build's own project (isoforge console).
-	 */
-	if (console != NULL) {
-		json_object_set_new(ev, "console", json_deep_copy(console));
-		json_object_del(json_object_get(ev, "console"), "password");
-	}
+	    "message", message, "image_id", j != NULL ? j->image_id : NULL,
+	    "version", j != NULL && j->version != NULL ? json_integer(atoi(j->version)) :
+	    json_null(), "project_id", j != NULL ? j->project_id : NULL,
+	    "worker", w->cfg->host, "time", stamp,
+	    "console", console != NULL ? console : json_null());
+	job_free(&j);
 	body = json_dumps(ev, JSON_COMPACT);
 	key = xasprintf("build.%s.%s", build_id, build_state_name(state));
 	err_clear(&err);
@@ -325,19 +342,11 @@ static int
 worker_transition(struct worker *w, const char *build_id, enum build_state state,
     const char *message, struct err *err)
 {
-	struct job	*j;
-	json_t		*console = NULL;
-
 	if (jobstore_set_state(w->js, build_id, state, message, err) != 0)
 		return -1;
 	log_info("build %s: %s%s%s", build_id, build_state_name(state),
 	    message != NULL ? ": " : "", message != NULL ? message : "");
-	j = jobstore_get(w->js, build_id, NULL);
-	if (j != NULL && j->console != NULL)
-		console = json_loads(j->console, 0, NULL);
-	worker_event(w, build_id, state, message, j != NULL ? j->image_id : NULL, console);
-	json_decref(console);
-	job_free(&j);
+	worker_event(w, build_id, state, message);
 	return 0;
 }
 
@@ -385,7 +394,48 @@ worker_disconnect(struct worker *w)
 	w->consuming = 0;
 }
 
-/* Refuses a request: dead-letters it with reason, then acks it. */
+/*
+ * The trust of a refused v2 request must not outlive it: recorded as a failed build (the
+ * request's build_id when it has a new one, else a new id) whose only resource is the trust,
+ * announced as failed with the reason, and cleaned up by a thread (then by the janitor while
+ * Keystone can't be reached). A known build_id is left alone: its trust is that build's.
+ */
+static void
+worker_refused_trust(struct worker *w, const amqp_envelope_t *env, const char *reason)
+{
+	struct err	 err;
+	json_t		*root;
+	const char	*bid;
+	char		*trust, id[37];
+	int		 rc;
+
+	if ((trust = request_trust_id(env->message.body.bytes, env->message.body.len)) == NULL)
+		return;
+	root = json_loadb(env->message.body.bytes, env->message.body.len, 0, NULL);
+	bid = json_string_value(json_object_get(root, "build_id"));
+	if (bid != NULL && util_is_uuid(bid))
+		snprintf(id, sizeof(id), "%s", bid);
+	else
+		util_uuid(id);
+	json_decref(root);
+	err_clear(&err);
+	if ((rc = jobstore_add(w->js, id, "{}", trust, NULL, NULL, &err)) != 0) {
+		if (rc < 0)
+			log_warnx("refused request: its trust not recorded for deletion: %s",
+			    err.msg);
+		free(trust);
+		return;
+	}
+	free(trust);
+	if (jobstore_set_state(w->js, id, BUILD_FAILED, reason, &err) != 0) {
+		log_warnx("build %s: %s", id, err.msg);
+		return;
+	}
+	worker_event(w, id, BUILD_FAILED, reason);
+	worker_build_start(w, id, RESUME_FAIL);
+}
+
+/* Refuses a request: dead-letters it with reason, then acks it; deletes its trust. */
 static void
 worker_refuse(struct worker *w, struct mq_conn *c, amqp_envelope_t *env, const char *reason)
 {
@@ -393,14 +443,16 @@ worker_refuse(struct worker *w, struct mq_conn *c, amqp_envelope_t *env, const c
 
 	log_warnx("request refused: %s", reason);
 	err_clear(&err);
-	if (worker_dead_letter(w, env, reason, &err) == 0) {
+	if (worker_dead_letter(w, env, reason, &err) == 0)
 		mq_ack(c, env->delivery_tag, &err);
-		return;
+	else {
+		/* without a publisher the queue's own dead-lettering keeps the message, sans
+		 * reason */
+		log_warnx("request refused without its reason (%s): dead-lettering it as it is",
+		    err.msg);
+		mq_reject(c, env->delivery_tag, 0, &err);
 	}
-	/* without a publisher the queue's own dead-lettering keeps the message, sans reason */
-	log_warnx("request refused without its reason (%s): dead-lettering it as it is",
-	    err.msg);
-	mq_reject(c, env->delivery_tag, 0, &err);
+	worker_refused_trust(w, env, reason);
 }
 
 /* Takes a build request: validate, record (durably), ack, announce, start. */
@@ -438,12 +490,12 @@ worker_on_request(struct worker *w, struct mq_conn *c, amqp_envelope_t *env)
 		util_uuid(id);
 		build_id = id;
 	}
-	/* the token is stored apart from the request and never leaves the job store */
+	/* the trust id is stored apart from the request, which status replies show */
 	canon = request_to_json(req);
-	json_object_del(canon, "token");
+	json_object_del(canon, "trust_id");
 	json_object_set_new(canon, "build_id", json_string(build_id));
 	canon_s = json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS);
-	rc = jobstore_add(w->js, build_id, canon_s, req->token, NULL, NULL, &err);
+	rc = jobstore_add(w->js, build_id, canon_s, req->trust_id, NULL, NULL, &err);
 	if (rc < 0) {
 		/* our disk, not the request: give it back for another worker */
 		log_warnx("build %s: not recorded: %s", build_id, err.msg);
@@ -457,7 +509,7 @@ worker_on_request(struct worker *w, struct mq_conn *c, amqp_envelope_t *env)
 		goto cleanup;
 	}
 	log_info("build %s: accepted (%s)", build_id, req->name);
-	worker_event(w, build_id, BUILD_QUEUED, "accepted", NULL, NULL);
+	worker_event(w, build_id, BUILD_QUEUED, "accepted");
 	worker_build_start(w, build_id, RESUME_RESTART);
 	if (worker_update_consuming(w, &err) != 0)
 		log_warnx("%s", err.msg);
@@ -467,65 +519,20 @@ cleanup:
 	request_free(&req);
 }
 
-/*
- * The project a token belongs to, validated by Keystone with isoforge's service session
- * (loop thread only). allow_expired for a build's stored token. Caller frees.
- */
-static char *
-worker_token_project(struct worker *w, const char *token, int allow_expired, struct err *err)
-{
-	struct keystone_token_info	*info;
-	char				*project = NULL;
-
-	if (w->auth == NULL && (w->auth = cloud_service_keystone(w->cfg, &w->auth_http, err)) == NULL)
-		return NULL;
-	if ((info = keystone_validate(w->auth, token, allow_expired, 0, err)) == NULL)
-		return NULL;
-	if (info->project_id != NULL)
-		project = xstrdup(info->project_id);
-	else
-		err_set(err, ERR_AUTH, "token: not scoped to a project");
-	keystone_token_info_free(&info);
-	return project;
-}
-
-/* The project of a build: recorded at resolving, else learnt from its stored token. */
-static char *
-worker_job_project(struct worker *w, const struct job *j, struct err *err)
-{
-	char	*p;
-
-	if (j->project_id != NULL)
-		return xstrdup(j->project_id);
-	if (j->token == NULL) {
-		err_set(err, ERR_AUTH, "build %s: its project is not known", j->build_id);
-		return NULL;
-	}
-	if ((p = worker_token_project(w, j->token, 1, err)) != NULL)
-		jobstore_set_field(w->js, j->build_id, "project_id", p, NULL);
-	return p;
-}
-
-/* Who may act on a build: a token of the build's project (validated by Keystone). */
+/* 1 when a reply_to is RabbitMQ's direct reply-to (the pseudo-queue, or a name the broker
+ * made of it): a reply then reaches only the channel that asked. */
 static int
-worker_authorize(struct worker *w, const char *project, const struct job *j, struct err *err)
+worker_direct_reply_to(const amqp_bytes_t *to)
 {
-	char	*jp;
-	int	 ok;
+	size_t	 n = strlen(MQ_DIRECT_REPLY_TO);
 
-	if ((jp = worker_job_project(w, j, err)) == NULL)
-		return -1;
-	ok = strcmp(jp, project) == 0;
-	free(jp);
-	if (!ok) {
-		/* as Glance does for another project's image: say nothing about it */
-		err_set(err, ERR_NOTFOUND, "build %s: not found", j->build_id);
-		return -1;
-	}
-	return 0;
+	if (to->len < n || memcmp(to->bytes, MQ_DIRECT_REPLY_TO, n) != 0)
+		return 0;
+	return to->len == n || ((const char *)to->bytes)[n] == '.';
 }
 
-/* Replies to a control message that asked for it (reply_to + correlation_id). */
+/* Replies to a control message that asked for it with RabbitMQ's direct reply-to (and
+ * correlation_id); any other reply_to gets nothing (docs/api.md). */
 static void
 worker_reply(struct worker *w, const amqp_envelope_t *env, json_t *reply)
 {
@@ -536,6 +543,10 @@ worker_reply(struct worker *w, const amqp_envelope_t *env, json_t *reply)
 
 	if (!(in->_flags & AMQP_BASIC_REPLY_TO_FLAG))
 		return;
+	if (!worker_direct_reply_to(&in->reply_to)) {
+		log_warnx("control reply not sent: reply_to is not RabbitMQ's direct reply-to");
+		return;
+	}
 	memset(&props, 0, sizeof(props));
 	props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG;
 	props.content_type = amqp_cstring_bytes("application/json");
@@ -565,73 +576,30 @@ worker_find(struct worker *w, const char *build_id)
 	return NULL;
 }
 
-/* The builds of project as JSON (list replies). */
-static json_t *
-worker_list(struct worker *w, const char *project)
-{
-	struct job	**jobs;
-	json_t		*a = json_array();
-	char		*p;
-	size_t		 n, i;
-	struct err	 err;
-
-	err_clear(&err);
-	if (jobstore_list(w->js, 0, &jobs, &n, &err) != 0) {
-		log_warnx("list: %s", err.msg);
-		return a;
-	}
-	for (i = 0; i < n; i++) {
-		err_clear(&err);
-		if ((p = worker_job_project(w, jobs[i], &err)) == NULL)
-			continue;
-		if (strcmp(p, project) == 0)
-			json_array_append_new(a, job_to_json(jobs[i]));
-		free(p);
-	}
-	jobs_free(&jobs, n);
-	return a;
-}
-
 /*
- * A control message (every worker sees each one; the owner of the build acts):
- * {"schema": "isoforge.control/1", "action": "status|finish|cancel|list", "build_id", "token"}.
- * The token must be valid and of the build's project; list answers with the project's builds.
+ * A control message, contract isoforge.control/2 (every worker sees each one; the owner of the
+ * build acts): {"schema": "isoforge.control/2", "action": "finish|cancel|status", "build_id"}.
+ * No token: only the services hold broker credentials and the API has authorized the action.
+ * Replies (status: the build and its history, without secrets) only to a direct reply-to.
  */
 static void
 worker_on_control(struct worker *w, amqp_envelope_t *env)
 {
 	struct worker_build	*b;
 	struct job		*j = NULL;
-	struct err		 err;
 	json_t			*msg, *reply = NULL;
-	const char		*schema = NULL, *action = NULL, *build_id = NULL, *token = NULL;
-	char			*project = NULL;
+	const char		*schema = NULL, *action = NULL, *build_id = NULL;
 
-	err_clear(&err);
 	msg = json_loadb(env->message.body.bytes, env->message.body.len, 0, NULL);
-	if (msg == NULL || json_unpack(msg, "{s:s, s:s, s?s, s?s}", "schema", &schema,
-	    "action", &action, "build_id", &build_id, "token", &token) != 0 ||
-	    strcmp(schema, MQ_CONTROL_SCHEMA) != 0) {
-		log_warnx("control message ignored: not %s", MQ_CONTROL_SCHEMA);
+	if (msg == NULL || json_unpack(msg, "{s:s, s:s, s:s}", "schema", &schema,
+	    "action", &action, "build_id", &build_id) != 0 ||
+	    strcmp(schema, MQ_CONTROL_SCHEMA) != 0 || json_object_get(msg, "token") != NULL) {
+		log_warnx("control message ignored: not %s (schema, action, build_id; no token)",
+		    MQ_CONTROL_SCHEMA);
 		goto cleanup;
 	}
-	if (strcmp(action, "list") != 0 &&
-	    (build_id == NULL || (j = jobstore_get(w->js, build_id, NULL)) == NULL))
+	if (!util_is_uuid(build_id) || (j = jobstore_get(w->js, build_id, NULL)) == NULL)
 		goto cleanup;	/* another worker's build (or none): its owner answers */
-	if (token == NULL) {
-		reply = json_pack("{s:b, s:s}", "ok", 0, "error", "token: missing");
-		goto cleanup;
-	}
-	if ((project = worker_token_project(w, token, 0, &err)) == NULL) {
-		reply = json_pack("{s:b, s:s}", "ok", 0, "error", err.msg);
-		goto cleanup;
-	}
-	if (strcmp(action, "list") == 0) {
-		reply = json_pack("{s:b, s:o}", "ok", 1, "builds", worker_list(w, project));
-		goto cleanup;
-	}
-	if (worker_authorize(w, project, j, &err) != 0)
-		goto cleanup;	/* not theirs: as if unknown here */
 	if (strcmp(action, "status") == 0) {
 		reply = json_pack("{s:b, s:o}", "ok", 1, "build", job_to_json(j));
 		json_object_set_new(json_object_get(reply, "build"), "history",
@@ -652,13 +620,13 @@ worker_on_control(struct worker *w, amqp_envelope_t *env)
 		    json_pack("{s:b, s:s, s:s}", "ok", 0, "build_id", build_id, "error",
 		    "the build is not running");
 	} else
-		reply = json_pack("{s:b, s:s}", "ok", 0, "error", "action: unknown");
+		reply = json_pack("{s:b, s:s, s:s}", "ok", 0, "build_id", build_id, "error",
+		    "action: not finish, cancel or status");
 cleanup:
 	if (reply != NULL) {
 		worker_reply(w, env, reply);
 		json_decref(reply);
 	}
-	free(project);
 	job_free(&j);
 	json_decref(msg);
 }
@@ -829,10 +797,27 @@ worker_remove_domain(struct worker *w, const char *name)
 	return r.rc;
 }
 
+/* Deletes a build's trust with c's sessions, or (c NULL) sessions of its own. */
+static int
+worker_delete_trust(struct worker *w, struct cloud *c, const char *trust_id, struct err *err)
+{
+	struct cloud	 own;
+	int		 rc;
+
+	if (c != NULL)
+		return cloud_delete_trust(c, trust_id, err);
+	cloud_init(&own, w->cfg, trust_id);
+	rc = cloud_delete_trust(&own, trust_id, err);
+	cloud_close(&own);
+	return rc;
+}
+
 /*
  * Removes what the job store says a build created (an active build keeps its image); c
- * (may be NULL) is a session to delete Glance images with. What can't be removed stays
- * recorded (the janitor tries again) and is logged; returns how many are left.
+ * (may be NULL) is a session to delete Glance images with. The trust goes last, in a terminal
+ * state only, once no Glance image is left that needs it to be deleted as the user. What
+ * can't be removed stays recorded (the janitor tries again) and is logged; returns how many
+ * are left.
  */
 static int
 worker_cleanup(struct worker *w, const char *build_id, enum build_state state,
@@ -843,7 +828,7 @@ worker_cleanup(struct worker *w, const char *build_id, enum build_state state,
 	json_t		*r;
 	size_t		 i;
 	const char	*kind, *value;
-	int		 left = 0;
+	int		 left = 0, images_left = 0;
 
 	if ((j = jobstore_get(w->js, build_id, NULL)) == NULL)
 		return 0;
@@ -851,13 +836,18 @@ worker_cleanup(struct worker *w, const char *build_id, enum build_state state,
 		kind = json_string_value(json_object_get(r, "kind"));
 		value = json_string_value(json_object_get(r, "value"));
 		err_clear(&err);
-		if (strcmp(kind, "glance_image") == 0) {
+		if (strcmp(kind, "trust") == 0) {
+			continue;	/* below */
+		} else if (strcmp(kind, "glance_image") == 0) {
 			if (state == BUILD_ACTIVE)
 				continue;
-			if (c == NULL || registry_glance_ops.remove(c, value, &err) != 0) {
+			if (c == NULL || c->glance == NULL ||
+			    registry_glance_ops.remove(c, value, &err) != 0) {
 				log_warnx("build %s: image %s left in Glance: %s", build_id, value,
-				    c == NULL ? "no session to delete it" : err.msg);
+				    c == NULL || c->glance == NULL ? "no session to delete it" :
+				    err.msg);
 				left++;
+				images_left++;
 				continue;
 			}
 			log_info("build %s: image %s deleted", build_id, value);
@@ -880,6 +870,23 @@ worker_cleanup(struct worker *w, const char *build_id, enum build_state state,
 		}
 		jobstore_remove_resource(w->js, build_id, kind, value, NULL);
 	}
+	json_array_foreach(j->resources, i, r) {
+		kind = json_string_value(json_object_get(r, "kind"));
+		value = json_string_value(json_object_get(r, "value"));
+		if (strcmp(kind, "trust") != 0)
+			continue;
+		if (!build_state_terminal(state))
+			continue;	/* the build runs again: it still acts for the user */
+		err_clear(&err);
+		if (images_left > 0 || worker_delete_trust(w, c, value, &err) != 0) {
+			log_warnx("build %s: Keystone trust not deleted yet: %s", build_id,
+			    images_left > 0 ? "a Glance image must go first" : err.msg);
+			left++;
+			continue;
+		}
+		log_info("build %s: Keystone trust deleted", build_id);
+		jobstore_remove_resource(w->js, build_id, kind, value, NULL);
+	}
 	if (left > 0)
 		log_warnx("build %s: %d thing%s left to clean up (isoforge list shows them); "
 		    "tried again every %ld s", build_id, left, left == 1 ? "" : "s",
@@ -888,7 +895,7 @@ worker_cleanup(struct worker *w, const char *build_id, enum build_state state,
 	return left;
 }
 
-/* Ends a build: records and announces the terminal state, cleans up, forgets the token. */
+/* Ends a build: records and announces the terminal state, cleans up (the trust last). */
 static void
 worker_build_end(struct worker *w, const char *build_id, enum build_state state,
     const char *message, struct cloud *c)
@@ -898,9 +905,7 @@ worker_build_end(struct worker *w, const char *build_id, enum build_state state,
 	err_clear(&err);
 	if (worker_transition(w, build_id, state, message, &err) != 0)
 		log_warnx("build %s: %s", build_id, err.msg);
-	/* the token goes once nothing is left that needs it to be removed */
-	if (worker_cleanup(w, build_id, state, c) == 0)
-		jobstore_forget_token(w->js, build_id, NULL);
+	worker_cleanup(w, build_id, state, c);
 }
 
 /*
@@ -1069,12 +1074,31 @@ worker_pipeline_end(struct worker *w, struct build *bb, struct cloud *c)
 	msg = bb->message != NULL ? xstrdup(bb->message) : NULL;
 	pthread_mutex_unlock(&bb->mu);
 	if (bb->state == BUILD_ACTIVE && bb->image_id != NULL) {
+		char	 v[16];
+
 		jobstore_set_field(w->js, bb->id, "image_id", bb->image_id, NULL);
+		if (bb->version > 0) {
+			snprintf(v, sizeof(v), "%d", bb->version);
+			jobstore_set_field(w->js, bb->id, "version", v, NULL);
+		}
 		/* the product, not something to clean up */
 		jobstore_remove_resource(w->js, bb->id, "glance_image", bb->image_id, NULL);
 	}
 	worker_build_end(w, bb->id, bb->state, msg, c);
 	free(msg);
+}
+
+/* 1 when j has a resource of kind. */
+static int
+worker_has_resource(const struct job *j, const char *kind)
+{
+	json_t	*r;
+	size_t	 i;
+
+	json_array_foreach(j->resources, i, r)
+		if (strcmp(json_string_value(json_object_get(r, "kind")), kind) == 0)
+			return 1;
+	return 0;
 }
 
 /*
@@ -1099,14 +1123,14 @@ worker_build_thread(void *arg)
 		log_warnx("build %s: %s", b->build_id, err.msg);
 		goto out;
 	}
-	cloud_init(&c, w->cfg, j->token);
+	cloud_init(&c, w->cfg, j->trust_id);
 	if (b->how == RESUME_FAIL || build_state_terminal(j->state)) {
-		/* failed (or ended) before a restart: only the clean-up is left */
-		if (cloud_open(&c, &err) != 0)
+		/* failed (or ended) before a restart: only the clean-up is left; Glance images are
+		 * deleted as the user, through the trust */
+		if (worker_has_resource(j, "glance_image") && cloud_open(&c, &err) != 0)
 			log_warnx("build %s: no session to clean up with: %s", b->build_id,
 			    err.msg);
-		if (worker_cleanup(w, b->build_id, j->state, &c) == 0)
-			jobstore_forget_token(w->js, b->build_id, NULL);
+		worker_cleanup(w, b->build_id, j->state, &c);
 		goto out;
 	}
 	if ((req = worker_load_request(j, &err)) == NULL) {
@@ -1298,13 +1322,12 @@ worker_recover(struct worker *w, struct err *err)
 		switch (actions[i]) {
 		case RESUME_FAIL:
 			/* recorded as failed by jobstore_recover: announce; a thread cleans up */
-			worker_event(w, jobs[i]->build_id, BUILD_FAILED, jobs[i]->message,
-			    jobs[i]->image_id, NULL);
+			worker_event(w, jobs[i]->build_id, BUILD_FAILED, jobs[i]->message);
 			worker_build_start(w, jobs[i]->build_id, RESUME_FAIL);
 			break;
 		case RESUME_RESTART:
 			/* recorded as queued again by jobstore_recover: announce, clean, run */
-			worker_event(w, jobs[i]->build_id, BUILD_QUEUED, jobs[i]->message, NULL, NULL);
+			worker_event(w, jobs[i]->build_id, BUILD_QUEUED, jobs[i]->message);
 			worker_cleanup(w, jobs[i]->build_id, BUILD_QUEUED, NULL);
 			worker_build_start(w, jobs[i]->build_id, actions[i]);
 			break;
@@ -1342,7 +1365,7 @@ worker_janitor(struct worker *w)
 	}
 	for (i = 0; i < n; i++) {
 		if (!build_state_terminal(jobs[i]->state) ||
-		    (json_array_size(jobs[i]->resources) == 0 && jobs[i]->token == NULL))
+		    json_array_size(jobs[i]->resources) == 0)
 			continue;
 		pthread_mutex_lock(&w->mu);
 		busy = worker_find(w, jobs[i]->build_id) != NULL;
@@ -1494,8 +1517,6 @@ worker_free(struct worker **wp)
 	worker_flush_held(w);		/* a last try: the broker may be back */
 	worker_drop_held(w);
 	mq_close(&w->pub);
-	keystone_free(&w->auth);
-	http_client_free(&w->auth_http);
 	jobstore_close(&w->js);
 	mq_url_free(&w->url);
 	pthread_mutex_destroy(&w->pub_mu);

@@ -76,6 +76,27 @@ cloud_service_session(struct http_client *http)
 	return ks;
 }
 
+/* A Keystone trust from user's session to isoforge's service user (the user's roles in its
+ * project, impersonation, for two hours), as isoforge-api makes one; caller frees the id
+ * (and deletes the trust with keystone_trust_delete when it is done). Aborts on failure. */
+static inline char *
+cloud_trust(struct keystone *user)
+{
+	struct keystone	*svc = cloud_service_session(keystone_http(user));
+	struct err	 e;
+	char		*id;
+
+	err_clear(&e);
+	id = keystone_trust_create(user, keystone_info(svc, &e)->user_id, NULL,
+	    keystone_info(user, &e)->roles, time(NULL) + 7200, &e);
+	if (id == NULL) {
+		fprintf(stderr, "trust: %s\n", e.msg);
+		abort();
+	}
+	keystone_free(&svc);
+	return id;
+}
+
 /* Sends method url (body: a JSON string or NULL) with ks's token; the answer in *resp, which
  * the caller frees with http_resp_free. Returns keystone_request's result. */
 static inline int

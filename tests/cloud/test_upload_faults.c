@@ -245,6 +245,7 @@ static char		*disk, *disk_hash, *iso_id;
 static long long	 disk_size;
 static struct http_client *http;
 static struct keystone	*alice, *admin;
+static char		*alice_trust;	/* alice's trust to isoforge, for the builds */
 static struct glance	*alice_g, *admin_g;
 
 /* sha512 of a file, hex (Glance's os_hash_value); caller frees. */
@@ -331,6 +332,7 @@ setup(void **state)
 	assert_true(disk_size > 2 * CUT_AFTER);
 	http = cloud_http();
 	alice = cloud_session(http, "");
+	alice_trust = cloud_trust(alice);
 	admin = cloud_session(http, "ADMIN_");
 	alice_g = glance_new(alice, NULL, &err);
 	admin_g = glance_new(admin, NULL, &err);
@@ -353,6 +355,8 @@ teardown(void **state)
 	free(iso_id);
 	glance_free(&alice_g);
 	glance_free(&admin_g);
+	keystone_trust_delete(alice, alice_trust, NULL);
+	free(alice_trust);
 	keystone_free(&alice);
 	keystone_free(&admin);
 	http_client_free(&http);
@@ -402,8 +406,8 @@ resolved_build(const char *build_id, const char *chain, struct cloud *c, int *cr
 	json_t			*o;
 	char			*s;
 
-	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "schema", "isoforge.build/1",
-	    "token", keystone_token(alice, err), "name", "t-upload-faults", "iso_image", iso_id,
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "schema", "isoforge.build/2",
+	    "trust_id", alice_trust, "name", "t-upload-faults", "iso_image", iso_id,
 	    "flavor", "isoforge.tiny", "chain", chain);
 	s = json_dumps(o, 0);
 	json_decref(o);
@@ -411,7 +415,7 @@ resolved_build(const char *build_id, const char *chain, struct cloud *c, int *cr
 	free(s);
 	if (req == NULL)
 		fail_msg("%s", err->msg);
-	cloud_init(c, cfg, req->token);
+	cloud_init(c, cfg, req->trust_id);
 	b = build_new(build_id);
 	build_apply_request(b, req);
 	request_free(&req);

@@ -1,11 +1,14 @@
 /*
  * test_worker_amqp.c — isoforged against the minicloud's RabbitMQ:
- * - malformed JSON, wrong types, missing fields, an oversized body and an unknown schema are
- *   each dead-lettered to isoforge.rejected unchanged with an x-isoforge-error header naming
- *   what is wrong, while a valid request is accepted (recorded, acked, announced) and a
- *   repeat of it is a no-op;
+ * - malformed JSON, wrong types, missing fields, an oversized body, an unknown schema, a
+ *   contract v1 request and a v2 request with a token field are each dead-lettered to
+ *   isoforge.rejected unchanged with an x-isoforge-error header naming what is wrong (and
+ *   never the token), while a valid v2 request is accepted (recorded with its trust id,
+ *   acked, announced: isoforge.event/2) and a repeat of it is a no-op;
  * - a restarted worker fails (and announces) builds that can't resume and runs again those
- *   that can, from what its job store says.
+ *   that can, from what its job store says; the failed ones' trusts are deleted;
+ * - control v2: a status reply only to RabbitMQ's direct reply-to, never to another reply_to,
+ *   and without the console's password or the trust id; a v1 control message is ignored.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -284,7 +287,7 @@ test_invalid_dead_lettered_valid_accepted(void **state)
 		const char	*want;		/* in x-isoforge-error */
 		const char	*want2;
 		int		 got;
-	} cases[5];
+	} cases[7];
 	amqp_message_t	 msg;
 	struct seen	 events = { { 0 }, 0 };
 	struct jobstore	*js;
@@ -301,22 +304,21 @@ test_invalid_dead_lettered_valid_accepted(void **state)
 	big[70 * 1024] = '\0';
 	/* every refused body carries a token: the reasons must never repeat it */
 	cases[0].id = "malformed";
-	cases[0].body = xstrdup("{\"schema\": \"isoforge.build/1\", \"name\": \"n\", "
-	    "\"token\": \"" REFUSED_TOKEN);	/* the JSON ends inside the token */
+	cases[0].body = xstrdup("{\"schema\": \"isoforge.build/2\", \"name\": \"n\", "
+	    "\"trust_id\": \"" REFUSED_TOKEN);	/* the JSON ends inside the trust id */
 	cases[0].want = "JSON";
 	cases[0].want2 = NULL;
 	cases[1].id = "wrong-types";
-	cases[1].body = xstrdup("{\"schema\": \"isoforge.build/1\", \"token\": \"" REFUSED_TOKEN "\", "
+	cases[1].body = xstrdup("{\"schema\": \"isoforge.build/2\", \"trust_id\": \"t1\", "
 	    "\"name\": 5, \"iso_image\": \"" ISO_ID "\", \"flavor\": [\"f\"]}");
 	cases[1].want = "name: must be";
 	cases[1].want2 = "flavor: must be";
 	cases[2].id = "missing";
-	cases[2].body = xstrdup("{\"schema\": \"isoforge.build/1\", \"token\": \"" REFUSED_TOKEN "\", "
-	    "\"name\": \"n\"}");
+	cases[2].body = xstrdup("{\"schema\": \"isoforge.build/2\", \"name\": \"n\"}");
 	cases[2].want = "iso_image";
-	cases[2].want2 = "flavor";
+	cases[2].want2 = "trust_id: missing";
 	cases[3].id = "oversized";
-	cases[3].body = xasprintf("{\"schema\": \"isoforge.build/1\", \"token\": \"" REFUSED_TOKEN "\", "
+	cases[3].body = xasprintf("{\"schema\": \"isoforge.build/2\", \"trust_id\": \"t3\", "
 	    "\"name\": \"%s\", \"iso_image\": \"" ISO_ID "\", \"flavor\": \"f\"}", big);
 	cases[3].want = "64 KiB";
 	cases[3].want2 = NULL;
@@ -325,10 +327,23 @@ test_invalid_dead_lettered_valid_accepted(void **state)
 	    "\"name\": \"n\", \"iso_image\": \"" ISO_ID "\", \"flavor\": \"f\"}");
 	cases[4].want = "schema";
 	cases[4].want2 = NULL;
+	/* contract v1, with the token it carried: refused for its schema */
+	cases[5].id = "v1";
+	cases[5].body = xstrdup("{\"schema\": \"isoforge.build/1\", \"token\": \"" REFUSED_TOKEN "\", "
+	    "\"name\": \"n\", \"iso_image\": \"" ISO_ID "\", \"flavor\": \"f\"}");
+	cases[5].want = "isoforge.build/1 is refused";
+	cases[5].want2 = "trust_id";
+	/* v2 with a token field as well as its trust */
+	cases[6].id = "v2-token";
+	cases[6].body = xstrdup("{\"schema\": \"isoforge.build/2\", \"trust_id\": \"t6\", "
+	    "\"token\": \"" REFUSED_TOKEN "\", \"name\": \"n\", \"iso_image\": \"" ISO_ID "\", "
+	    "\"flavor\": \"f\"}");
+	cases[6].want = "token: refused";
+	cases[6].want2 = NULL;
 	free(big);
 
-	valid = xasprintf("{\"schema\": \"isoforge.build/1\", \"build_id\": \"%s\", "
-	    "\"token\": \"secret-user-token\", \"name\": \"t-valid\", \"iso_image\": "
+	valid = xasprintf("{\"schema\": \"isoforge.build/2\", \"build_id\": \"%s\", "
+	    "\"trust_id\": \"validtrust0123\", \"name\": \"t-valid\", \"iso_image\": "
 	    "\"" ISO_ID "\", \"flavor\": \"tiny\"}", valid_id);
 	for (i = 0; i < ncases; i++) {
 		publish(cases[i].id, cases[i].body, strlen(cases[i].body));
@@ -396,8 +411,9 @@ test_invalid_dead_lettered_valid_accepted(void **state)
 	if (j == NULL)
 		fail_msg("%s", err.msg);
 	assert_non_null(strstr(j->request, "t-valid"));
-	/* the token is never part of the stored request */
-	assert_null(strstr(j->request, "secret-user-token"));
+	/* the trust id is kept apart from the request (which status replies show) */
+	assert_null(strstr(j->request, "validtrust0123"));
+	assert_string_equal(j->trust_id, "validtrust0123");
 	job_free(&j);
 	jobstore_close(&js);
 	free(path);
@@ -406,7 +422,7 @@ test_invalid_dead_lettered_valid_accepted(void **state)
 	assert_non_null(logtext);
 	assert_non_null(strstr(logtext, "repeated request"));
 	/* tokens are never logged */
-	assert_null(strstr(logtext, "secret-user-token"));
+	assert_null(strstr(logtext, REFUSED_TOKEN));
 	free(logtext);
 	for (i = 0; i < ncases; i++)
 		free(cases[i].body);
@@ -443,8 +459,8 @@ test_restart_resumes_or_fails(void **state)
 	path = xasprintf("%s/jobs.db", dir);
 	must(jobstore_open(path, &js, &err), &err);
 	for (i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
-		must(jobstore_add(js, b[i].id, "{\"name\": \"r\"}", "tok", NULL, NULL, &err),
-		    &err);
+		must(jobstore_add(js, b[i].id, "{\"name\": \"r\"}", "notatrust0123", NULL, NULL,
+		    &err), &err);
 		must(jobstore_set_state(js, b[i].id, b[i].state, NULL, &err), &err);
 		if (b[i].domain != NULL)
 			must(jobstore_set_field(js, b[i].id, "domain", b[i].domain, &err), &err);
@@ -475,7 +491,8 @@ test_restart_resumes_or_fails(void **state)
 		assert_non_null(j);
 		assert_int_equal(j->state, BUILD_FAILED);
 		assert_non_null(strstr(j->message, "can't be resumed"));
-		assert_null(j->token);
+		/* its trust deleted (Keystone: not there, which counts as deleted) */
+		assert_int_equal(json_array_size(j->resources), 0);
 		job_free(&j);
 	}
 	/* the fetching build was queued again, then run again */
@@ -641,8 +658,8 @@ test_reconnects(void **state)
 		usleep(100 * 1000);
 	assert_true(consumers(fx.c, MQ_QUEUE_BUILD) >= 1);
 	/* and a request after that is taken, its event published over a new publisher */
-	body = xasprintf("{\"schema\": \"isoforge.build/1\", \"build_id\": \"%s\", "
-	    "\"token\": \"t\", \"name\": \"r\", \"iso_image\": \"" ISO_ID "\", "
+	body = xasprintf("{\"schema\": \"isoforge.build/2\", \"build_id\": \"%s\", "
+	    "\"trust_id\": \"t\", \"name\": \"r\", \"iso_image\": \"" ISO_ID "\", "
 	    "\"flavor\": \"tiny\"}", id);
 	publish("after-cut", body, strlen(body));
 	collect_events(&events, 3);
@@ -663,6 +680,114 @@ test_reconnects(void **state)
 	free(url);
 }
 
+/* Publishes a control message on c with reply_to (NULL: none) and correlation_id corr. */
+static void
+publish_control(struct mq_conn *c, const char *body, const char *reply_to, const char *corr)
+{
+	amqp_basic_properties_t	 p;
+	struct err		 err;
+
+	memset(&p, 0, sizeof(p));
+	p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG;
+	p.content_type = amqp_cstring_bytes("application/json");
+	p.correlation_id = amqp_cstring_bytes(corr);
+	if (reply_to != NULL) {
+		p._flags |= AMQP_BASIC_REPLY_TO_FLAG;
+		p.reply_to = amqp_cstring_bytes(reply_to);
+	}
+	err_clear(&err);
+	must(mq_publish(c, MQ_EXCHANGE, MQ_RK_CONTROL, &p, body, strlen(body), 0, 10, &err), &err);
+}
+
+struct replies {
+	int	 n;
+	char	*last;
+};
+
+static void
+on_reply(void *arg, struct mq_conn *c, amqp_envelope_t *env)
+{
+	struct replies	*r = arg;
+
+	(void)c;
+	r->n++;
+	free(r->last);
+	r->last = xstrndup(env->message.body.bytes, env->message.body.len);
+}
+
+static void
+pump_for(struct mq_conn *c, struct replies *r, double wait_s)
+{
+	struct err	 err;
+	double		 end = util_now() + wait_s;
+
+	err_clear(&err);
+	while (util_now() < end && r->n == 0)
+		must(mq_pump(c, 0.2, on_reply, r, &err), &err);
+}
+
+/* Control v2: replies only by direct reply-to, with nothing secret in them. */
+static void
+test_control_direct_reply_only(void **state)
+{
+	static const char id[] = "cccccccc-0000-4000-8000-000000000001";
+	struct jobstore	*js;
+	struct mq_conn	*c = NULL;
+	struct replies	 r = { 0, NULL };
+	struct err	 err;
+	char		*dir, *path, *q, *status, *v1;
+
+	(void)state;
+	err_clear(&err);
+	dir = xasprintf("%s/work-control", fx.tmp);
+	must(util_mkdirs(dir, &err), &err);
+	path = xasprintf("%s/jobs.db", dir);
+	must(jobstore_open(path, &js, &err), &err);
+	must(jobstore_add(js, id, "{\"name\": \"ctl\"}", "secrettrust0123", "p-ctl", NULL, &err),
+	    &err);
+	must(jobstore_set_state(js, id, BUILD_CANCELLED, "cancelled", &err), &err);
+	must(jobstore_set_field(js, id, "console", "{\"host\": \"127.0.0.1\", \"port\": 5901, "
+	    "\"password\": \"vncsecret\"}", &err), &err);
+	jobstore_close(&js);
+	write_conf("work-control");
+	start_worker();
+
+	must(mq_connect(fx.url, 0, 0, 0, 5, &c, &err), &err);
+	status = xasprintf("{\"schema\": \"isoforge.control/2\", \"action\": \"status\", "
+	    "\"build_id\": \"%s\"}", id);
+	/* 1. an ordinary queue as reply_to: no answer */
+	q = mq_declare_private_queue(c, "", NULL, &err);
+	assert_non_null(q);
+	must(mq_consume(c, q, "plain", 1, &err), &err);
+	publish_control(c, status, q, "c1");
+	pump_for(c, &r, 3);
+	assert_int_equal(r.n, 0);
+	/* 2. contract v1 (with a token) and direct reply-to: ignored */
+	must(mq_consume(c, MQ_DIRECT_REPLY_TO, "direct", 1, &err), &err);
+	v1 = xasprintf("{\"schema\": \"isoforge.control/1\", \"action\": \"status\", "
+	    "\"build_id\": \"%s\", \"token\": \"" REFUSED_TOKEN "\"}", id);
+	publish_control(c, v1, MQ_DIRECT_REPLY_TO, "c2");
+	pump_for(c, &r, 3);
+	assert_int_equal(r.n, 0);
+	/* 3. v2 with direct reply-to: the status, nothing secret */
+	publish_control(c, status, MQ_DIRECT_REPLY_TO, "c3");
+	pump_for(c, &r, 10);
+	assert_int_equal(r.n, 1);
+	printf("# reply: %s\n", r.last);
+	assert_non_null(strstr(r.last, "\"state\":\"cancelled\""));
+	assert_non_null(strstr(r.last, "5901"));
+	assert_null(strstr(r.last, "vncsecret"));
+	assert_null(strstr(r.last, "secrettrust0123"));
+	stop_worker();
+	mq_close(&c);
+	free(r.last);
+	free(v1);
+	free(status);
+	free(q);
+	free(path);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -670,6 +795,7 @@ main(void)
 		cmocka_unit_test(test_invalid_dead_lettered_valid_accepted),
 		cmocka_unit_test(test_restart_resumes_or_fails),
 		cmocka_unit_test(test_reconnects),
+		cmocka_unit_test(test_control_direct_reply_only),
 	};
 
 	if (env("ISOFORGE_TRANSPORT_URL") == NULL) {

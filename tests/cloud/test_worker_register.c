@@ -1,8 +1,10 @@
 /*
  * test_worker_register.c — the worker's registering step against the minicloud: the image is
  * created as the requester (their project owns it, private), with Nova's and the lineage
- * properties, as the next version of its chain, verified; with a token that expired during
- * the build (accepted with isoforge's service token); a failed upload leaves no image.
+ * properties, as the next version of its chain, verified; all through alice's Keystone trust
+ * to isoforge (trust-scoped tokens from isoforge's own credentials), also when the token in
+ * use is revoked mid-build (a new one is obtained) and from a second session on the same trust
+ * (a restarted worker); a failed upload leaves no image; a deleted trust opens no session.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,41 +34,32 @@ must(int rc, struct err *err)
 		fail_msg("%s", err->msg);
 }
 
-/* A token of alice's that expired seconds_ago, through minicloud expire-token. */
-static char *
-expired_token(const char *token, int seconds_ago)
+/* Revokes token (DELETE /v3/auth/tokens) as Keystone's admin. */
+static void
+revoke_token(const char *token)
 {
-	char	*argv[6], ago[16], *out;
-	FILE	*p;
-	char	 line[4096];
-	int	 fds[2], status;
-	pid_t	 pid;
+	struct keystone	*admin = cloud_session(http, "ADMIN_");
+	struct http_req	 req;
+	struct http_resp resp;
+	struct err	 err;
+	const char	*hdrs[2];
+	char		*url, *subj;
 
-	snprintf(ago, sizeof(ago), "%d", seconds_ago);
-	argv[0] = xasprintf("%s/tests/cloud/minicloud", getenv("ISOFORGE_TOP") != NULL ?
-	    getenv("ISOFORGE_TOP") : ".");
-	argv[1] = "expire-token";
-	argv[2] = (char *)cloud_dir();
-	argv[3] = (char *)token;
-	argv[4] = ago;
-	argv[5] = NULL;
-	assert_int_equal(pipe(fds), 0);
-	pid = fork();
-	if (pid == 0) {
-		dup2(fds[1], 1);
-		close(fds[0]);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(fds[1]);
-	p = fdopen(fds[0], "r");
-	out = fgets(line, sizeof(line), p) != NULL ? xstrdup(line) : NULL;
-	fclose(p);
-	waitpid(pid, &status, 0);
-	free(argv[0]);
-	assert_non_null(out);
-	out[strcspn(out, "\n")] = '\0';
-	return out;
+	url = xasprintf("%s/auth/tokens", getenv("OS_AUTH_URL"));
+	subj = xasprintf("X-Subject-Token: %s", token);
+	hdrs[0] = subj;
+	hdrs[1] = NULL;
+	http_req_init(&req);
+	http_resp_init(&resp);
+	req.method = "DELETE";
+	req.url = url;
+	req.headers = hdrs;
+	err_clear(&err);
+	must(keystone_request(admin, &req, &resp, &err), &err);
+	http_resp_free(&resp);
+	free(subj);
+	free(url);
+	keystone_free(&admin);
 }
 
 static int
@@ -120,9 +113,9 @@ teardown(void **state)
 	return 0;
 }
 
-/* A request as a worker would have it (token given). */
+/* A request as a worker would have it (trust given). */
 static struct build_request *
-request(const char *token, const char *chain)
+request(const char *trust, const char *chain)
 {
 	struct build_request	*r;
 	struct err		 err;
@@ -130,7 +123,7 @@ request(const char *token, const char *chain)
 	char			*s;
 
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s}, s:{s:{s:s}, s:[s]}}",
-	    "schema", "isoforge.build/1", "token", token, "name", "t-register",
+	    "schema", "isoforge.build/2", "trust_id", trust, "name", "t-register",
 	    "iso_image", iso_id, "flavor", "isoforge.tiny", "chain", chain,
 	    "os", "distro", "debian12", "image", "properties", "owner_note", "x",
 	    "tags", "t-register");
@@ -183,8 +176,8 @@ resolved_build(const struct build_request *req, const char *build_id, struct clo
 }
 
 static void
-register_one(const char *token, const char *chain, const char *build_id, int want_version,
-    char **idp)
+register_one(const char *trust, const char *chain, const char *build_id, int want_version,
+    int revoke, char **idp)
 {
 	struct build_request	*req;
 	struct build		*b;
@@ -195,9 +188,14 @@ register_one(const char *token, const char *chain, const char *build_id, int wan
 	char			 created[64] = "";
 
 	err_clear(&err);
-	req = request(token, chain);
-	cloud_init(&c, cfg, token);
+	req = request(trust, chain);
+	cloud_init(&c, cfg, req->trust_id);
 	b = resolved_build(req, build_id, &c, created, &props);
+	/* the trust-scoped token acts as alice, in alice's project */
+	assert_string_equal(c.user_id, keystone_info(alice, &err)->user_id);
+	assert_string_equal(c.project_id, keystone_info(alice, &err)->project_id);
+	if (revoke)
+		revoke_token(keystone_token(c.user, &err));
 	if (registry_glance_ops.add(&c, b, qcow2, props, &err) != 0)
 		fail_msg("%s", err.msg);
 	*idp = xstrdup(b->image_id);
@@ -231,25 +229,29 @@ static void
 test_register_versions_as_user(void **state)
 {
 	struct err	 err;
-	const char	*token;
-	char		*a, *b, *old, chain[64], uuid[37];
+	struct cloud	 c;
+	char		*a, *b, *trust, chain[64], uuid[37];
 
 	(void)state;
 	util_uuid(uuid);
 	snprintf(chain, sizeof(chain), "t-reg-%.8s", uuid);
 	err_clear(&err);
-	token = keystone_token(alice, &err);
-	assert_non_null(token);
-	register_one(token, chain, "cccccccc-0000-4000-8000-000000000001", 1, &a);
-	/* an hour-long install later: the token has expired; the service token carries it */
-	old = expired_token(token, 120);
-	assert_string_not_equal(old, token);
-	register_one(old, chain, "cccccccc-0000-4000-8000-000000000002", 2, &b);
+	trust = cloud_trust(alice);
+	register_one(trust, chain, "cccccccc-0000-4000-8000-000000000001", 1, 0, &a);
+	/* the token in use revoked before the upload (as one expiring would): a new one */
+	register_one(trust, chain, "cccccccc-0000-4000-8000-000000000002", 2, 1, &b);
 	glance_image_delete(alice_g, a, NULL);
 	glance_image_delete(alice_g, b, NULL);
+	/* once the trust is deleted, it opens no session */
+	must(keystone_trust_delete(alice, trust, &err), &err);
+	cloud_init(&c, cfg, trust);
+	assert_int_equal(cloud_open(&c, &err), -1);
+	assert_int_equal(err.kind, ERR_AUTH);
+	printf("# deleted trust: %s\n", err.msg);
+	cloud_close(&c);
+	free(trust);
 	free(a);
 	free(b);
-	free(old);
 }
 
 static void
@@ -260,14 +262,15 @@ test_failed_upload_leaves_nothing(void **state)
 	struct cloud		 c;
 	struct err		 err;
 	json_t			*list, *props;
-	char			 created[64] = "", chain[64], uuid[37];
+	char			 created[64] = "", chain[64], uuid[37], *trust;
 
 	(void)state;
 	util_uuid(uuid);
 	snprintf(chain, sizeof(chain), "t-regfail-%.8s", uuid);
 	err_clear(&err);
-	req = request(keystone_token(alice, &err), chain);
-	cloud_init(&c, cfg, req->token);
+	trust = cloud_trust(alice);
+	req = request(trust, chain);
+	cloud_init(&c, cfg, req->trust_id);
 	b = resolved_build(req, "cccccccc-0000-4000-8000-000000000003", &c, created, &props);
 	assert_int_equal(registry_glance_ops.add(&c, b, "/nonexistent/disk", props, &err), -1);
 	assert_null(b->image_id);
@@ -279,6 +282,8 @@ test_failed_upload_leaves_nothing(void **state)
 	json_decref(list);
 	json_decref(props);
 	build_free(&b);
+	assert_int_equal(cloud_delete_trust(&c, trust, &err), 0);
+	free(trust);
 	cloud_close(&c);
 	request_free(&req);
 }

@@ -15,7 +15,7 @@ static void
 test_image_body(void **state)
 {
 	static const char body[] =
-	    "{\"schema\": \"isoforge.build/1\", \"token\": \"t\", \"name\": \"win\", "
+	    "{\"schema\": \"isoforge.build/2\", \"trust_id\": \"t\", \"name\": \"win\", "
 	    "\"iso_image\": \"11111111-1111-4111-8111-111111111111\", \"flavor\": \"f\", "
 	    "\"os\": {\"distro\": \"win2k19\", \"version\": \"2019\"}, "
 	    "\"virtio_win_image\": \"33333333-3333-4333-8333-333333333333\", "
@@ -78,6 +78,7 @@ test_image_body(void **state)
 	assert_null(json_object_get(j, "isoforge_version"));
 	assert_null(json_object_get(j, "isoforge_chain"));
 	assert_null(json_object_get(j, "token"));
+	assert_null(json_object_get(j, "trust_id"));
 	json_decref(j);
 	json_decref(props);
 	build_free(&b);

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "service/worker/jobstore.h"
 
 static char *
@@ -84,7 +86,7 @@ test_lifecycle(void **state)
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 	err_clear(&err);
-	assert_int_equal(jobstore_add(js, id, "{\"name\":\"w\"}", "TOKEN-SECRET", "p1", "u1",
+	assert_int_equal(jobstore_add(js, id, "{\"name\":\"w\"}", "TRUST-1", "p1", "u1",
 	    &err), 0);
 	/* the write-ahead log and its index exist while the store is open: the owner's alone */
 	must_be_private(path, "-wal");
@@ -111,16 +113,19 @@ test_lifecycle(void **state)
 	assert_non_null(j);
 	assert_int_equal(j->state, BUILD_RESOLVING);
 	assert_string_equal(j->request, "{\"name\":\"w\"}");
-	assert_string_equal(j->token, "TOKEN-SECRET");
+	assert_string_equal(j->trust_id, "TRUST-1");
 	assert_string_equal(j->project_id, "p1");
 	assert_string_equal(j->domain, "isoforge-x");
 	assert_string_equal(j->message, "checking");
-	assert_int_equal(json_array_size(j->resources), 2);
+	/* the file, the image and the trust (recorded with the build) */
+	assert_int_equal(json_array_size(j->resources), 3);
 	o = job_to_json(j);
 	{
 		char	*s = json_dumps(o, 0);
 
-		assert_null(strstr(s, "TOKEN-SECRET"));
+		/* a status reply names no trust id */
+		assert_null(strstr(s, "TRUST-1"));
+		assert_non_null(strstr(s, "\"kind\": \"trust\""));
 		assert_non_null(strstr(s, "\"state\": \"resolving\""));
 		free(s);
 	}
@@ -128,23 +133,17 @@ test_lifecycle(void **state)
 	job_free(&j);
 	assert_int_equal(jobstore_remove_resource(js, id, "file", "/w/x/root.qcow2", &err), 0);
 
-	/* a running build keeps its token */
-	assert_int_equal(jobstore_forget_token(js, id, &err), 0);
-	j = jobstore_get(js, id, &err);
-	assert_string_equal(j->token, "TOKEN-SECRET");
-	job_free(&j);
-	/* terminal: the build can't move any more; the token goes after the clean-up */
+	/* terminal: the build can't move any more; the trust goes with the clean-up */
 	assert_int_equal(jobstore_set_state(js, id, BUILD_FAILED, "boom", &err), 0);
 	assert_int_equal(jobstore_set_state(js, id, BUILD_ACTIVE, "late", &err), -1);
 	assert_int_equal(err.kind, ERR_CONFLICT);
 	err_clear(&err);
 	j = jobstore_get(js, id, &err);
 	assert_int_equal(j->state, BUILD_FAILED);
-	assert_string_equal(j->token, "TOKEN-SECRET");
+	assert_string_equal(j->trust_id, "TRUST-1");
 	job_free(&j);
-	assert_int_equal(jobstore_forget_token(js, id, &err), 0);
+	assert_int_equal(jobstore_remove_resource(js, id, "trust", "TRUST-1", &err), 0);
 	j = jobstore_get(js, id, &err);
-	assert_null(j->token);
 	assert_int_equal(json_array_size(j->resources), 1);
 	job_free(&j);
 	h = jobstore_history(js, id, &err);
@@ -225,7 +224,7 @@ test_recover(void **state)
 	js = open_ok(path);
 	err_clear(&err);
 	for (i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
-		assert_int_equal(jobstore_add(js, b[i].id, "{}", "tok", "p", "u", &err), 0);
+		assert_int_equal(jobstore_add(js, b[i].id, "{}", "tr", "p", "u", &err), 0);
 		if (b[i].state != BUILD_QUEUED)
 			assert_int_equal(jobstore_set_state(js, b[i].id, b[i].state, NULL, &err), 0);
 		if (b[i].domain != NULL)
@@ -254,7 +253,7 @@ test_recover(void **state)
 		assert_int_equal(j->state, b[i].after);
 		if (b[i].after == BUILD_FAILED) {
 			/* kept for the clean-up the worker does next */
-			assert_non_null(j->token);
+			assert_string_equal(j->trust_id, "tr");
 			assert_non_null(strstr(j->message, "can't be resumed"));
 		}
 		job_free(&j);
@@ -272,6 +271,57 @@ test_recover(void **state)
 	free(path);
 }
 
+/* A store of a contract v1 worker (users' tokens in builds.token): opened by this worker, its
+ * builds are all there, the token gone from the table and from the file. */
+static void
+test_migrate_v1(void **state)
+{
+	static const char id[] = "dddddddd-0000-4000-8000-000000000001";
+	struct jobstore	*js;
+	struct job	*j;
+	struct err	 err;
+	sqlite3		*db;
+	char		*path, *data, *side;
+	size_t		 len;
+
+	(void)state;
+	path = store_path("v1.db");
+	side = xasprintf("%s-wal", path);
+	unlink(side);
+	free(side);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=WAL;"
+	    "CREATE TABLE builds (build_id TEXT PRIMARY KEY, state TEXT NOT NULL,"
+	    " request TEXT NOT NULL, token TEXT, project_id TEXT, user_id TEXT, message TEXT,"
+	    " domain TEXT, image_id TEXT, console TEXT, created_at TEXT NOT NULL,"
+	    " updated_at TEXT NOT NULL);"
+	    "INSERT INTO builds VALUES ('dddddddd-0000-4000-8000-000000000001', 'installing',"
+	    " '{\"name\":\"old\"}', 'gAAAAA-V1-BEARER-TOKEN-XYZ', 'p', 'u', NULL,"
+	    " 'isoforge-old', NULL, NULL, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');",
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	err_clear(&err);
+	js = open_ok(path);
+	j = jobstore_get(js, id, &err);
+	assert_non_null(j);
+	assert_int_equal(j->state, BUILD_INSTALLING);
+	assert_string_equal(j->domain, "isoforge-old");
+	assert_null(j->trust_id);
+	job_free(&j);
+	jobstore_close(&js);
+	/* opening it again (already migrated) changes nothing */
+	js = open_ok(path);
+	assert_non_null((j = jobstore_get(js, id, &err)));
+	job_free(&j);
+	jobstore_close(&js);
+	data = util_read_file(path, 1 << 24, &len, &err);
+	assert_non_null(data);
+	assert_null(memmem(data, len, "V1-BEARER-TOKEN", 15));
+	free(data);
+	free(path);
+}
+
 int
 main(void)
 {
@@ -280,6 +330,7 @@ main(void)
 		cmocka_unit_test(test_lifecycle),
 		cmocka_unit_test(test_resume_table),
 		cmocka_unit_test(test_recover),
+		cmocka_unit_test(test_migrate_v1),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

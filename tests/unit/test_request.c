@@ -16,7 +16,7 @@
 #define ID2	"0b6a2f43-9e1c-4d7a-8f3b-5c2d1e0a9b88"
 
 static const char *full_ok =
-    "{\"schema\": \"isoforge.build/1\", \"build_id\": \"" ID1 "\", \"token\": \"gAAAAB-tok\","
+    "{\"schema\": \"isoforge.build/2\", \"build_id\": \"" ID1 "\", \"trust_id\": \"0f3a9c\","
     " \"name\": \"win2019-de\", \"iso_image\": \"" ID2 "\", \"virtio_win_image\": \"auto\","
     " \"flavor\": \"m1.large\", \"os\": {\"type\": \"windows\", \"distro\": \"win2k19\","
     " \"version\": \"2019\"}, \"firmware\": \"uefi\","
@@ -45,6 +45,7 @@ test_request_full_ok(void **state)
 	r = parse(full_ok, REQUEST_FULL, &e);
 	assert_non_null(r);
 	assert_string_equal(r->name, "win2019-de");
+	assert_string_equal(r->trust_id, "0f3a9c");
 	assert_string_equal(r->iso_image, ID2);
 	assert_string_equal(r->virtio_win_image, "auto");
 	assert_string_equal(r->os_type, "windows");
@@ -115,7 +116,7 @@ test_request_full_missing(void **state)
 	(void)state;
 	assert_null(parse("{}", REQUEST_FULL, &e));
 	assert_int_equal(e.kind, ERR_INVAL);
-	assert_string_equal(e.msg, "schema: missing; token: missing; name: missing; "
+	assert_string_equal(e.msg, "schema: missing; trust_id: missing; name: missing; "
 	    "iso_image: missing; flavor: missing");
 }
 
@@ -171,7 +172,9 @@ test_request_bad_fields(void **state)
 		    "image.tags: tag 1 must be a string of 1..255 bytes without control characters" },
 		{ "{\"image\": {\"size\": 1}}", "image.size: unknown field" },
 		{ "{\"colour\": \"blue\"}", "colour: unknown field" },
-		{ "{\"token\": 1}", "token: must be a string" },
+		{ "{\"trust_id\": 1}", "trust_id: must be a string" },
+		{ "{\"trust_id\": \"a/b\"}", "trust_id: must be a Keystone trust id (letters, digits, "
+		    "'_' and '-')" },
 	};
 	struct build_request	*r;
 	struct err		 e;
@@ -195,7 +198,7 @@ test_request_many_bad(void **state)
 	struct err	 e;
 
 	(void)state;
-	assert_null(parse("{\"schema\": \"isoforge.build/1\", \"token\": \"t\", \"name\": \"n\","
+	assert_null(parse("{\"schema\": \"isoforge.build/2\", \"trust_id\": \"t\", \"name\": \"n\","
 	    " \"iso_image\": \"" ID2 "\", \"os\": {\"type\": \"dos\"}, \"firmware\": 1}",
 	    REQUEST_FULL, &e));
 	assert_string_equal(e.msg, "flavor: missing; os.type: must be one of "
@@ -223,14 +226,56 @@ test_request_unknown_schema(void **state)
 	struct err	 e;
 
 	(void)state;
-	assert_null(parse("{\"schema\": \"isoforge.build/2\", \"whatever\": 1}", REQUEST_FULL,
+	assert_null(parse("{\"schema\": \"isoforge.build/3\", \"whatever\": 1}", REQUEST_FULL,
 	    &e));
-	assert_string_equal(e.msg, "schema: 'isoforge.build/2' is not isoforge.build/1 "
-	    "(unknown schema)");
-	assert_null(parse("{\"schema\": \"isoforge.build/2\"}", REQUEST_PARTIAL, &e));
+	assert_string_equal(e.msg, "schema: not isoforge.build/2 (unknown schema)");
+	assert_null(parse("{\"schema\": \"gAAAA-looks-like-a-token\"}", REQUEST_PARTIAL, &e));
 	assert_int_equal(e.kind, ERR_INVAL);
+	assert_null(strstr(e.msg, "gAAAA"));	/* the value is never repeated */
 	assert_null(parse("{\"schema\": 1}", REQUEST_PARTIAL, &e));
 	assert_string_equal(e.msg, "schema: must be a string");
+}
+
+/* Contract v1 and any token field are refused, the token never repeated; a refused v2
+ * request's trust id is found for deleting the trust. */
+/* request_trust_id of a string. */
+static char *
+trust_of(const char *s)
+{
+	return request_trust_id(s, strlen(s));
+}
+
+static void
+test_request_v1_and_tokens_refused(void **state)
+{
+	struct err	 e;
+	char		*t;
+
+	(void)state;
+	assert_null(parse("{\"schema\": \"isoforge.build/1\", \"token\": \"gAAAAB-secret\", "
+	    "\"name\": \"n\", \"iso_image\": \"" ID2 "\", \"flavor\": \"f\"}", REQUEST_FULL, &e));
+	assert_string_equal(e.msg, "schema: isoforge.build/1 is refused: contract v1 carried the "
+	    "user's token; send isoforge.build/2 with a trust_id");
+	assert_null(parse("{\"schema\": \"isoforge.build/2\", \"trust_id\": \"t\", "
+	    "\"token\": \"gAAAAB-secret\", \"name\": \"n\", \"iso_image\": \"" ID2 "\", "
+	    "\"flavor\": \"f\"}", REQUEST_FULL, &e));
+	assert_string_equal(e.msg, "token: refused: isoforge.build/2 carries no token (the API "
+	    "makes a Keystone trust and sends its trust_id)");
+	/* also in partial mode (isoforge plan, the API's bodies), whatever its type */
+	assert_null(parse("{\"token\": 1}", REQUEST_PARTIAL, &e));
+	assert_non_null(strstr(e.msg, "token: refused"));
+
+	t = trust_of("{\"schema\": \"isoforge.build/2\", \"trust_id\": \"abc123\", "
+	    "\"name\": 5}");
+	assert_non_null(t);
+	assert_string_equal(t, "abc123");
+	free(t);
+	/* not for v1, a token field, a bad id, or what is not JSON */
+	assert_null(trust_of("{\"schema\": \"isoforge.build/1\", \"trust_id\": \"a\"}"));
+	assert_null(trust_of("{\"schema\": \"isoforge.build/2\", \"trust_id\": \"a\", "
+	    "\"token\": \"x\"}"));
+	assert_null(trust_of("{\"schema\": \"isoforge.build/2\", \"trust_id\": \"../a\"}"));
+	assert_null(trust_of("{\"schema\": \"isoforge.build/2\", \"trust_id\": \"a"));
 }
 
 /* Bodies over 64 KiB are refused before parsing. */
@@ -252,16 +297,16 @@ test_request_oversized(void **state)
 	assert_string_equal(e.msg, "request: larger than 65536 bytes");
 	buf_free(&b);
 
-	/* a long token within the body limit is still refused by the field limit */
+	/* a long trust id within the body limit is still refused by the field limit */
 	buf_init(&b);
-	buf_puts(&b, "{\"token\": \"");
+	buf_puts(&b, "{\"trust_id\": \"");
 	while (b.len < 9000)
 		buf_puts(&b, "t");
 	buf_puts(&b, "\"}");
 	err_clear(&e);
 	r = request_parse(b.data, b.len, REQUEST_PARTIAL, &e);
 	assert_null(r);
-	assert_string_equal(e.msg, "token: longer than 8192 bytes");
+	assert_string_equal(e.msg, "trust_id: longer than 64 bytes");
 	buf_free(&b);
 }
 
@@ -276,6 +321,7 @@ main(void)
 		cmocka_unit_test(test_request_many_bad),
 		cmocka_unit_test(test_request_not_json),
 		cmocka_unit_test(test_request_unknown_schema),
+		cmocka_unit_test(test_request_v1_and_tokens_refused),
 		cmocka_unit_test(test_request_oversized),
 	};
 
