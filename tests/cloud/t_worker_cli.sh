@@ -20,7 +20,7 @@ fail() {
 	exit 1
 }
 # the CLI as a user runs it: no broker URL, the API from the catalog
-cli() { env -u ISOFORGE_TRANSPORT_URL -u ISOFORGE_API_URL -u RABBITMQ_PASS cli "$@"; }
+cli() { env -u ISOFORGE_TRANSPORT_URL -u ISOFORGE_API_URL -u RABBITMQ_PASS "$bin/isoforge" "$@"; }
 
 conf=$TEST_TMP/isoforge.conf
 cat > "$conf" <<CONF
@@ -60,7 +60,7 @@ bobs=$(OS_USERNAME=$ALT_OS_USERNAME OS_PASSWORD=$ALT_OS_PASSWORD OS_PROJECT_NAME
 cleanup() {
 	[ -n "${wpid:-}" ] && kill "$wpid" 2>/dev/null && wait "$wpid"
 	[ -n "${apipid:-}" ] && kill "$apipid" 2>/dev/null && wait "$apipid"
-	amqp-delete-queue --url="${ISOFORGE_TRANSPORT_URL/rabbit:/amqp:}" -q "isoforge.api.$api_host" \
+	amqp-delete-queue --url="$(sed 's|^rabbit:|amqp:|; s|/$||' <<<"$ISOFORGE_TRANSPORT_URL")" -q "isoforge.api.$api_host" \
 		>/dev/null 2>&1
 	$os image delete "$iso" "$raw" >/dev/null 2>&1
 	OS_USERNAME=$ALT_OS_USERNAME OS_PASSWORD=$ALT_OS_PASSWORD OS_PROJECT_NAME=$ALT_OS_PROJECT_NAME \

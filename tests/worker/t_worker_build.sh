@@ -35,7 +35,10 @@ build first --iso "$iso" --virtio-win auto || fail "first build: $(last first me
 [ "$(last first state)" = active ] || fail "first build ended $(last first state)"
 img=$(last first image_id)
 images+=("$img")
-for s in queued resolving fetching assembling installing snapshotting uploading active; do
+# (queued: the API's, then the worker's "accepted")
+jq -s -e 'map(select(.progress != null and .state == "queued")) | length >= 1' \
+	"$TEST_TMP/first.json" >/dev/null || fail "no queued event"
+for s in resolving fetching assembling installing snapshotting uploading active; do
 	jq -s -e --arg s "$s" 'map(select(.progress != null and .state == $s)) | length == 1' \
 		"$TEST_TMP/first.json" >/dev/null \
 		|| fail "event $s not seen once"

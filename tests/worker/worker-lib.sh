@@ -107,7 +107,7 @@ stop_api() {
 }
 # drop_api_queue HOST — an API's own durable events queue, which would fill up once it is gone
 drop_api_queue() {
-	amqp-delete-queue --url="${ISOFORGE_TRANSPORT_URL/rabbit:/amqp:}" -q "isoforge.api.$1" \
+	amqp-delete-queue --url="$(sed 's|^rabbit:|amqp:|; s|/$||' <<<"$ISOFORGE_TRANSPORT_URL")" -q "isoforge.api.$1" \
 		>/dev/null 2>&1
 	return 0
 }
