@@ -31,8 +31,12 @@ scale_cleanup() {
 trap scale_cleanup EXIT
 
 # two private libvirtds, one per builder host
-uri1=$(tests/lib/libvirtd up "$lv1" | tail -n 1) && [ -n "$uri1" ] || fail "libvirtd 1"
-uri2=$(tests/lib/libvirtd up "$lv2" | tail -n 1) && [ -n "$uri2" ] || fail "libvirtd 2"
+# (each its own VNC ports: on one host their guests would race for the same ones)
+vnc=$((20000 + ($$ % 400) * 100))
+uri1=$(LIBVIRTD_VNC_PORTS=$vnc-$((vnc + 49)) tests/lib/libvirtd up "$lv1" | tail -n 1) && [ -n "$uri1" ] \
+	|| fail "libvirtd 1"
+uri2=$(LIBVIRTD_VNC_PORTS=$((vnc + 50))-$((vnc + 99)) tests/lib/libvirtd up "$lv2" | tail -n 1) \
+	&& [ -n "$uri2" ] || fail "libvirtd 2"
 v1() { command virsh -q -c "$uri1" "$@"; }
 v2() { command virsh -q -c "$uri2" "$@"; }
 
@@ -92,6 +96,10 @@ done
 for i in $(seq $n); do
 	for k in $(seq 60); do [ -s "$TEST_TMP/s$i.json" ] && break; sleep 0.5; done
 	[ -n "$(bid "s$i")" ] || fail "build s$i: no id ($(cat "$TEST_TMP/s$i.err"))"
+done
+# each API took four of them
+for f in "$alog" "$TEST_TMP/apib.log"; do
+	[ "$(grep -c "queued for user" "$f")" = 4 ] || fail "$(grep -c "queued for user" "$f") builds posted to $f, not 4"
 done
 at "8 builds posted"
 
