@@ -1,5 +1,7 @@
 /* keystone.c — Keystone v3 sessions: token cache and renewal, catalog, token validation. */
 #include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -579,11 +581,11 @@ keystone_trust_id_ok(const char *id)
 /* The POST /v3/OS-TRUST/trusts body (pure); new reference, NULL with err on bad input. */
 static json_t *
 keystone_trust_body(const char *trustor, const char *trustee, const char *project,
-    char *const *roles, time_t expires, struct err *err)
+    char *const *roles, time_t expires, unsigned long usec, struct err *err)
 {
 	json_t		*t, *rv;
 	struct tm	 tm;
-	char		 when[40];
+	char		 when[24], stamp[48];
 	size_t		 i;
 
 	if (!keystone_set(trustor) || !keystone_set(trustee) || !keystone_set(project) ||
@@ -599,12 +601,13 @@ keystone_trust_body(const char *trustor, const char *trustee, const char *projec
 	    "trustee_user_id", trustee, "project_id", project, "impersonation", 1, "roles", rv);
 	if (expires > 0) {
 		if (gmtime_r(&expires, &tm) == NULL ||
-		    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S.000000Z", &tm) == 0) {
+		    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
 			json_decref(t);
 			err_set(err, ERR_INVAL, "keystone: bad trust expiry");
 			return NULL;
 		}
-		json_object_set_new(t, "expires_at", json_string(when));
+		snprintf(stamp, sizeof(stamp), "%s.%06luZ", when, usec % 1000000);
+		json_object_set_new(t, "expires_at", json_string(stamp));
 	} else
 		json_object_set_new(t, "expires_at", json_null());
 	return json_pack("{s:o}", "trust", t);
@@ -617,24 +620,46 @@ keystone_trust_create(struct keystone *k, const char *trustee, const char *proje
 	const struct keystone_token_info	*i;
 	struct http_req				 req;
 	struct http_resp			 resp;
+	struct err				 e;
 	char					*url = NULL, *body = NULL, *id = NULL;
 	json_t					*b = NULL, *root = NULL;
+	uint32_t				 r;
+	int					 attempt;
 
 	http_req_init(&req);
 	http_resp_init(&resp);
 	if ((i = keystone_info(k, err)) == NULL)
 		goto cleanup;
-	if ((b = keystone_trust_body(i->user_id, trustee, project != NULL ? project :
-	    i->project_id, roles, expires, err)) == NULL)
-		goto cleanup;
 	url = xasprintf("%s/OS-TRUST/trusts", k->auth_url);
-	body = json_dumps(b, JSON_COMPACT);
-	req.method = "POST";
-	req.url = url;
-	req.body = body;
-	req.body_len = strlen(body);
-	if (keystone_request(k, &req, &resp, err) == -1)
-		goto cleanup;
+	/*
+	 * Keystone refuses (409) a second trust with the same trustor, trustee, project,
+	 * impersonation and expires_at (its duplicate_trust_constraint): builds asked for in the
+	 * same second would collide. A random microsecond of expiry tells them apart; a collision
+	 * all the same is tried again with another.
+	 */
+	for (attempt = 0; attempt < 3; attempt++) {
+		util_random(&r, sizeof(r));
+		json_decref(b);
+		free(body);
+		body = NULL;
+		if ((b = keystone_trust_body(i->user_id, trustee, project != NULL ? project :
+		    i->project_id, roles, expires, r, err)) == NULL)
+			goto cleanup;
+		body = json_dumps(b, JSON_COMPACT);
+		req.method = "POST";
+		req.url = url;
+		req.body = body;
+		req.body_len = strlen(body);
+		http_resp_free(&resp);
+		http_resp_init(&resp);
+		err_clear(&e);
+		if (keystone_request(k, &req, &resp, &e) == 0)
+			break;
+		if (e.kind != ERR_CONFLICT || expires <= 0 || attempt == 2) {
+			keystone_err_copy(err, &e);
+			goto cleanup;
+		}
+	}
 	if ((root = json_loadb(resp.body.data, resp.body.len, 0, NULL)) == NULL ||
 	    (id = keystone_json_str(json_object_get(root, "trust"), "id", NULL)) == NULL) {
 		err_set(err, ERR_REMOTE, "keystone: trust answer without trust.id");

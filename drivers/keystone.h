@@ -116,7 +116,9 @@ json_t		*keystone_auth_body(const struct keystone_auth *, struct err *);
  * at least one), with impersonation, expiring at expires (0 = never). POST /v3/OS-TRUST/trusts
  * with the user's token: Keystone's default policy (identity:create_trust = trustor) lets only
  * the trustor create it, with a project-scoped, non-delegated token (not an application
- * credential's nor a trust's). Returns the trust id; caller frees. */
+ * credential's nor a trust's). Keystone allows one trust per trustor, trustee, project,
+ * impersonation and expires_at: the expiry gets a random microsecond (and a collision is tried
+ * again), so trusts made in the same second don't clash. Returns the trust id; caller frees. */
 char		*keystone_trust_create(struct keystone *user_session, const char *trustee_user_id,
 		    const char *project_id, char *const *roles, time_t expires, struct err *);
 /* Deletes trust_id (DELETE /v3/OS-TRUST/trusts/{id}); a trust that is not there (404) counts

@@ -460,6 +460,7 @@ static void
 worker_on_request(struct worker *w, struct mq_conn *c, amqp_envelope_t *env)
 {
 	struct build_request	*req = NULL;
+	struct job		*j = NULL;
 	struct err		 err;
 	json_t			*canon = NULL;
 	char			*canon_s = NULL, *reason, id[37];
@@ -506,6 +507,14 @@ worker_on_request(struct worker *w, struct mq_conn *c, amqp_envelope_t *env)
 	mq_ack(c, env->delivery_tag, &err);
 	if (rc == 1) {
 		log_info("build %s: repeated request, already known: ignored", build_id);
+		/* a repeat with a trust of its own: that trust goes when the build's does */
+		if ((j = jobstore_get(w->js, build_id, NULL)) != NULL &&
+		    (j->trust_id == NULL || strcmp(j->trust_id, req->trust_id) != 0)) {
+			jobstore_add_resource(w->js, build_id, "trust", req->trust_id, NULL);
+			if (build_state_terminal(j->state))
+				worker_janitor(w);
+		}
+		job_free(&j);
 		goto cleanup;
 	}
 	log_info("build %s: accepted (%s)", build_id, req->name);

@@ -4,7 +4,8 @@
 # `isoforge build --wait --json` goes queued → resolving → fetching (the ISO lands in the
 # cache, verified) → assembling → installing on libvirt's test driver, where it is cancelled;
 # ISOs that are not ISOs or not visible to the requester's project fail at resolving with
-# the reason; status/list answer only the build's own project; errors are the API's detail;
+# the reason; status/list answer only the build's own project; each build's Keystone trust
+# (the API makes it, contract v2) is deleted when the build ends; errors are the API's detail;
 # clouds.yaml (OS_CLOUD) works as the OS_* variables do.
 set -u
 [ -n "${ISOFORGE_TRANSPORT_URL:-}" ] && [ -n "${OS_AUTH_URL:-}" ] && [ -n "${ISOFORGE_API_PORT:-}" ] \
@@ -21,6 +22,26 @@ fail() {
 }
 # the CLI as a user runs it: no broker URL, the API from the catalog
 cli() { env -u ISOFORGE_TRANSPORT_URL -u ISOFORGE_API_URL -u RABBITMQ_PASS "$bin/isoforge" "$@"; }
+# ks_auth USER PASSWORD PROJECT — "TOKEN USER_ID" of a Keystone login (curl)
+ks_auth() {
+	local b
+	b=$(jq -n --arg u "$1" --arg p "$2" --arg pr "$3" '{auth: {identity: {methods: ["password"],
+		password: {user: {name: $u, domain: {name: "Default"}, password: $p}}},
+		scope: {project: {name: $pr, domain: {name: "Default"}}}}}' |
+		curl -s -D "$TEST_TMP/ks.h" -H 'Content-Type: application/json' -d @- "$OS_AUTH_URL/auth/tokens")
+	echo "$(awk 'tolower($1) == "x-subject-token:" {print $2}' "$TEST_TMP/ks.h" | tr -d '\r')" \
+		"$(jq -r .token.user.id <<<"$b")"
+}
+export ISOFORGE_TRUSTEE_USER_ID=$(ks_auth "$ISOFORGE_SERVICE_USERNAME" "$ISOFORGE_SERVICE_PASSWORD" \
+	"$ISOFORGE_SERVICE_PROJECT_NAME" | cut -d" " -f2)
+alice_id=$(ks_auth "$OS_USERNAME" "$OS_PASSWORD" "$OS_PROJECT_NAME" | cut -d" " -f2)
+# alice's trusts, asked as admin
+alice_trusts() {
+	curl -s -H "X-Auth-Token: $(ks_auth "$ADMIN_OS_USERNAME" "$ADMIN_OS_PASSWORD" \
+		"$ADMIN_OS_PROJECT_NAME" | cut -d" " -f1)" \
+		"$OS_AUTH_URL/OS-TRUST/trusts?trustor_user_id=$alice_id" | jq -r '.trusts[].id'
+}
+trusts_before=$(alice_trusts | sort)
 
 conf=$TEST_TMP/isoforge.conf
 cat > "$conf" <<CONF
@@ -122,8 +143,13 @@ if OS_USERNAME=$ALT_OS_USERNAME OS_PASSWORD=$ALT_OS_PASSWORD OS_PROJECT_NAME=$AL
 OS_USERNAME=$ALT_OS_USERNAME OS_PASSWORD=$ALT_OS_PASSWORD OS_PROJECT_NAME=$ALT_OS_PROJECT_NAME \
 	cli list --json | jq -e --arg id "$id" 'map(select(.build_id == $id)) | length == 0' \
 	>/dev/null || fail "bob's list shows alice's build"
+jq -e '.request.trust_id // .trust_id' <<<"$st" >/dev/null && fail "status shows the trust id"
 
-# 5. usage errors exit 2 without sending anything
+# 5. every build's trust was deleted when it ended (also the failed ones)
+for i in $(seq 40); do [ "$(alice_trusts | sort)" = "$trusts_before" ] && break; sleep 0.5; done
+[ "$(alice_trusts | sort)" = "$trusts_before" ] || fail "trusts left: $(alice_trusts | tr '\n' ' ')"
+
+# 5b. usage errors exit 2 without sending anything
 cli build --iso "$iso" --name x; [ $? = 2 ] || fail "missing --flavor: not exit 2"
 cli build --iso "$iso" --flavor x --name x --visibility everyone; [ $? = 2 ] \
 	|| fail "bad visibility: not exit 2"

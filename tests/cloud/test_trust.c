@@ -165,6 +165,24 @@ test_trust_refusals(void **state)
 	assert_null(keystone_trust_create(bob, iso, keystone_info(alice, &e)->project_id, roles,
 	    time(NULL) + 600, &e));
 	printf("another project: %s\n", e.msg);
+	/* two trusts of the same second (builds asked for at once) don't clash in Keystone */
+	{
+		char	*t1, *t2;
+		time_t	 when = time(NULL) + 900;
+
+		err_clear(&e);
+		t1 = keystone_trust_create(alice, iso, NULL, roles, when, &e);
+		t2 = keystone_trust_create(alice, iso, NULL, roles, when, &e);
+		if (t2 == NULL)
+			fprintf(stderr, "second trust: %s\n", e.msg);
+		assert_non_null(t1);
+		assert_non_null(t2);
+		assert_string_not_equal(t1, t2);
+		assert_int_equal(keystone_trust_delete(svc, t1, &e), 0);
+		assert_int_equal(keystone_trust_delete(svc, t2, &e), 0);
+		free(t1);
+		free(t2);
+	}
 	err_clear(&e);
 	assert_null(keystone_trust_create(alice, iso, NULL, NULL, 0, &e));
 	assert_int_equal(e.kind, ERR_INVAL);

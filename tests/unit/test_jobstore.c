@@ -281,8 +281,9 @@ test_migrate_v1(void **state)
 	struct job	*j;
 	struct err	 err;
 	sqlite3		*db;
-	char		*path, *data, *side;
+	char		*path, *data, *side, *sql;
 	size_t		 len;
+	int		 i;
 
 	(void)state;
 	path = store_path("v1.db");
@@ -299,6 +300,13 @@ test_migrate_v1(void **state)
 	    " '{\"name\":\"old\"}', 'gAAAAA-V1-BEARER-TOKEN-XYZ', 'p', 'u', NULL,"
 	    " 'isoforge-old', NULL, NULL, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');",
 	    NULL, NULL, NULL), SQLITE_OK);
+	/* many more, so that pages are freed and rewritten */
+	for (i = 0; i < 300; i++) {
+		sql = sqlite3_mprintf("INSERT INTO builds VALUES ('old-%d', 'failed', '{}',"
+		    " 'gAAAAA-V1-BEARER-TOKEN-%d', 'p', 'u', NULL, NULL, NULL, NULL, 'x', 'x')", i, i);
+		assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_free(sql);
+	}
 	sqlite3_close(db);
 
 	err_clear(&err);
@@ -319,6 +327,11 @@ test_migrate_v1(void **state)
 	assert_non_null(data);
 	assert_null(memmem(data, len, "V1-BEARER-TOKEN", 15));
 	free(data);
+	side = xasprintf("%s-wal", path);
+	if ((data = util_read_file(side, 1 << 24, &len, NULL)) != NULL)
+		assert_null(memmem(data, len, "V1-BEARER-TOKEN", 15));
+	free(data);
+	free(side);
 	free(path);
 }
 

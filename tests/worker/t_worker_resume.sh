@@ -6,7 +6,8 @@
 #          the stopped domain and goes on to snapshot and upload;
 #   hang — installer-hang.iso: still running at the restart: watched again, and `isoforge
 #          finish` (the control path) reaches the resumed build, which ends active.
-# No domain or work files are left; `glance image-download` of done's image, booted alone,
+# No domain or work files are left; the builds' Keystone trusts (made by the CLI, used again
+# by the restarted worker) are deleted; `glance image-download` of done's image, booted alone,
 # prints the installed system's marker ISOFORGE-INSTALLED-OK.
 . "$(dirname "$0")/worker-lib.sh"
 
@@ -19,6 +20,8 @@ virtio=$(upload_iso "$ISOFORGE_MEDIA/virtio-win.iso" "t-resume-virtio-$$")
 images+=("$virtio")
 echo "virtio_win_image = $virtio" >> "$TEST_TMP/isoforge.conf"
 
+alice_id=$(ks_auth "$OS_USERNAME" "$OS_PASSWORD" "$OS_PROJECT_NAME" | cut -d" " -f2)
+trusts_before=$(trusts_of "$alice_id" | sort)
 start_worker 1
 submit done --iso "$iso" --virtio-win auto
 submit hang --iso "$hang"
@@ -69,6 +72,8 @@ st=$("$bin/isoforge" status --json "$did") || fail "status"
 [ "$(jq -r .state <<<"$st")" = active ] || fail "status says $(jq -r .state <<<"$st")"
 assert_gone "$did"
 assert_gone "$hid"
+for i in $(seq 40); do [ "$(trusts_of "$alice_id" | sort)" = "$trusts_before" ] && break; sleep 0.5; done
+[ "$(trusts_of "$alice_id" | sort)" = "$trusts_before" ] || fail "trusts left after the builds"
 stop_worker
 
 # the image as Glance serves it boots the installed system

@@ -28,6 +28,34 @@ fail() {
 	[ -f "$alog" ] && { echo "-- isoforge-api:"; tail -n 20 "$alog"; }
 	exit 1
 }
+
+# ks_auth USER PASSWORD PROJECT — logs in to Keystone (curl); prints "TOKEN USER_ID PROJECT_ID"
+ks_auth() {
+	local h b
+	h=$(mktemp "$TEST_TMP/ks.XXXXXX")
+	b=$(jq -n --arg u "$1" --arg p "$2" --arg pr "$3" '{auth: {identity: {methods: ["password"],
+		password: {user: {name: $u, domain: {name: "Default"}, password: $p}}},
+		scope: {project: {name: $pr, domain: {name: "Default"}}}}}' |
+		curl -s -D "$h" -H 'Content-Type: application/json' -d @- "$OS_AUTH_URL/auth/tokens")
+	echo "$(awk 'tolower($1) == "x-subject-token:" {print $2}' "$h" | tr -d '\r')" \
+		"$(jq -r .token.user.id <<<"$b")" "$(jq -r .token.project.id <<<"$b")"
+	rm -f "$h"
+}
+admin_token() { ks_auth "$ADMIN_OS_USERNAME" "$ADMIN_OS_PASSWORD" "$ADMIN_OS_PROJECT_NAME" | cut -d" " -f1; }
+# trust_status TRUST_ID — Keystone's HTTP status for the trust, asked as admin (200, 404)
+trust_status() {
+	curl -s -o /dev/null -w '%{http_code}' -H "X-Auth-Token: $(admin_token)" \
+		"$OS_AUTH_URL/OS-TRUST/trusts/$1"
+}
+# trusts_of USER_ID — the ids of the trusts USER_ID gave, asked as admin
+trusts_of() {
+	curl -s -H "X-Auth-Token: $(admin_token)" "$OS_AUTH_URL/OS-TRUST/trusts?trustor_user_id=$1" |
+		jq -r '.trusts[].id'
+}
+# isoforge's service user, the trustee of every build's trust (the API makes them): its id
+ISOFORGE_TRUSTEE_USER_ID=$(ks_auth "$ISOFORGE_SERVICE_USERNAME" "$ISOFORGE_SERVICE_PASSWORD" \
+	"$ISOFORGE_SERVICE_PROJECT_NAME" | cut -d" " -f2)
+export ISOFORGE_TRUSTEE_USER_ID
 virsh() { command virsh -q -c "$ISOFORGE_LIBVIRT_URI" "$@"; }
 
 # worker_conf HOST MAX_BUILDS [LINE...] — $TEST_TMP/isoforge.conf; LINEs go to [builds].
