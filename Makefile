@@ -136,9 +136,10 @@ demo: deps
 demo-run: all
 	tests/demo
 
-bench: deps all build/bench/transfer
+bench: deps all build/bench/transfer build/bench/httpload
 	bench/transfer
 	bench/pipeline
+	bench/api
 
 clean:
 	rm -rf build

@@ -1,7 +1,8 @@
 #!/bin/bash
-# devstack/plugin.sh — DevStack plugin for isoforge: builds and installs the isoforge CLI and the
-# isoforged worker, writes /etc/isoforge/isoforge.conf from DevStack's variables, creates the
-# isoforge service user, uploads virtio-win (VIRTIO_WIN_ISO_URL) and runs isoforged.
+# devstack/plugin.sh — DevStack plugin for isoforge: builds and installs the isoforge CLI, the
+# isoforged worker and the isoforge-api REST API, writes /etc/isoforge/isoforge.conf from
+# DevStack's variables, creates the isoforge service user and its catalog entry (image-build),
+# uploads virtio-win (VIRTIO_WIN_ISO_URL) and runs isoforge-api and isoforged.
 # Defaults are in devstack/settings; see devstack/README.md.
 
 # Save trace setting
@@ -27,7 +28,7 @@ function install_isoforge {
     make -C "$ISOFORGE_DIR" -j"$(nproc)" all
     sudo install -d -m 0755 "$ISOFORGE_BIN_DIR"
     sudo install -m 0755 "$ISOFORGE_DIR/build/isoforge" "$ISOFORGE_DIR/build/isoforged" \
-        "$ISOFORGE_BIN_DIR/"
+        "$ISOFORGE_DIR/build/isoforge-api" "$ISOFORGE_BIN_DIR/"
     sudo rm -rf "$ISOFORGE_TEMPLATES_DIR"
     sudo install -d -m 0755 "$(dirname "$ISOFORGE_TEMPLATES_DIR")"
     sudo cp -R "$ISOFORGE_DIR/templates" "$ISOFORGE_TEMPLATES_DIR"
@@ -44,6 +45,12 @@ function create_isoforge_accounts {
     user=$(get_or_create_user "$ISOFORGE_SERVICE_USER" "$SERVICE_PASSWORD" "$SERVICE_DOMAIN_NAME")
     get_or_add_user_project_role service "$user" "$SERVICE_PROJECT_NAME" \
         "$SERVICE_DOMAIN_NAME" "$SERVICE_DOMAIN_NAME"
+    # isoforge-api in the catalog, as service type image-build
+    if is_service_enabled isoforge-api; then
+        local service
+        service=$(get_or_create_service isoforge image-build "isoforge image builds")
+        get_or_create_endpoint "$service" "$REGION_NAME" "$ISOFORGE_API_URL"
+    fi
 }
 
 # configure_isoforge: /etc/isoforge/isoforge.conf (readable by $STACK_USER only: it holds the
@@ -84,6 +91,11 @@ function configure_isoforge {
     iniset "$ISOFORGE_CONF" builds install_timeout "$ISOFORGE_INSTALL_TIMEOUT"
     iniset "$ISOFORGE_CONF" builds vnc_listen "$ISOFORGE_VNC_LISTEN"
 
+    iniset "$ISOFORGE_CONF" api bind_host "$ISOFORGE_API_BIND_HOST"
+    iniset "$ISOFORGE_CONF" api bind_port "$ISOFORGE_API_PORT"
+    iniset "$ISOFORGE_CONF" api public_url "$ISOFORGE_API_URL"
+    iniset "$ISOFORGE_CONF" api state_dir "$ISOFORGE_STATE_DIR/api"
+
     # qemu:///system as $STACK_USER needs the libvirt group (nova's libvirt setup does the
     # same for n-cpu; harmless when it already did).
     add_user_to_group "$STACK_USER" "${LIBVIRT_GROUP:-libvirt}"
@@ -111,24 +123,35 @@ function upload_isoforge_virtio_win {
     iniset "$ISOFORGE_CONF" builds virtio_win_image "$id"
 }
 
-# start_isoforge: isoforged under DevStack's process management (devstack@isoforged), in the
-# libvirt group.
+# start_isoforge: isoforge-api and isoforged under DevStack's process management
+# (devstack@isoforge-api, devstack@isoforged; the worker in the libvirt group).
 function start_isoforge {
-    run_process isoforged "$ISOFORGE_BIN_DIR/isoforged -c $ISOFORGE_CONF" "${LIBVIRT_GROUP:-libvirt}"
+    if is_service_enabled isoforge-api; then
+        run_process isoforge-api "$ISOFORGE_BIN_DIR/isoforge-api -c $ISOFORGE_CONF"
+        echo "Waiting for isoforge-api at $ISOFORGE_API_URL"
+        if ! wait_for_service "$SERVICE_TIMEOUT" "$ISOFORGE_API_URL"; then
+            die $LINENO "isoforge-api did not start"
+        fi
+    fi
+    if is_service_enabled isoforged; then
+        run_process isoforged "$ISOFORGE_BIN_DIR/isoforged -c $ISOFORGE_CONF" "${LIBVIRT_GROUP:-libvirt}"
+    fi
 }
 
 function stop_isoforge {
+    stop_process isoforge-api
     stop_process isoforged
 }
 
 # cleanup_isoforge: what install and configure made (the Glance image stays with Glance).
 function cleanup_isoforge {
-    sudo rm -f "$ISOFORGE_BIN_DIR/isoforge" "$ISOFORGE_BIN_DIR/isoforged"
+    sudo rm -f "$ISOFORGE_BIN_DIR/isoforge" "$ISOFORGE_BIN_DIR/isoforged" \
+        "$ISOFORGE_BIN_DIR/isoforge-api"
     sudo rm -rf "$ISOFORGE_TEMPLATES_DIR" "$ISOFORGE_CONF_DIR"
     rm -rf "$ISOFORGE_STATE_DIR"
 }
 
-if is_service_enabled isoforged || [[ "$1" == clean ]]; then
+if is_service_enabled isoforged isoforge-api || [[ "$1" == clean ]]; then
     if [[ "$1" == stack && "$2" == install ]]; then
         echo_summary "Installing isoforge"
         install_isoforge

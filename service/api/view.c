@@ -18,10 +18,24 @@
 #define VIEW_PUBLISH_TIMEOUT	10.0
 #define VIEW_TAG		"isoforge-api"
 
+/* A thread's own read connection with its prepared statement (WAL: readers do not wait for
+ * each other nor for the writer, and a statement is parsed once per thread, not per request). */
+struct view_reader {
+	struct view_reader	*next;
+	struct api_view		*view;
+	sqlite3			*db;
+	sqlite3_stmt		*build;		/* SELECT ... WHERE id = ? */
+};
+
+static __thread struct view_reader *view_self;
+
 struct api_view {
 	struct api		*api;
-	sqlite3			*db;
+	char			*path;
+	sqlite3			*db;		/* writes (and the rest), under db_mu */
 	pthread_mutex_t		 db_mu;
+	pthread_mutex_t		 readers_mu;
+	struct view_reader	*readers;
 	struct mq_url		*url;
 	char			*queue;		/* isoforge.api.<host> */
 	/* the consumer: the loop's thread only */
@@ -75,6 +89,7 @@ api_view_open(struct api *a, struct err *err)
 	v->timer = -1;
 	pthread_mutex_init(&v->db_mu, NULL);
 	pthread_mutex_init(&v->pub_mu, NULL);
+	pthread_mutex_init(&v->readers_mu, NULL);
 	v->queue = xasprintf("isoforge.api.%s", a->host);
 	if (mq_url_parse(a->cfg->transport_url, &v->url, err) != 0)
 		goto fail;
@@ -101,7 +116,7 @@ api_view_open(struct api *a, struct err *err)
 		sqlite3_free(msg);
 		goto fail;
 	}
-	free(path);
+	v->path = path;
 	return v;
 fail:
 	free(path);
@@ -112,7 +127,8 @@ fail:
 void
 api_view_close(struct api_view **vp)
 {
-	struct api_view	*v;
+	struct api_view		*v;
+	struct view_reader	*r;
 
 	if (vp == NULL || (v = *vp) == NULL)
 		return;
@@ -122,12 +138,21 @@ api_view_close(struct api_view **vp)
 		loop_timer_remove(v->api->loop, v->timer);
 	mq_close(&v->cons);
 	mq_close(&v->pub);
+	while ((r = v->readers) != NULL) {
+		v->readers = r->next;
+		sqlite3_finalize(r->build);
+		sqlite3_close(r->db);
+		free(r);
+	}
+	view_self = NULL;
 	if (v->db != NULL)
 		sqlite3_close(v->db);
+	free(v->path);
 	mq_url_free(&v->url);
 	free(v->queue);
 	pthread_mutex_destroy(&v->db_mu);
 	pthread_mutex_destroy(&v->pub_mu);
+	pthread_mutex_destroy(&v->readers_mu);
 	free(v);
 	*vp = NULL;
 }
@@ -324,19 +349,47 @@ view_row_build(struct api_view *v, sqlite3_stmt *st)
 	return b;
 }
 
+/* The calling thread's reader, opened on first use; NULL (err filled) when it cannot be. */
+static struct view_reader *
+view_reader(struct api_view *v, struct err *err)
+{
+	struct view_reader	*r = view_self;
+
+	if (r != NULL && r->view == v)
+		return r;
+	r = xcalloc(1, sizeof(*r));
+	r->view = v;
+	if (sqlite3_open_v2(v->path, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+	    NULL) != SQLITE_OK ||
+	    sqlite3_busy_timeout(r->db, 5000) != SQLITE_OK ||
+	    sqlite3_prepare_v2(r->db, "SELECT " VIEW_COLUMNS " FROM builds WHERE id = ? AND "
+	    "deleted = 0 AND (?2 IS NULL OR project_id = ?2)", -1, &r->build, NULL) != SQLITE_OK) {
+		err_set(err, ERR_IO, "builds view: %s: %s", v->path, r->db != NULL ?
+		    sqlite3_errmsg(r->db) : "cannot open");
+		sqlite3_finalize(r->build);
+		sqlite3_close(r->db);
+		free(r);
+		return NULL;
+	}
+	pthread_mutex_lock(&v->readers_mu);
+	r->next = v->readers;
+	v->readers = r;
+	pthread_mutex_unlock(&v->readers_mu);
+	view_self = r;
+	return r;
+}
+
 json_t *
 api_view_build(struct api_view *v, const char *id, const char *project, struct err *err)
 {
-	sqlite3_stmt	*st = NULL;
-	json_t		*b = NULL;
-	int		 rc;
+	struct view_reader	*r;
+	sqlite3_stmt		*st;
+	json_t			*b = NULL;
+	int			 rc;
 
-	pthread_mutex_lock(&v->db_mu);
-	if (sqlite3_prepare_v2(v->db, "SELECT " VIEW_COLUMNS " FROM builds WHERE id = ? AND "
-	    "deleted = 0 AND (?2 IS NULL OR project_id = ?2)", -1, &st, NULL) != SQLITE_OK) {
-		view_sql_err(v, "select", err);
-		goto cleanup;
-	}
+	if ((r = view_reader(v, err)) == NULL)
+		return NULL;
+	st = r->build;
 	view_bind_text(st, 1, id);
 	view_bind_text(st, 2, project);
 	rc = sqlite3_step(st);
@@ -345,10 +398,9 @@ api_view_build(struct api_view *v, const char *id, const char *project, struct e
 	else if (rc == SQLITE_DONE)
 		err_set(err, ERR_NOTFOUND, "build %s: not found", id);
 	else
-		view_sql_err(v, "select", err);
-cleanup:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&v->db_mu);
+		err_set(err, ERR_IO, "builds view: select: %s", sqlite3_errmsg(r->db));
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	return b;
 }
 

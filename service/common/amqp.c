@@ -285,6 +285,8 @@ mq_connect(const struct mq_url *u, size_t attempt, int heartbeat_s, int confirm,
 	struct mq_conn		*c;
 	amqp_socket_t		*sock;
 	struct timeval		 tv = mq_tv(timeout_s);
+	amqp_table_entry_t	 cap_entry, prop_entry;
+	amqp_table_t		 caps, props;
 
 	*out = NULL;
 	c = xcalloc(1, sizeof(*c));
@@ -297,8 +299,21 @@ mq_connect(const struct mq_url *u, size_t attempt, int heartbeat_s, int confirm,
 	if (mq_status(c, amqp_socket_open_noblock(sock, h->host, h->port, &tv), "connect",
 	    err) != 0)
 		goto fail;
-	if (mq_reply(c, amqp_login(c->conn, u->vhost, 0, MQ_FRAME_MAX, heartbeat_s,
-	    AMQP_SASL_METHOD_PLAIN, h->user, h->pass), "login", err) != 0)
+	/* consumer_cancel_notify: without it RabbitMQ drops a consumer whose queue is deleted
+	 * silently, and the consumer would wait for ever; with it, basic.cancel arrives and
+	 * mq_pump reports the connection broken (librabbitmq merges this with its defaults) */
+	cap_entry.key = amqp_cstring_bytes("consumer_cancel_notify");
+	cap_entry.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+	cap_entry.value.value.boolean = 1;
+	caps.num_entries = 1;
+	caps.entries = &cap_entry;
+	prop_entry.key = amqp_cstring_bytes("capabilities");
+	prop_entry.value.kind = AMQP_FIELD_KIND_TABLE;
+	prop_entry.value.value.table = caps;
+	props.num_entries = 1;
+	props.entries = &prop_entry;
+	if (mq_reply(c, amqp_login_with_properties(c->conn, u->vhost, 0, MQ_FRAME_MAX,
+	    heartbeat_s, &props, AMQP_SASL_METHOD_PLAIN, h->user, h->pass), "login", err) != 0)
 		goto fail;
 	amqp_channel_open(c->conn, MQ_CHANNEL);
 	if (mq_reply(c, amqp_get_rpc_reply(c->conn), "channel.open", err) != 0)

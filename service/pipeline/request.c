@@ -324,7 +324,9 @@ request_parse(const char *body, size_t len, int mode, struct err *err)
 	r->tags = json_array();
 
 	unknown_keys(&c, root, "", api ? api_keys : top_keys);
-	take_str(&c, root, "schema", "schema", full, 0, STR_TEXT, NULL, &r->schema);
+	/* the API's own fields in a user's body are unknown fields (above), nothing more */
+	if (!api)
+		take_str(&c, root, "schema", "schema", full, 0, STR_TEXT, NULL, &r->schema);
 	if (r->schema != NULL && strcmp(r->schema, REQUEST_SCHEMA_V1) == 0) {
 		err_set(err, ERR_INVAL, "schema: %s is refused: contract v1 carried the user's "
 		    "token; send %s with a trust_id", REQUEST_SCHEMA_V1, REQUEST_SCHEMA);
@@ -338,7 +340,7 @@ request_parse(const char *body, size_t len, int mode, struct err *err)
 		request_free(&r);
 		goto cleanup;
 	}
-	if (json_object_get(root, "token") != NULL) {
+	if (!api && json_object_get(root, "token") != NULL) {
 		/* never a bearer token on the bus: refused whole, its value never repeated */
 		err_set(err, ERR_INVAL, "token: refused: %s carries no token (the API makes a "
 		    "Keystone trust and sends its trust_id)", REQUEST_SCHEMA);

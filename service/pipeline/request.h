@@ -52,9 +52,9 @@ struct build_request {
  * (schema, trust_id, name, iso_image, flavor); REQUEST_PARTIAL only checks the types and values
  * of what is present. The error (ERR_INVAL) names every bad field, joined by "; ":
  * "flavor: missing; os.type: must be one of windows|linux|other". Bodies over 64 KiB and
- * unknown fields are refused; so are schema isoforge.build/1 and a "token" field in any mode
- * (contract v2 carries no token), with a reason that never repeats the token. Caller frees
- * with request_free.
+ * unknown fields are refused; so are schema isoforge.build/1 and a "token" field (contract v2
+ * carries no token; in REQUEST_API mode both are unknown fields), with a reason that never
+ * repeats the token. Caller frees with request_free.
  */
 struct build_request *request_parse(const char *body, size_t len, int mode, struct err *);
 /* The canonical JSON form (defaults filled in; includes the trust_id). Caller json_decref()s. */

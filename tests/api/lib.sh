@@ -61,11 +61,14 @@ api_stop() {
 
 # The builds the tests posted wait in isoforge.build (no worker here): take them out, and
 # drop this process's own events queue.
-api_cleanup_bus() {
+api_drain_requests() {
 	local i
 	for i in $(seq 200); do
 		amqp-get --url="$amqp_url" -q isoforge.build > /dev/null 2>&1 || break
 	done
+}
+api_cleanup_bus() {
+	api_drain_requests
 	amqp-delete-queue --url="$amqp_url" -q "isoforge.api.$api_host" > /dev/null 2>&1
 }
 

@@ -2,7 +2,8 @@
 # t_api_bus_outage.sh — RabbitMQ goes away: isoforge-api keeps answering from its view, a POST
 # answers 503 and deletes the trust it made (nothing half-started), an action answers 503; when
 # RabbitMQ is back the API reconnects by itself (backoff) and builds are accepted again, and
-# events published meanwhile reach the view (its queue is durable).
+# events published meanwhile reach the view (its queue is durable); its queue deleted under it is
+# declared again.
 set -u
 . "$(dirname "$0")/lib.sh"
 mc=$ISOFORGE_TOP/tests/cloud/minicloud
@@ -53,5 +54,23 @@ done
 [ "$(jq -r .build.state "$TEST_TMP/out")" = failed ] || fail "the view missed the event: $(cat "$TEST_TMP/out")"
 expect 202 POST /v1/builds "$alice" "$(build_body "$iso" t-outage-3)"
 api_alive
+
+# its queue deleted under it (an operator, a policy): the broker cancels the consumer, the API
+# declares the queue again and goes on receiving
+n=$(grep -c "events: consuming" "$TEST_TMP/api.log")
+amqp-delete-queue --url="$amqp_url" -q "isoforge.api.$api_host" > /dev/null || fail "delete queue"
+for i in $(seq 100); do [ "$(grep -c "events: consuming" "$TEST_TMP/api.log")" -gt "$n" ] && break; sleep 0.1; done
+[ "$(grep -c "events: consuming" "$TEST_TMP/api.log")" -gt "$n" ] || fail "the API did not notice its queue deleted"
+expect 202 POST /v1/builds "$alice" "$(build_body "$iso" t-outage-4)"
+id4=$(jq -r .build.id "$TEST_TMP/out")
+amqp-publish --url="$amqp_url" -e isoforge.events -r "build.$id4.resolving" -b "$(jq -cn \
+	--arg id "$id4" '{schema: "isoforge.event/2", build_id: $id, state: "resolving",
+	progress: 5, message: "resolving", time: (now | todate), console: null}')"
+for i in $(seq 100); do
+	call GET "/v1/builds/$id4" "$alice" > /dev/null
+	[ "$(jq -r .build.state "$TEST_TMP/out")" = resolving ] && break
+	sleep 0.1
+done
+[ "$(jq -r .build.state "$TEST_TMP/out")" = resolving ] || fail "no events after the queue came back"
 api_stop
 echo ok

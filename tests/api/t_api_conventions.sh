@@ -3,7 +3,7 @@
 # (no token), microversions (1.0, latest; 406 outside; 400 for nonsense), a request id on every
 # answer, {"errors": [...]} bodies, 401 with WWW-Authenticate without or with a bad token,
 # 404/405 for unknown routes and methods, the catalog's image-build endpoint, -n masks secrets,
-# SIGTERM stops it within a second, an idle API uses no CPU.
+# SIGTERM stops it within a second, an idle API uses no CPU, its view is 0700/0600.
 set -u
 . "$(dirname "$0")/lib.sh"
 trap 'api_stop; api_cleanup_bus' EXIT
@@ -15,6 +15,9 @@ grep -qF "$ISOFORGE_SERVICE_PASSWORD" "$TEST_TMP/dump" && fail "-n shows the pas
 grep -qF "$RABBITMQ_PASS" "$TEST_TMP/dump" && fail "-n shows the broker password"
 
 api_start
+# the view is private: it names users and projects
+[ "$(stat -c %a "$TEST_TMP/api-state")" = 700 ] || fail "state_dir is $(stat -c %a "$TEST_TMP/api-state")"
+[ "$(stat -c %a "$TEST_TMP/api-state/builds.db")" = 600 ] || fail "builds.db is not 0600"
 
 # the catalog names this endpoint as image-build
 cat=$(curl -s -H "X-Auth-Token: $alice" -H "X-Subject-Token: $alice" "$OS_AUTH_URL/auth/tokens")

@@ -115,6 +115,10 @@ test_errors_name_file_line(void **state)
 		{ "[builds]\nguest_deny = 10.0.0.0/33\n", "[builds] guest_deny: '10.0.0.0/33': the prefix length must be 0 to 32" },
 		{ "[builds]\nguest_deny = 10.0.0.0/8, intranet\n", "[builds] guest_deny: 'intranet' is not an IPv4 or IPv6" },
 		{ "[builds\n", "test.conf:8: missing" },
+		{ "[api]\nbind_port = 0\n", "test.conf:9: [api] bind_port: must be between 1 and 65535" },
+		{ "[api]\nhost = a/b\n", "test.conf:9: [api] host: may only hold letters" },
+		{ "[api]\npolicy_write = member;admin\n", "test.conf:9: [api] policy_write: must be role names" },
+		{ "[api]\nmax_body = 10\n", "test.conf:9: [api] max_body: must be between 1024" },
 	};
 	struct config	*c;
 	struct err	 err;
@@ -194,6 +198,30 @@ test_dump_masks_secrets(void **state)
 	free(out);
 }
 
+/* [api]: isoforge-api's defaults are OpenStack's roles and bounded bodies. */
+static void
+test_api_defaults(void **state)
+{
+	struct config	*c;
+	struct err	 err;
+
+	(void)state;
+	c = parse_with("[api]\nbind_port = 8779\npolicy_read = reader, auditor\n", &err);
+	assert_non_null(c);
+	assert_string_equal(c->api_bind_host, "127.0.0.1");
+	assert_int_equal(c->api_bind_port, 8779);
+	assert_null(c->api_host);
+	assert_string_equal(c->api_state_dir, "/var/lib/isoforge-api");
+	assert_int_equal(c->api_max_body, 65536);
+	assert_int_equal(c->api_max_depth, 16);
+	assert_int_equal(c->api_token_cache_size, 1024);
+	assert_int_equal(c->api_trust_margin, 7200);
+	assert_string_equal(c->api_policy_read, "reader, auditor");
+	assert_string_equal(c->api_policy_write, "member,admin");
+	assert_string_equal(c->api_policy_admin, "admin");
+	config_free(&c);
+}
+
 int
 main(void)
 {
@@ -203,6 +231,7 @@ main(void)
 		cmocka_unit_test(test_errors_name_file_line),
 		cmocka_unit_test(test_mask_url),
 		cmocka_unit_test(test_dump_masks_secrets),
+		cmocka_unit_test(test_api_defaults),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

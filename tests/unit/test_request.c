@@ -310,6 +310,32 @@ test_request_oversized(void **state)
 	buf_free(&b);
 }
 
+/* REQUEST_API: what a user posts to isoforge-api; the API's own fields are unknown fields. */
+static void
+test_request_api_mode(void **state)
+{
+	struct build_request	*r;
+	struct err		 e;
+
+	(void)state;
+	r = parse("{\"name\": \"n\", \"iso_image\": \"" ID2 "\", \"flavor\": \"m1\"}",
+	    REQUEST_API, &e);
+	assert_non_null(r);
+	assert_null(r->trust_id);
+	assert_null(r->schema);
+	assert_string_equal(r->install_mode, "interactive");
+	request_free(&r);
+	assert_null(parse("{\"iso_image\": \"" ID2 "\"}", REQUEST_API, &e));
+	assert_string_equal(e.msg, "name: missing; flavor: missing");
+	assert_null(parse(full_ok, REQUEST_API, &e));
+	assert_string_equal(e.msg, "schema: unknown field; build_id: unknown field; "
+	    "trust_id: unknown field");
+	assert_null(parse("{\"name\": \"n\", \"iso_image\": \"" ID2 "\", \"flavor\": "
+	    "\"m1\", \"token\": \"gAAAAsecret\"}", REQUEST_API, &e));
+	assert_string_equal(e.msg, "token: unknown field");
+	assert_null(strstr(e.msg, "gAAAAsecret"));
+}
+
 int
 main(void)
 {
@@ -323,6 +349,7 @@ main(void)
 		cmocka_unit_test(test_request_unknown_schema),
 		cmocka_unit_test(test_request_v1_and_tokens_refused),
 		cmocka_unit_test(test_request_oversized),
+		cmocka_unit_test(test_request_api_mode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
