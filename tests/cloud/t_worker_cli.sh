@@ -130,6 +130,21 @@ echo "$out" | tail -n 1
 [ "$(tail -n 1 <<<"$out" | jq -r .state)" = failed ] || fail "bob's ISO used by alice"
 grep -qi 'iso_image: .*not' <<<"$(tail -n 1 <<<"$out")" || fail "bob's ISO: unexpected reason"
 
+# 3b. --wait without --json: plain lines when stdout is no terminal, one live line per state
+#     (carriage return + erase line) on a terminal; either way the end is said and exit 1
+out=$(cli build --iso "$raw" --flavor "$ISOFORGE_FLAVOR_TINY" --name t-plain --wait); rc=$?
+echo "$out"
+[ $rc = 1 ] || fail "plain --wait of a failing build: exit $rc"
+grep -q '^20[0-9-]*T[0-9:]*Z  resolving ' <<<"$out" || fail "plain --wait: no resolving line"
+grep -q $'\r' <<<"$out" && fail "plain --wait wrote terminal controls"
+grep -q '^build .* failed: .*disk_format raw, not iso' <<<"$out" || fail "plain --wait: no end line"
+script -qec "env -u ISOFORGE_TRANSPORT_URL -u ISOFORGE_API_URL $bin/isoforge build --iso $raw \
+	--flavor $ISOFORGE_FLAVOR_TINY --name t-tty --wait" /dev/null > "$TEST_TMP/tty.out"; rc=$?
+cat -v "$TEST_TMP/tty.out" | tail -n 3
+[ $rc = 1 ] || fail "--wait on a terminal: exit $rc"
+grep -q $'\r\033\[Kresolving ' "$TEST_TMP/tty.out" || fail "--wait on a terminal: no live line"
+grep -q 'failed: .*disk_format raw, not iso' "$TEST_TMP/tty.out" || fail "--wait on a terminal: no end"
+
 # 4. status and list: alice sees her build; bob does not
 cli status "$id" || fail "status"
 st=$(cli status --json "$id") || fail "status --json"
