@@ -18,9 +18,10 @@
 #include "base/log.h"
 #include "base/util.h"
 
-struct keystone *
-cloud_service_keystone(const struct config *cfg, struct http_client **httpp,
-    const char *trust_id, struct err *err)
+/* isoforge's service user from cfg, scoped to trust_id or (NULL) to its own project. */
+static struct keystone *
+cloud_keystone(const struct config *cfg, struct http_client **httpp, const char *trust_id,
+    struct err *err)
 {
 	struct keystone_auth	 a;
 	struct http_opts	 o;
@@ -45,6 +46,23 @@ cloud_service_keystone(const struct config *cfg, struct http_client **httpp,
 	a.trust_id = trust_id;
 	ks = keystone_new(*httpp, &a, err);
 	return ks;
+}
+
+struct keystone *
+cloud_service_keystone(const struct config *cfg, struct http_client **httpp, struct err *err)
+{
+	return cloud_keystone(cfg, httpp, NULL, err);
+}
+
+struct keystone *
+cloud_trust_keystone(const struct config *cfg, struct http_client **httpp,
+    const char *trust_id, struct err *err)
+{
+	if (trust_id == NULL || *trust_id == '\0') {
+		err_set(err, ERR_AUTH, "no trust to act for the requester with");
+		return NULL;
+	}
+	return cloud_keystone(cfg, httpp, trust_id, err);
 }
 
 void
@@ -86,11 +104,11 @@ cloud_open(struct cloud *c, struct err *err)
 		return -1;
 	}
 	if (c->service == NULL &&
-	    (c->service = cloud_service_keystone(c->cfg, &c->http, NULL, err)) == NULL)
+	    (c->service = cloud_service_keystone(c->cfg, &c->http, err)) == NULL)
 		return -1;
 	http_client_set_cancel_fd(c->http, c->stop_fd);
 	/* isoforge's credentials + the trust: Keystone says who and which project (the trust's) */
-	if ((c->user = cloud_service_keystone(c->cfg, &c->http, c->trust_id, err)) == NULL)
+	if ((c->user = cloud_trust_keystone(c->cfg, &c->http, c->trust_id, err)) == NULL)
 		return -1;
 	if ((info = keystone_info(c->user, err)) == NULL) {
 		keystone_free(&c->user);
@@ -591,7 +609,7 @@ cloud_delete_trust(struct cloud *c, const char *trust_id, struct err *err)
 
 	err_clear(&e);
 	if (c->service == NULL &&
-	    (c->service = cloud_service_keystone(c->cfg, &c->http, NULL, &e)) == NULL) {
+	    (c->service = cloud_service_keystone(c->cfg, &c->http, &e)) == NULL) {
 		err_set(err, e.kind, "%s", e.msg);
 		return -1;
 	}

@@ -48,9 +48,11 @@ extern const struct source_ops source_glance_ops;
 /* Images into Glance, created as the requester (owner: the trust's project). */
 extern const struct registry_ops registry_glance_ops;
 
-/* A session for isoforge's service user from cfg; with trust_id (not NULL) scoped to that
- * trust instead of isoforge's project. *httpp is made when NULL. */
+/* A session for isoforge's service user from cfg (*httpp is made when NULL). */
 struct keystone	*cloud_service_keystone(const struct config *, struct http_client **,
+		    struct err *);
+/* The same credentials scoped to the Keystone trust trust_id: it acts as the trustor. */
+struct keystone	*cloud_trust_keystone(const struct config *, struct http_client **,
 		    const char *trust_id, struct err *);
 /* Sets up c for the requester's trust (id copied; NULL: none); nothing is asked yet. */
 void	 cloud_init(struct cloud *, const struct config *, const char *trust_id);
