@@ -32,7 +32,7 @@ trap scale_cleanup EXIT
 
 # two private libvirtds, one per builder host
 # (each its own VNC ports: on one host their guests would race for the same ones)
-vnc=$((20000 + ($$ % 400) * 100))
+vnc=$((60000 + ($$ % 50) * 100))	# (tests/run gives its libvirtd 20000-59999)
 uri1=$(LIBVIRTD_VNC_PORTS=$vnc-$((vnc + 49)) tests/lib/libvirtd up "$lv1" | tail -n 1) && [ -n "$uri1" ] \
 	|| fail "libvirtd 1"
 uri2=$(LIBVIRTD_VNC_PORTS=$((vnc + 50))-$((vnc + 99)) tests/lib/libvirtd up "$lv2" | tail -n 1) \
