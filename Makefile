@@ -3,7 +3,7 @@
 
 CC	?= cc
 PKGS	 = libxml-2.0 jansson libcurl libvirt librabbitmq sqlite3 libssh2 libcrypto libarchive \
-	   libcrypt libmicrohttpd zlib
+	   libcrypt libmicrohttpd zlib yaml-0.1
 WARN	 = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 BASE	 = -std=c11 -D_GNU_SOURCE -I. $(WARN) -g
 SAN	 = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -32,7 +32,7 @@ PROGS	 = $(MAINS:service/%.c=%)
 # SSH driver; real services).
 DEPS_BUILD = gcc make pkg-config libc6-dev libxml2-dev libjansson-dev libcurl4-openssl-dev \
 	libvirt-dev librabbitmq-dev libsqlite3-dev libssh2-1-dev libssl-dev libcmocka-dev \
-	libarchive-dev libcrypt-dev libmicrohttpd-dev zlib1g-dev
+	libarchive-dev libcrypt-dev libmicrohttpd-dev zlib1g-dev libyaml-dev
 DEPS_RUN   = jq libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 \
 	qemu-utils ovmf swtpm swtpm-tools libxml2-utils dnsmasq-base nftables xorriso mtools novnc
 DEPS_MEDIA = xorriso isolinux syslinux-common syslinux-efi extlinux busybox-static cpio mtools \

@@ -14,13 +14,13 @@ struct command {
 static const struct command commands[] = {
 	{ "plan",	cmd_plan,	"print the domain XML a build would define" },
 	{ "local",	cmd_local,	"local build: ISO file in, image file out, no cloud" },
-	{ "build",	cmd_build,	"ask the workers for a build from a Glance ISO" },
+	{ "build",	cmd_build,	"ask isoforge-api for a build from a Glance ISO" },
 	{ "status",	cmd_status,	"show one build" },
 	{ "list",	cmd_list,	"list builds" },
 	{ "finish",	cmd_finish,	"end an interactive install (guest shutdown)" },
 	{ "cancel",	cmd_cancel,	"cancel a build" },
-	{ "console",	cmd_console,	"show a build's console address and password" },
-	{ "versions",	cmd_versions,	"list the images of a chain" },
+	{ "console",	cmd_console,	"print a browser (noVNC) URL of a build's console" },
+	{ "versions",	cmd_versions,	"list the versions (images) of a chain" },
 	{ "tree",	cmd_tree,	"show an image's ancestors and descendants" },
 };
 

@@ -1,56 +1,52 @@
 /*
- * cmd_remote.c — the CLI's commands that talk to the workers over AMQP (build, status,
- * finish, cancel, console) or to Glance (versions, tree). Credentials come from OS_* as for
- * the openstack CLI; the broker from --transport-url or ISOFORGE_TRANSPORT_URL (a service's
- * credential: this path is for operators, users have the API). Contract v2 (docs/api.md):
- * `build` makes the Keystone trust to isoforge's service user (ISOFORGE_TRUSTEE_USER_ID) with
- * the user's own session and sends its id, never a token; control messages carry no token and
- * their replies come by RabbitMQ's direct reply-to.
+ * cmd_remote.c — the CLI's commands over isoforge-api (docs/api.md): build, status, list,
+ * finish, cancel, console, versions, tree. Credentials as for the openstack CLI (clouds.yaml,
+ * OS_*, --os-*); the API from the Keystone catalog (service type image-build). Images given
+ * by name are looked up in Glance, as the user. No command needs the message broker.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "drivers/glance.h"
 #include "drivers/http.h"
-#include "drivers/keystone.h"
-#include "service/common/amqp.h"
-#include "service/pipeline/chain.h"
+#include "service/cli/apiclient.h"
 #include "service/cli/cmd.h"
 #include "service/cli/osenv.h"
 #include "service/pipeline/request.h"
 #include "base/util.h"
 
-/* How long status/finish/cancel/console wait for the owning worker. */
-#define REMOTE_REPLY_TIMEOUT	5.0
-/* A trust outlives the install timeout by this much (queued, snapshot and upload). */
-#define REMOTE_TRUST_MARGIN	(4 * 3600)
+#define REMOTE_POLL_S		1.0	/* build --wait asks the API this often */
+#define REMOTE_GRACE_S		30.0	/* a new build may take this long to show in the API */
+#define REMOTE_OUTAGE_S		600.0	/* --wait gives up after the API failed this long */
+#define REMOTE_QUEUED_WARN_S	60.0	/* "no worker has taken it yet" after this long */
+#define REMOTE_MAX_PAGES	1000	/* list follows at most this many next links */
 
 /* What a remote command holds; every member is released by remote_free. */
 struct remote {
 	const char		*cmd;
-	struct http_client	*http;
-	struct keystone		*ks;
+	struct osenv_flags	 flags;
+	struct osenv_config	 cfg;
+	struct apiclient	*api;
 	struct glance		*glance;
-	struct mq_url		*url;
-	struct mq_conn		*pub;		/* confirm mode: requests, control */
-	struct mq_conn		*sub;		/* events, replies */
 	int			 json;
 };
 
 static void
 remote_free(struct remote *r)
 {
-	mq_close(&r->sub);
-	mq_close(&r->pub);
-	mq_url_free(&r->url);
 	glance_free(&r->glance);
-	keystone_free(&r->ks);
-	http_client_free(&r->http);
+	apiclient_free(&r->api);
+	osenv_config_free(&r->cfg);
 }
 
 /* A string member of o, or def. */
@@ -70,50 +66,24 @@ remote_fail(struct remote *r, int code, const char *msg)
 	return code;
 }
 
-/* A Keystone session from OS_* (token obtained now, so bad credentials show at once). */
+/* The exit code for an error: bad input (also a 400 from the API) is a usage error. */
 static int
-remote_auth(struct remote *r, struct err *err)
+remote_code(const struct err *e)
 {
-	struct keystone_auth	 a;
-	struct http_opts	 o;
-
-	memset(&o, 0, sizeof(o));
-	osenv_http_opts(&o);
-	if ((r->http = http_client_new(&o)) == NULL) {
-		err_set(err, ERR_INTERNAL, "no HTTP client");
-		return -1;
-	}
-	if (osenv_auth("", &a, err) != 0 || (r->ks = keystone_new(r->http, &a, err)) == NULL ||
-	    keystone_token(r->ks, err) == NULL)
-		return -1;
-	return 0;
+	return e->kind == ERR_INVAL ? CMD_USAGE : CMD_FAILED;
 }
 
+/* The credentials and the API client; prints why not and returns the exit code, else 0. */
 static int
-remote_glance(struct remote *r, struct err *err)
+remote_connect(struct remote *r)
 {
-	if (r->ks == NULL && remote_auth(r, err) != 0)
-		return -1;
-	if ((r->glance = glance_new(r->ks, getenv("ISOFORGE_GLANCE_ENDPOINT"), err)) == NULL)
-		return -1;
-	return 0;
-}
+	struct err	 err;
 
-/* Connects to the broker: a publisher (confirms) and a consumer; declares the topology. */
-static int
-remote_mq(struct remote *r, const char *url, struct err *err)
-{
-	if (url == NULL)
-		url = getenv("ISOFORGE_TRANSPORT_URL");
-	if (url == NULL || *url == '\0') {
-		err_set(err, ERR_INVAL, "no broker: set ISOFORGE_TRANSPORT_URL or --transport-url");
-		return -1;
-	}
-	if (mq_url_parse(url, &r->url, err) != 0 ||
-	    mq_connect(r->url, 0, 0, 1, 10, &r->pub, err) != 0 ||
-	    mq_declare_topology(r->pub, err) != 0 ||
-	    mq_connect(r->url, 0, 0, 0, 10, &r->sub, err) != 0)
-		return -1;
+	err_clear(&err);
+	if (osenv_config_load(&r->flags, &r->cfg, &err) != 0)
+		return remote_fail(r, CMD_USAGE, err.msg);
+	if ((r->api = apiclient_new(&r->cfg, &err)) == NULL)
+		return remote_fail(r, CMD_FAILED, err.msg);
 	return 0;
 }
 
@@ -127,6 +97,9 @@ remote_image_id(struct remote *r, const char *what, struct err *err)
 
 	if (util_is_uuid(what))
 		return xstrdup(what);
+	if (r->glance == NULL && (r->glance = glance_new(apiclient_keystone(r->api),
+	    getenv("ISOFORGE_GLANCE_ENDPOINT"), err)) == NULL)
+		return NULL;
 	memset(&o, 0, sizeof(o));
 	o.filters = json_pack("{s:s}", "name", what);
 	imgs = glance_image_list(r->glance, &o, err);
@@ -136,7 +109,7 @@ remote_image_id(struct remote *r, const char *what, struct err *err)
 	if (json_array_size(imgs) == 1)
 		id = xstrdup(json_string_value(json_object_get(json_array_get(imgs, 0), "id")));
 	else if (json_array_size(imgs) == 0)
-		err_set(err, ERR_NOTFOUND, "image %s: none of that name visible to you", what);
+		err_set(err, ERR_INVAL, "image %s: none of that name visible to you", what);
 	else
 		err_set(err, ERR_INVAL, "image %s: %zu images of that name, give its id", what,
 		    json_array_size(imgs));
@@ -144,71 +117,300 @@ remote_image_id(struct remote *r, const char *what, struct err *err)
 	return id;
 }
 
-/* Prints one event as a line (or as JSON with --json). */
+/* Copies s into out (size n) with control characters as spaces: API text never moves the
+ * cursor or changes colours of the terminal it is shown on. */
 static void
-remote_print_event(const struct remote *r, json_t *ev)
+remote_clean(const char *s, char *out, size_t n)
 {
-	const char	*state, *msg, *at;
-	json_t		*console;
+	size_t	 i;
 
-	if (r->json) {
-		cmd_print_json(ev, JSON_COMPACT);
-		return;
-	}
-	state = json_string_value(json_object_get(ev, "state"));
-	msg = json_string_value(json_object_get(ev, "message"));
-	at = json_string_value(json_object_get(ev, "time"));
-	printf("%s  %-12s %3d%%  %s\n", at != NULL ? at : "-", state != NULL ? state : "?",
-	    (int)json_integer_value(json_object_get(ev, "progress")), msg != NULL ? msg : "");
-	console = json_object_get(ev, "console");
-	if (json_is_object(console))
-		printf("    console: vnc://%s:%lld\n",
-		    json_string_value(json_object_get(console, "host")),
-		    (long long)json_integer_value(json_object_get(console, "port")));
-	fflush(stdout);
+	for (i = 0; s != NULL && s[i] != '\0' && i + 1 < n; i++)
+		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
+	out[i] = '\0';
 }
 
-struct remote_wait {
-	const struct remote	*r;
-	json_t			*last;		/* last event */
-	int			 terminal;
-};
+static int
+remote_terminal_state(const char *s)
+{
+	return s != NULL && (strcmp(s, "active") == 0 || strcmp(s, "failed") == 0 ||
+	    strcmp(s, "cancelled") == 0);
+}
+
+/* ^C during --wait: stop waiting (the build goes on), leave the terminal tidy. */
+static volatile sig_atomic_t	 remote_signal;
+static int			 remote_sigpipe[2] = { -1, -1 };
 
 static void
-remote_on_event(void *arg, struct mq_conn *c, amqp_envelope_t *env)
+remote_on_signal(int sig)
 {
-	struct remote_wait	*w = arg;
-	json_t			*ev;
-	const char		*state;
+	int	 saved = errno;
 
-	(void)c;
-	ev = json_loadb(env->message.body.bytes, env->message.body.len, 0, NULL);
-	if (!json_is_object(ev)) {
-		json_decref(ev);
-		return;
+	remote_signal = sig;
+	if (remote_sigpipe[1] >= 0 && write(remote_sigpipe[1], "x", 1) < 0) {
+		/* nothing to do: the flag is set */
 	}
-	remote_print_event(w->r, ev);
-	state = json_string_value(json_object_get(ev, "state"));
-	if (state != NULL && (strcmp(state, "active") == 0 || strcmp(state, "failed") == 0 ||
-	    strcmp(state, "cancelled") == 0))
-		w->terminal = 1;
+	errno = saved;
+}
+
+/* What build --wait shows and remembers. */
+struct remote_wait {
+	struct remote	*r;
+	const char	*build_id;
+	int		 live;		/* stdout is a terminal: one live line */
+	int		 line_open;	/* the live line is on screen, not ended */
+	size_t		 seen;		/* events printed */
+	json_t		*last;		/* the last event shown (a reference) */
+	char		 state[32];
+	int		 console_hint;
+	double		 start;
+};
+
+/* The terminal's width, 80 when unknown. */
+static int
+remote_columns(void)
+{
+	struct winsize	 ws;
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20)
+		return ws.ws_col;
+	return 80;
+}
+
+/* Redraws the live line: state, progress, message, time waited. */
+static void
+remote_live_line(struct remote_wait *w)
+{
+	char	 msg[512], line[1024];
+	int	 el = (int)(util_now() - w->start), n, cols = remote_columns();
+
+	if (w->last == NULL)
+		return;
+	remote_clean(jstr(w->last, "message", ""), msg, sizeof(msg));
+	n = snprintf(line, sizeof(line), "%-12s %3d%%  [%d:%02d]  %s", jstr(w->last, "state", "?"),
+	    (int)json_integer_value(json_object_get(w->last, "progress")), el / 60, el % 60, msg);
+	if (n < 0)
+		return;
+	if (n >= cols)
+		line[cols - 1] = '\0';
+	printf("\r\033[K%s", line);
+	fflush(stdout);
+	w->line_open = 1;
+}
+
+static void
+remote_end_line(struct remote_wait *w)
+{
+	if (w->line_open) {
+		putchar('\n');
+		fflush(stdout);
+		w->line_open = 0;
+	}
+}
+
+static void
+remote_set_last(struct remote_wait *w, json_t *ev)
+{
+	json_incref(ev);
 	json_decref(w->last);
 	w->last = ev;
+}
+
+/* Shows one new event: a JSON line (--json), a kept line per state (terminal), a plain line. */
+static void
+remote_show_event(struct remote_wait *w, json_t *ev)
+{
+	const char	*state = jstr(ev, "state", "?");
+	char		 msg[1024];
+	json_t		*line;
+	const char	*k;
+	json_t		*v;
+
+	if (w->r->json) {
+		line = json_pack("{s:s}", "build_id", w->build_id);
+		json_object_foreach(ev, k, v)
+			if (strcmp(k, "build_id") != 0)
+				json_object_set(line, k, v);
+		cmd_print_json(line, JSON_COMPACT);
+		json_decref(line);
+	} else if (w->live) {
+		/* a new state keeps the line of the one before on screen */
+		if (strcmp(state, w->state) != 0)
+			remote_end_line(w);
+		remote_set_last(w, ev);
+		remote_live_line(w);
+	} else {
+		remote_clean(jstr(ev, "message", ""), msg, sizeof(msg));
+		printf("%s  %-12s %3d%%  %s\n", jstr(ev, "time", "-"), state,
+		    (int)json_integer_value(json_object_get(ev, "progress")), msg);
+		fflush(stdout);
+	}
+	if (!w->r->json && !w->console_hint && strcmp(state, "installing") == 0) {
+		remote_end_line(w);
+		printf("    console: isoforge console %s\n", w->build_id);
+		fflush(stdout);
+		w->console_hint = 1;
+		if (w->live) {
+			remote_set_last(w, ev);
+			remote_live_line(w);
+		}
+	}
+	remote_set_last(w, ev);
+	snprintf(w->state, sizeof(w->state), "%s", state);
+}
+
+/* Sleeps up to s seconds; 1 when a signal asked to stop. */
+static int
+remote_sleep(double s)
+{
+	if (remote_signal)
+		return 1;
+	util_wait_fd(remote_sigpipe[0], s);
+	return remote_signal != 0;
+}
+
+/*
+ * Polls GET /v1/builds/ID/events until the build is terminal, showing each new event.
+ * Transient failures (the API restarting, a network blip) are waited out and said once.
+ * Returns 0 when terminal (w->state), -1 on error or a signal (message printed).
+ */
+static int
+remote_wait_build(struct remote_wait *w)
+{
+	struct err	 err;
+	json_t		*ans = NULL, *evs, *ev;
+	char		*path;
+	double		 failing_since = 0, now;
+	int		 said_down = 0, said_queued = 0, rc = -1;
+	size_t		 i;
+
+	path = xasprintf("/v1/builds/%s/events", w->build_id);
+	for (;;) {
+		err_clear(&err);
+		ans = NULL;
+		if (apiclient_call(w->r->api, "GET", path, NULL, &ans, &err) != 0) {
+			now = util_now();
+			if (err.kind == ERR_CANCELLED || remote_signal)
+				goto interrupted;
+			if (err.kind == ERR_NOTFOUND && w->seen == 0 &&
+			    now - w->start < REMOTE_GRACE_S)
+				goto next;
+			if (err.kind == ERR_NOTFOUND || err.kind == ERR_AUTH ||
+			    err.kind == ERR_INVAL) {
+				remote_end_line(w);
+				remote_fail(w->r, CMD_FAILED, err.msg);
+				goto cleanup;
+			}
+			if (failing_since == 0)
+				failing_since = now;
+			if (!said_down) {
+				remote_end_line(w);
+				fprintf(stderr, "isoforge build: %s; still waiting\n", err.msg);
+				said_down = 1;
+				if (w->live)
+					remote_live_line(w);
+			}
+			if (now - failing_since > REMOTE_OUTAGE_S) {
+				remote_end_line(w);
+				fprintf(stderr, "isoforge build: the API has not answered for %.0f s; "
+				    "build %s goes on: isoforge status %s\n", REMOTE_OUTAGE_S,
+				    w->build_id, w->build_id);
+				goto cleanup;
+			}
+			goto next;
+		}
+		if (said_down) {
+			remote_end_line(w);
+			fprintf(stderr, "isoforge build: the API answers again\n");
+			if (w->live)
+				remote_live_line(w);
+		}
+		failing_since = 0;
+		said_down = 0;
+		evs = json_object_get(ans, "events");
+		if (json_is_array(evs)) {
+			for (i = w->seen; i < json_array_size(evs); i++) {
+				ev = json_array_get(evs, i);
+				if (json_is_object(ev))
+					remote_show_event(w, ev);
+			}
+			if (json_array_size(evs) > w->seen)
+				w->seen = json_array_size(evs);
+		}
+		json_decref(ans);
+		ans = NULL;
+		if (remote_terminal_state(w->state)) {
+			rc = 0;
+			goto cleanup;
+		}
+		if (!said_queued && strcmp(w->state, "queued") == 0 &&
+		    util_now() - w->start > REMOTE_QUEUED_WARN_S) {
+			remote_end_line(w);
+			fprintf(stderr, "isoforge build: still queued after a minute (no worker has "
+			    "taken it yet); waiting\n");
+			said_queued = 1;
+		}
+		if (w->live && w->last != NULL)
+			remote_live_line(w);
+next:
+		if (remote_sleep(REMOTE_POLL_S))
+			goto interrupted;
+	}
+interrupted:
+	remote_end_line(w);
+	fprintf(stderr, "isoforge build: stopped waiting; build %s goes on: isoforge status %s\n",
+	    w->build_id, w->build_id);
+cleanup:
+	json_decref(ans);
+	free(path);
+	return rc;
+}
+
+/* A version number as text ("-" when absent), in out. */
+static const char *
+remote_version(const json_t *v, char out[24])
+{
+	if (json_is_integer(v))
+		snprintf(out, 24, "%lld", (long long)json_integer_value(v));
+	else if (json_is_string(v))
+		snprintf(out, 24, "%s", json_string_value(v));
+	else
+		snprintf(out, 24, "-");
+	return out;
 }
 
 static void
 build_usage(FILE *out)
 {
 	fprintf(out, "usage: isoforge build --iso IMAGE --flavor FLAVOR --name NAME\n"
-	    "         [--virtio-win IMAGE|auto] [--chain CHAIN] [--parent IMAGE]\n"
+	    "         [--from IMAGE] [--virtio-win IMAGE|auto] [--chain CHAIN] [--parent IMAGE]\n"
 	    "         [--os-type windows|linux|other] [--os-distro D] [--os-version V]\n"
 	    "         [--firmware bios|uefi] [--unattended] [--timeout SECONDS]\n"
 	    "         [--inactivity-timeout SECONDS (0: off; default: the worker's, for\n"
 	    "         unattended installs)]\n"
 	    "         [--visibility private|shared|community|public] [--compress]\n"
-	    "         [--property KEY=VALUE]... [--tag TAG]... [--build-id UUID]\n"
-	    "         [--wait] [--json] [--transport-url URL]\n"
-	    "Images by id or name; credentials from OS_* (as for the openstack CLI).\n");
+	    "         [--property KEY=VALUE]... [--tag TAG]... [--wait] [--json] [--os-*]\n"
+	    "Asks isoforge-api for a build; images by id or name. --from IMAGE derives the next\n"
+	    "version of a chain from an image (no --iso). --wait follows the build to its end\n"
+	    "(exit 0 when active); --json prints JSON lines, the last one the result.\n"
+	    OSENV_USAGE);
+}
+
+/* {"build": req} with the options' objects in req; takes req's reference. */
+static json_t *
+build_body(json_t *req, json_t *os, json_t *install, json_t *image, json_t *props,
+    json_t *tags)
+{
+	if (json_object_size(os) > 0)
+		json_object_set(req, "os", os);
+	if (json_object_size(install) > 0)
+		json_object_set(req, "install", install);
+	if (json_object_size(props) > 0)
+		json_object_set(image, "properties", props);
+	if (json_array_size(tags) > 0)
+		json_object_set(image, "tags", tags);
+	if (json_object_size(image) > 0)
+		json_object_set(req, "image", image);
+	return json_pack("{s:o}", "build", req);
 }
 
 int
@@ -216,6 +418,7 @@ cmd_build(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "iso", required_argument, NULL, 'i' },
+		{ "from", required_argument, NULL, 'm' },
 		{ "flavor", required_argument, NULL, 'f' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "virtio-win", required_argument, NULL, 'V' },
@@ -232,28 +435,25 @@ cmd_build(int argc, char **argv)
 		{ "compress", no_argument, NULL, 'z' },
 		{ "property", required_argument, NULL, 'P' },
 		{ "tag", required_argument, NULL, 'g' },
-		{ "build-id", required_argument, NULL, 'b' },
 		{ "wait", no_argument, NULL, 'w' },
 		{ "json", no_argument, NULL, 'j' },
-		{ "transport-url", required_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
+		OSENV_OPTIONS,
 		{ NULL, 0, NULL, 0 }
 	};
 	struct remote		 r;
 	struct remote_wait	 w;
 	struct build_request	*check = NULL;
+	struct sigaction	 sa, old_int, old_term;
 	struct err		 err;
-	json_t			*req, *os, *install, *image, *props, *tags, *summary = NULL;
-	const char		*iso = NULL, *flavor = NULL, *name = NULL, *virtio = NULL;
-	const char		*parent = NULL, *transport = NULL, *build_id = NULL, *eq;
-	const char		*trustee = getenv("ISOFORGE_TRUSTEE_USER_ID");
-	char			*iso_id = NULL, *virtio_id = NULL, *parent_id = NULL, *body = NULL;
-	char			*trust = NULL;
-	int			 sent = 0;
-	char			*key = NULL, *queue = NULL, id[37], *end;
-	double			 waited = 0;
+	json_t			*req, *os, *install, *image, *props, *tags, *body = NULL;
+	json_t			*ans = NULL, *build, *summary = NULL, *final = NULL;
+	const char		*iso = NULL, *from = NULL, *flavor = NULL, *name = NULL;
+	const char		*virtio = NULL, *parent = NULL, *eq, *id, *state;
+	char			*iso_id = NULL, *from_id = NULL, *virtio_id = NULL;
+	char			*parent_id = NULL, *text = NULL, *key = NULL, *end, *path = NULL;
 	long			 timeout = 0, inactivity;
-	int			 ch, wait = 0, ret = CMD_FAILED, warned = 0;
+	int			 ch, wait = 0, ret = CMD_FAILED, signals = 0;
 
 	memset(&r, 0, sizeof(r));
 	memset(&w, 0, sizeof(w));
@@ -264,11 +464,14 @@ cmd_build(int argc, char **argv)
 	image = json_object();
 	props = json_object();
 	tags = json_array();
-	req = json_pack("{s:s}", "schema", REQUEST_SCHEMA);
+	req = json_object();
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (osenv_flag(&r.flags, ch, optarg))
+			continue;
 		switch (ch) {
 		case 'i': iso = optarg; break;
+		case 'm': from = optarg; break;
 		case 'f': flavor = optarg; break;
 		case 'n': name = optarg; break;
 		case 'V': virtio = optarg; break;
@@ -308,10 +511,8 @@ cmd_build(int argc, char **argv)
 			json_object_set_new(props, key, json_string(eq + 1));
 			break;
 		case 'g': json_array_append_new(tags, json_string(optarg)); break;
-		case 'b': build_id = optarg; break;
 		case 'w': wait = 1; break;
 		case 'j': r.json = 1; break;
-		case 'U': transport = optarg; break;
 		case 'h':
 			build_usage(stdout);
 			ret = CMD_OK;
@@ -322,133 +523,135 @@ cmd_build(int argc, char **argv)
 			goto cleanup;
 		}
 	}
-	if (optind != argc || iso == NULL || flavor == NULL || name == NULL) {
+	if (optind != argc || (iso == NULL && from == NULL) || flavor == NULL || name == NULL) {
 		build_usage(stderr);
 		ret = CMD_USAGE;
 		goto cleanup;
 	}
-	if (build_id == NULL) {
-		util_uuid(id);
-		build_id = id;
+	json_object_set_new(req, "name", json_string(name));
+	json_object_set_new(req, "flavor", json_string(flavor));
+	/* what the API would refuse for its values is said before anything is asked */
+	body = build_body(json_deep_copy(req), os, install, image, props, tags);
+	text = json_dumps(json_object_get(body, "build"), JSON_COMPACT);
+	if ((check = request_parse(text, strlen(text), REQUEST_PARTIAL, &err)) == NULL) {
+		ret = remote_fail(&r, CMD_USAGE, err.msg);
+		goto cleanup;
 	}
-	if (remote_glance(&r, &err) != 0 ||
-	    (iso_id = remote_image_id(&r, iso, &err)) == NULL ||
+	json_decref(body);
+	body = NULL;
+	if ((ret = remote_connect(&r)) != 0)
+		goto cleanup;
+	ret = CMD_FAILED;
+	if ((iso != NULL && (iso_id = remote_image_id(&r, iso, &err)) == NULL) ||
+	    (from != NULL && (from_id = remote_image_id(&r, from, &err)) == NULL) ||
 	    (virtio != NULL && strcmp(virtio, "auto") != 0 &&
 	    (virtio_id = remote_image_id(&r, virtio, &err)) == NULL) ||
 	    (parent != NULL && (parent_id = remote_image_id(&r, parent, &err)) == NULL)) {
-		ret = remote_fail(&r, err.kind == ERR_INVAL || err.kind == ERR_NOTFOUND ?
-		    CMD_USAGE : CMD_FAILED, err.msg);
+		ret = remote_fail(&r, remote_code(&err), err.msg);
 		goto cleanup;
 	}
-	if (trustee == NULL || *trustee == '\0') {
-		ret = remote_fail(&r, CMD_USAGE, "no trustee: set ISOFORGE_TRUSTEE_USER_ID to the id "
-		    "of isoforge's service user (or build through isoforge-api)");
-		goto cleanup;
-	}
-	/* the trust placeholder: the request is checked before any trust is made */
-	json_object_set_new(req, "build_id", json_string(build_id));
-	json_object_set_new(req, "trust_id", json_string("pending"));
-	json_object_set_new(req, "name", json_string(name));
-	json_object_set_new(req, "iso_image", json_string(iso_id));
-	json_object_set_new(req, "flavor", json_string(flavor));
+	if (iso_id != NULL)
+		json_object_set_new(req, "iso_image", json_string(iso_id));
+	if (from_id != NULL)
+		json_object_set_new(req, "from_image", json_string(from_id));
 	if (virtio != NULL)
 		json_object_set_new(req, "virtio_win_image",
 		    json_string(virtio_id != NULL ? virtio_id : "auto"));
 	if (parent_id != NULL)
 		json_object_set_new(req, "parent_image", json_string(parent_id));
-	if (json_object_size(os) > 0)
-		json_object_set(req, "os", os);
-	if (json_object_size(install) > 0)
-		json_object_set(req, "install", install);
-	if (json_object_size(props) > 0)
-		json_object_set(image, "properties", props);
-	if (json_array_size(tags) > 0)
-		json_object_set(image, "tags", tags);
-	if (json_object_size(image) > 0)
-		json_object_set(req, "image", image);
-	body = json_dumps(req, JSON_COMPACT);
-	/* the workers would refuse it: say why here, before anything is sent */
-	if ((check = request_parse(body, strlen(body), REQUEST_FULL, &err)) == NULL) {
-		ret = remote_fail(&r, CMD_USAGE, err.msg);
+	body = build_body(json_incref(req), os, install, image, props, tags);
+	if (apiclient_call(r.api, "POST", "/v1/builds", body, &ans, &err) != 0) {
+		ret = remote_fail(&r, remote_code(&err), err.msg);
 		goto cleanup;
 	}
-	if (remote_mq(&r, transport, &err) != 0) {
-		ret = remote_fail(&r, err.kind == ERR_INVAL ? CMD_USAGE : CMD_FAILED, err.msg);
+	build = json_object_get(ans, "build");
+	if ((id = json_string_value(json_object_get(build, "id"))) == NULL) {
+		ret = remote_fail(&r, CMD_FAILED, "the API answered without a build id");
 		goto cleanup;
 	}
-	/* the user's trust to isoforge: the user's roles in the project, for the install's
-	 * timeout and a margin */
-	if ((trust = keystone_trust_create(r.ks, trustee, NULL, keystone_info(r.ks, &err)->roles,
-	    time(NULL) + check->timeout_s + REMOTE_TRUST_MARGIN, &err)) == NULL) {
-		ret = remote_fail(&r, CMD_FAILED, err.msg);
-		goto cleanup;
-	}
-	json_object_set_new(req, "trust_id", json_string(trust));
-	free(body);
-	body = json_dumps(req, JSON_COMPACT);
-	if (wait) {
-		/* listen before asking, so no event is missed */
-		free(key);
-		key = xasprintf("build.%s.*", build_id);
-		if ((queue = mq_declare_private_queue(r.sub, MQ_EVENTS, key, &err)) == NULL ||
-		    mq_consume(r.sub, queue, "events", 1, &err) != 0) {
-			ret = remote_fail(&r, CMD_FAILED, err.msg);
-			goto cleanup;
-		}
-	}
-	if (mq_publish(r.pub, MQ_EXCHANGE, MQ_RK_REQUEST, NULL, body, strlen(body), 1, 10,
-	    &err) != 0) {
-		ret = remote_fail(&r, CMD_FAILED, err.msg);
-		goto cleanup;
-	}
-	sent = 1;
 	if (!r.json)
-		printf("build %s submitted\n", build_id);
+		printf("build %s submitted (%s)\n", id, jstr(build, "state", "queued"));
 	fflush(stdout);
 	if (!wait) {
-		summary = json_pack("{s:s, s:s, s:n}", "build_id", build_id, "state", "submitted",
-		    "image_id");
+		summary = json_pack("{s:s, s:s, s:n}", "build_id", id, "state",
+		    jstr(build, "state", "queued"), "image_id");
 		ret = CMD_OK;
 		goto cleanup;
 	}
+	if (pipe2(remote_sigpipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+		ret = remote_fail(&r, CMD_FAILED, strerror(errno));
+		goto cleanup;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = remote_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	signals = 1;
+	apiclient_set_cancel_fd(r.api, remote_sigpipe[0]);
 	w.r = &r;
-	while (!w.terminal) {
-		if (mq_pump(r.sub, 1.0, remote_on_event, &w, &err) != 0) {
-			ret = remote_fail(&r, CMD_FAILED, err.msg);
-			goto cleanup;
-		}
-		waited += 1.0;
-		if (w.last == NULL && waited >= 60 && !warned) {
-			fprintf(stderr, "isoforge build: no worker has taken the build in a minute; "
-			    "still waiting\n");
-			warned = 1;
-		}
+	w.build_id = id;
+	w.live = !r.json && isatty(STDOUT_FILENO);
+	w.start = util_now();
+	if (remote_wait_build(&w) != 0) {
+		ret = remote_signal ? 128 + remote_signal : CMD_FAILED;
+		goto cleanup;
 	}
-	summary = json_pack("{s:s, s:O, s:O?, s:O?}", "build_id", build_id,
-	    "state", json_object_get(w.last, "state"),
-	    "image_id", json_object_get(w.last, "image_id"),
-	    "message", json_object_get(w.last, "message"));
-	if (json_object_get(summary, "image_id") == NULL)
-		json_object_set_new(summary, "image_id", json_null());
-	ret = strcmp(json_string_value(json_object_get(w.last, "state")), "active") == 0 ?
-	    CMD_OK : CMD_FAILED;
+	remote_end_line(&w);
+	/* the build as the API holds it now: image, version, the last word */
+	apiclient_set_cancel_fd(r.api, -1);
+	path = xasprintf("/v1/builds/%s", id);
+	err_clear(&err);
+	if (apiclient_call(r.api, "GET", path, NULL, &final, &err) != 0)
+		fprintf(stderr, "isoforge build: %s\n", err.msg);
+	build = json_object_get(final, "build");
+	state = w.state;
+	summary = json_pack("{s:s, s:s}", "build_id", id, "state", state);
+	json_object_set(summary, "image_id", json_object_get(build, "image_id") != NULL ?
+	    json_object_get(build, "image_id") : json_null());
+	if (json_object_get(build, "version") != NULL)
+		json_object_set(summary, "version", json_object_get(build, "version"));
+	if (json_object_get(w.last, "message") != NULL)
+		json_object_set(summary, "message", json_object_get(w.last, "message"));
+	if (json_object_get(build, "chain") != NULL)
+		json_object_set(summary, "chain", json_object_get(build, "chain"));
+	if (!r.json) {
+		char	 msg[1024];
+
+		remote_clean(jstr(w.last, "message", ""), msg, sizeof(msg));
+		char	 ver[24];
+
+		if (strcmp(state, "active") == 0)
+			printf("build %s active: image %s (chain %s, version %s)\n", id,
+			    jstr(build, "image_id", "?"), jstr(build, "chain", "-"),
+			    remote_version(json_object_get(build, "version"), ver));
+		else
+			printf("build %s %s: %s\n", id, state, msg);
+	}
+	ret = strcmp(state, "active") == 0 ? CMD_OK : CMD_FAILED;
 cleanup:
-	/* a trust no request carries: the trustor deletes it */
-	if (trust != NULL && !sent && keystone_trust_delete(r.ks, trust, &err) != 0)
-		fprintf(stderr, "isoforge build: trust %s not deleted: %s\n", trust, err.msg);
-	free(trust);
-	if (summary != NULL && r.json) {
-		free(body);
-		body = json_dumps(summary, JSON_COMPACT);
-		printf("%s\n", body);
+	if (summary != NULL && r.json)
+		cmd_print_json(summary, JSON_COMPACT);
+	if (signals) {
+		sigaction(SIGINT, &old_int, NULL);
+		sigaction(SIGTERM, &old_term, NULL);
 	}
-	json_decref(summary);
+	if (remote_sigpipe[0] >= 0) {
+		close(remote_sigpipe[0]);
+		close(remote_sigpipe[1]);
+		remote_sigpipe[0] = remote_sigpipe[1] = -1;
+	}
 	json_decref(w.last);
+	json_decref(summary);
+	json_decref(final);
+	json_decref(ans);
+	json_decref(body);
 	request_free(&check);
-	free(queue);
+	free(path);
 	free(key);
-	free(body);
+	free(text);
 	free(iso_id);
+	free(from_id);
 	free(virtio_id);
 	free(parent_id);
 	json_decref(req);
@@ -461,325 +664,567 @@ cleanup:
 	return ret;
 }
 
-struct remote_replies {
-	const char	*correlation_id;
-	json_t		*replies;	/* array */
-};
-
-static void
-remote_on_reply(void *arg, struct mq_conn *c, amqp_envelope_t *env)
-{
-	struct remote_replies		*rr = arg;
-	const amqp_basic_properties_t	*p = &env->message.properties;
-	json_t				*msg;
-
-	(void)c;
-	if (!(p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) ||
-	    p->correlation_id.len != strlen(rr->correlation_id) ||
-	    memcmp(p->correlation_id.bytes, rr->correlation_id, p->correlation_id.len) != 0)
-		return;
-	msg = json_loadb(env->message.body.bytes, env->message.body.len, 0, NULL);
-	if (json_is_object(msg))
-		json_array_append_new(rr->replies, msg);
-	else
-		json_decref(msg);
-}
-
-/*
- * Sends a control message (isoforge.control/2; every worker gets it) and collects the first
- * reply within timeout_s. Replies come by RabbitMQ's direct reply-to: consumed (no-ack) from
- * amq.rabbitmq.reply-to on the channel that publishes, before publishing; the consumer
- * connection has no confirm mode, so no reply can be read as a confirm's neighbour. Returns an
- * array (new reference), NULL on error.
- */
-static json_t *
-remote_control(struct remote *r, const char *action, const char *build_id, double timeout_s,
-    struct err *err)
-{
-	struct remote_replies	 rr;
-	amqp_basic_properties_t	 props;
-	json_t			*msg;
-	char			*body, corr[37];
-	double			 end;
-	int			 rc;
-
-	if (mq_consume(r->sub, MQ_DIRECT_REPLY_TO, "replies", 1, err) != 0)
-		return NULL;
-	util_uuid(corr);
-	memset(&props, 0, sizeof(props));
-	props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_REPLY_TO_FLAG |
-	    AMQP_BASIC_CORRELATION_ID_FLAG;
-	props.content_type = amqp_cstring_bytes("application/json");
-	props.reply_to = amqp_cstring_bytes(MQ_DIRECT_REPLY_TO);
-	props.correlation_id = amqp_cstring_bytes(corr);
-	msg = json_pack("{s:s, s:s, s:s}", "schema", MQ_CONTROL_SCHEMA, "action", action,
-	    "build_id", build_id);
-	body = json_dumps(msg, JSON_COMPACT);
-	json_decref(msg);
-	rc = mq_publish(r->sub, MQ_EXCHANGE, MQ_RK_CONTROL, &props, body, strlen(body), 0, 10,
-	    err);
-	free(body);
-	if (rc != 0)
-		return NULL;
-	rr.correlation_id = corr;
-	rr.replies = json_array();
-	end = util_now() + timeout_s;
-	while (util_now() < end && json_array_size(rr.replies) == 0) {
-		if (mq_pump(r->sub, end - util_now() > 0.5 ? 0.5 : end - util_now(),
-		    remote_on_reply, &rr, err) != 0) {
-			json_decref(rr.replies);
-			return NULL;
-		}
-	}
-	return rr.replies;
-}
-
-/* status, finish, cancel, console: one build, asked of the worker that owns it. */
+/* Parses a one-build command's arguments (BUILD_ID, --json, --os-*); 0 or an exit code. */
 static int
-remote_one(const char *cmd, int argc, char **argv)
+remote_one_args(struct remote *r, int argc, char **argv, const char **idp)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
-		{ "transport-url", required_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
+		OSENV_OPTIONS,
 		{ NULL, 0, NULL, 0 }
 	};
-	struct remote	 r;
-	struct err	 err;
-	json_t		*replies = NULL, *rep, *build, *console, *h, *t;
-	const char	*transport = NULL, *action, *e;
-	char		*s;
-	size_t		 i;
-	int		 ch, ret = CMD_FAILED;
+	int	 ch;
 
-	memset(&r, 0, sizeof(r));
-	r.cmd = cmd;
-	err_clear(&err);
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (osenv_flag(&r->flags, ch, optarg))
+			continue;
 		switch (ch) {
-		case 'j': r.json = 1; break;
-		case 'U': transport = optarg; break;
+		case 'j': r->json = 1; break;
 		default:
 			fprintf(ch == 'h' ? stdout : stderr, "usage: isoforge %s BUILD_ID [--json] "
-			    "[--transport-url URL]\n", cmd);
-			return ch == 'h' ? CMD_OK : CMD_USAGE;
+			    "[--os-*]\n%s", r->cmd, ch == 'h' ? OSENV_USAGE : "");
+			return ch == 'h' ? -1 : CMD_USAGE;
 		}
 	}
 	if (optind + 1 != argc || !util_is_uuid(argv[optind])) {
-		fprintf(stderr, "usage: isoforge %s BUILD_ID (a UUID)\n", cmd);
+		fprintf(stderr, "usage: isoforge %s BUILD_ID (a UUID)\n", r->cmd);
 		return CMD_USAGE;
 	}
-	action = strcmp(cmd, "console") == 0 ? "status" : cmd;
-	if (remote_auth(&r, &err) != 0 || remote_mq(&r, transport, &err) != 0 ||
-	    (replies = remote_control(&r, action, argv[optind], REMOTE_REPLY_TIMEOUT,
-	    &err)) == NULL) {
-		ret = remote_fail(&r, err.kind == ERR_INVAL ? CMD_USAGE : CMD_FAILED, err.msg);
+	*idp = argv[optind];
+	return 0;
+}
+
+/* A build object as the CLI prints it in JSON: the API's, with build_id beside id. */
+static void
+remote_build_compat(json_t *b)
+{
+	if (json_is_object(b) && json_object_get(b, "id") != NULL)
+		json_object_set(b, "build_id", json_object_get(b, "id"));
+}
+
+/* status BUILD_ID: the build and its events. */
+int
+cmd_status(int argc, char **argv)
+{
+	struct remote	 r;
+	struct err	 err;
+	json_t		*ans = NULL, *evs = NULL, *b, *ev;
+	const char	*id;
+	char		*path = NULL, msg[1024];
+	size_t		 i;
+	int		 ret;
+
+	memset(&r, 0, sizeof(r));
+	r.cmd = "status";
+	err_clear(&err);
+	if ((ret = remote_one_args(&r, argc, argv, &id)) != 0)
+		return ret < 0 ? CMD_OK : ret;
+	if ((ret = remote_connect(&r)) != 0)
+		goto cleanup;
+	ret = CMD_FAILED;
+	path = xasprintf("/v1/builds/%s", id);
+	if (apiclient_call(r.api, "GET", path, NULL, &ans, &err) != 0) {
+		ret = remote_fail(&r, remote_code(&err), err.msg);
 		goto cleanup;
 	}
-	if ((rep = json_array_get(replies, 0)) == NULL) {
-		s = xasprintf("build %s: no worker knows it", argv[optind]);
-		ret = remote_fail(&r, CMD_FAILED, s);
-		free(s);
+	b = json_object_get(ans, "build");
+	free(path);
+	path = xasprintf("/v1/builds/%s/events", id);
+	if (apiclient_call(r.api, "GET", path, NULL, &evs, &err) != 0) {
+		ret = remote_fail(&r, remote_code(&err), err.msg);
 		goto cleanup;
 	}
-	if (!json_is_true(json_object_get(rep, "ok"))) {
-		e = json_string_value(json_object_get(rep, "error"));
-		ret = remote_fail(&r, CMD_FAILED, e != NULL ? e : "refused");
-		goto cleanup;
-	}
-	build = json_object_get(rep, "build");
-	/*
-	 * Control v2 carries no token, so the worker can't tell who asks; the CLI still shows a
-	 * build only to its own project (the API is where this is enforced).
-	 */
-	if (build != NULL && (e = json_string_value(json_object_get(build, "project_id"))) != NULL &&
-	    (keystone_info(r.ks, &err) == NULL || keystone_info(r.ks, &err)->project_id == NULL ||
-	    strcmp(keystone_info(r.ks, &err)->project_id, e) != 0)) {
-		s = xasprintf("build %s: no worker knows it", argv[optind]);
-		ret = remote_fail(&r, CMD_FAILED, s);
-		free(s);
-		goto cleanup;
-	}
-	console = json_object_get(build, "console");
+	json_object_set(b, "history", json_object_get(evs, "events") != NULL ?
+	    json_object_get(evs, "events") : json_array());
+	remote_build_compat(b);
 	if (r.json) {
-		cmd_print_json(strcmp(cmd, "console") == 0 ? (console != NULL ? console :
-		    json_null()) : (build != NULL ? build : rep), JSON_COMPACT);
-	} else if (strcmp(cmd, "console") == 0) {
-		if (!json_is_object(console)) {
-			ret = remote_fail(&r, CMD_FAILED, "the build has no console now");
-			goto cleanup;
+		cmd_print_json(b, JSON_COMPACT);
+	} else {
+		remote_clean(jstr(b, "message", ""), msg, sizeof(msg));
+		printf("build     %s\nname      %s\nstate     %s (%lld%%)\nmessage   %s\n",
+		    jstr(b, "id", "?"), jstr(b, "name", ""), jstr(b, "state", "?"),
+		    (long long)json_integer_value(json_object_get(b, "progress")), msg);
+		printf("image     %s", jstr(b, "image_id", "-"));
+		if (json_is_integer(json_object_get(b, "version")))
+			printf(" (version %lld)",
+			    (long long)json_integer_value(json_object_get(b, "version")));
+		printf("\nchain     %s\nworker    %s\ncreated   %s\nupdated   %s\n",
+		    jstr(b, "chain", "-"), jstr(b, "worker", "-"), jstr(b, "created_at", ""),
+		    jstr(b, "updated_at", ""));
+		json_array_foreach(json_object_get(b, "history"), i, ev) {
+			remote_clean(jstr(ev, "message", ""), msg, sizeof(msg));
+			printf("  %s  %-12s %3lld%%  %s\n", jstr(ev, "time", "-"),
+			    jstr(ev, "state", "?"),
+			    (long long)json_integer_value(json_object_get(ev, "progress")), msg);
 		}
-		/* its password never travels on the bus: the API's remote-console has it */
-		printf("vnc://%s:%lld\n",
-		    json_string_value(json_object_get(console, "host")),
-		    (long long)json_integer_value(json_object_get(console, "port")));
-	} else if (build != NULL) {
-		printf("build     %s\nstate     %s\nmessage   %s\nimage     %s\nworker    %s\n"
-		    "created   %s\nupdated   %s\n",
-		    json_string_value(json_object_get(build, "build_id")),
-		    json_string_value(json_object_get(build, "state")),
-		    jstr(build, "message", ""),
-		    jstr(build, "image_id", "-"),
-		    jstr(rep, "worker", "-"),
-		    jstr(build, "created_at", ""),
-		    jstr(build, "updated_at", ""));
-		h = json_object_get(build, "history");
-		json_array_foreach(h, i, t)
-			printf("  %s  %-12s %s\n", json_string_value(json_object_get(t, "at")),
-			    json_string_value(json_object_get(t, "state")),
-			    jstr(t, "message", ""));
-	} else
-		printf("build %s: %s asked (now %s)\n", argv[optind], cmd,
-		    jstr(rep, "state", "?"));
+	}
 	ret = CMD_OK;
 cleanup:
-	json_decref(replies);
+	json_decref(ans);
+	json_decref(evs);
+	free(path);
 	remote_free(&r);
 	return ret;
 }
 
-int cmd_status(int argc, char **argv) { return remote_one("status", argc, argv); }
-int cmd_finish(int argc, char **argv) { return remote_one("finish", argc, argv); }
-int cmd_cancel(int argc, char **argv) { return remote_one("cancel", argc, argv); }
-int cmd_console(int argc, char **argv) { return remote_one("console", argc, argv); }
+/* finish, cancel: POST /v1/builds/ID/action. */
+static int
+remote_action(const char *cmd, int argc, char **argv)
+{
+	struct remote	 r;
+	struct err	 err;
+	json_t		*body, *ans = NULL;
+	const char	*id;
+	char		*path = NULL;
+	int		 ret;
 
-/* list: contract v2 has no list action (no token says whose builds to list): the API has it. */
+	memset(&r, 0, sizeof(r));
+	r.cmd = cmd;
+	err_clear(&err);
+	if ((ret = remote_one_args(&r, argc, argv, &id)) != 0)
+		return ret < 0 ? CMD_OK : ret;
+	body = json_pack("{s:n}", cmd);
+	if ((ret = remote_connect(&r)) != 0)
+		goto cleanup;
+	ret = CMD_FAILED;
+	path = xasprintf("/v1/builds/%s/action", id);
+	if (apiclient_call(r.api, "POST", path, body, &ans, &err) != 0) {
+		ret = remote_fail(&r, remote_code(&err), err.msg);
+		goto cleanup;
+	}
+	if (r.json) {
+		if (ans == NULL)
+			ans = json_pack("{s:s, s:s, s:b}", "build_id", id, "action", cmd,
+			    "accepted", 1);
+		cmd_print_json(ans, JSON_COMPACT);
+	} else
+		printf("build %s: %s asked\n", id, cmd);
+	ret = CMD_OK;
+cleanup:
+	json_decref(body);
+	json_decref(ans);
+	free(path);
+	remote_free(&r);
+	return ret;
+}
+
+int cmd_finish(int argc, char **argv) { return remote_action("finish", argc, argv); }
+int cmd_cancel(int argc, char **argv) { return remote_action("cancel", argc, argv); }
+
+/* console BUILD_ID: a browser URL of the install's console (single use, expiring). */
+int
+cmd_console(int argc, char **argv)
+{
+	struct remote	 r;
+	struct err	 err;
+	json_t		*body, *ans = NULL, *rc;
+	const char	*id;
+	char		*path = NULL;
+	int		 ret;
+
+	memset(&r, 0, sizeof(r));
+	r.cmd = "console";
+	err_clear(&err);
+	if ((ret = remote_one_args(&r, argc, argv, &id)) != 0)
+		return ret < 0 ? CMD_OK : ret;
+	body = json_pack("{s:{s:s, s:s}}", "remote_console", "protocol", "vnc", "type", "novnc");
+	if ((ret = remote_connect(&r)) != 0)
+		goto cleanup;
+	ret = CMD_FAILED;
+	path = xasprintf("/v1/builds/%s/remote-console", id);
+	if (apiclient_call(r.api, "POST", path, body, &ans, &err) != 0) {
+		ret = remote_fail(&r, remote_code(&err), err.msg);
+		goto cleanup;
+	}
+	rc = json_object_get(ans, "remote_console");
+	if (!json_is_string(json_object_get(rc, "url"))) {
+		ret = remote_fail(&r, CMD_FAILED, "the API answered without a console URL");
+		goto cleanup;
+	}
+	if (r.json)
+		cmd_print_json(rc, JSON_COMPACT);
+	else
+		printf("%s\n(opens once; expires %s)\n", jstr(rc, "url", ""),
+		    jstr(rc, "expires_at", "soon"));
+	ret = CMD_OK;
+cleanup:
+	json_decref(body);
+	json_decref(ans);
+	free(path);
+	remote_free(&r);
+	return ret;
+}
+
+/* Appends "&key=value" (escaped) to q when value is set. */
+static void
+remote_query(struct buf *q, const char *key, const char *value)
+{
+	char	*v;
+
+	if (value == NULL)
+		return;
+	v = http_escape(value);
+	buf_printf(q, "%s%s=%s", q->len > 0 ? "&" : "", key, v);
+	free(v);
+}
+
+/* The marker of a page's "next" link, or NULL; caller frees. */
+static char *
+remote_next_marker(const json_t *links)
+{
+	const json_t	*l;
+	const char	*href, *m;
+	size_t		 i;
+
+	json_array_foreach(links, i, l) {
+		if (strcmp(jstr(l, "rel", ""), "next") != 0 ||
+		    (href = json_string_value(json_object_get(l, "href"))) == NULL)
+			continue;
+		if ((m = strstr(href, "marker=")) == NULL)
+			return NULL;
+		m += strlen("marker=");
+		return xstrndup(m, strcspn(m, "&#"));
+	}
+	return NULL;
+}
+
+/* list: the builds of the caller's project (every page). */
 int
 cmd_list(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "isoforge list: the workers no longer answer lists over AMQP (contract "
-	    "v2): list builds through isoforge-api\n");
-	return CMD_FAILED;
+	static const struct option opts[] = {
+		{ "state", required_argument, NULL, 's' },
+		{ "chain", required_argument, NULL, 'c' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "all-projects", no_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		OSENV_OPTIONS,
+		{ NULL, 0, NULL, 0 }
+	};
+	struct remote	 r;
+	struct err	 err;
+	struct buf	 q;
+	json_t		*all, *ans = NULL, *b;
+	const char	*state = NULL, *chain = NULL, *name = NULL;
+	char		*path = NULL, *marker = NULL, *next;
+	size_t		 i;
+	int		 ch, ret = CMD_FAILED, allp = 0, pages;
+
+	memset(&r, 0, sizeof(r));
+	r.cmd = "list";
+	err_clear(&err);
+	buf_init(&q);
+	all = json_array();
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (osenv_flag(&r.flags, ch, optarg))
+			continue;
+		switch (ch) {
+		case 's': state = optarg; break;
+		case 'c': chain = optarg; break;
+		case 'n': name = optarg; break;
+		case 'a': allp = 1; break;
+		case 'j': r.json = 1; break;
+		default:
+			fprintf(ch == 'h' ? stdout : stderr, "usage: isoforge list [--state S] "
+			    "[--chain C] [--name N] [--all-projects] [--json] [--os-*]\n%s",
+			    ch == 'h' ? OSENV_USAGE : "");
+			ret = ch == 'h' ? CMD_OK : CMD_USAGE;
+			goto cleanup;
+		}
+	}
+	if (optind != argc) {
+		ret = remote_fail(&r, CMD_USAGE, "no arguments expected");
+		goto cleanup;
+	}
+	if ((ret = remote_connect(&r)) != 0)
+		goto cleanup;
+	ret = CMD_FAILED;
+	remote_query(&q, "state", state);
+	remote_query(&q, "chain", chain);
+	remote_query(&q, "name", name);
+	remote_query(&q, "all_projects", allp ? "1" : NULL);
+	remote_query(&q, "limit", "1000");
+	for (pages = 0; pages < REMOTE_MAX_PAGES; pages++) {
+		free(path);
+		path = xasprintf("/v1/builds?%s%s%s", q.data, marker != NULL ? "&marker=" : "",
+		    marker != NULL ? marker : "");
+		if (apiclient_call(r.api, "GET", path, NULL, &ans, &err) != 0) {
+			ret = remote_fail(&r, remote_code(&err), err.msg);
+			goto cleanup;
+		}
+		json_array_foreach(json_object_get(ans, "builds"), i, b) {
+			remote_build_compat(b);
+			json_array_append(all, b);
+		}
+		next = remote_next_marker(json_object_get(ans, "builds_links"));
+		json_decref(ans);
+		ans = NULL;
+		/* a next link that names the same marker again would never end */
+		if (next == NULL || (marker != NULL && strcmp(next, marker) == 0)) {
+			free(next);
+			break;
+		}
+		free(marker);
+		marker = next;
+	}
+	if (r.json) {
+		cmd_print_json(all, JSON_COMPACT);
+	} else {
+		printf("%-36s  %-12s  %4s  %-20s  %s\n", "BUILD", "STATE", "%", "UPDATED", "NAME");
+		json_array_foreach(all, i, b)
+			printf("%-36s  %-12s  %4lld  %-20s  %s\n", jstr(b, "id", "?"),
+			    jstr(b, "state", "?"),
+			    (long long)json_integer_value(json_object_get(b, "progress")),
+			    jstr(b, "updated_at", ""), jstr(b, "name", ""));
+	}
+	ret = CMD_OK;
+cleanup:
+	json_decref(all);
+	json_decref(ans);
+	buf_free(&q);
+	free(path);
+	free(marker);
+	remote_free(&r);
+	return ret;
 }
 
-static const char *
-prop(const json_t *img, const char *name)
+/* Parses [--json] [--os-*] ARG for versions and tree; 0 or an exit code (-1: help shown). */
+static int
+remote_arg(struct remote *r, int argc, char **argv, const char *what, const char **argp)
 {
-	return jstr(img, name, "-");
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		OSENV_OPTIONS,
+		{ NULL, 0, NULL, 0 }
+	};
+	int	 ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (osenv_flag(&r->flags, ch, optarg))
+			continue;
+		switch (ch) {
+		case 'j': r->json = 1; break;
+		default:
+			fprintf(ch == 'h' ? stdout : stderr, "usage: isoforge %s [--json] [--os-*] "
+			    "%s\n%s", r->cmd, what, ch == 'h' ? OSENV_USAGE : "");
+			return ch == 'h' ? -1 : CMD_USAGE;
+		}
+	}
+	if (optind + 1 != argc) {
+		fprintf(stderr, "usage: isoforge %s [--json] %s\n", r->cmd, what);
+		return CMD_USAGE;
+	}
+	*argp = argv[optind];
+	return 0;
 }
 
-/* versions CHAIN: the chain's images in Glance, oldest version first. */
+/* GET /v1/chains/NAME's chain object (new reference), NULL with err. */
+static json_t *
+remote_chain(struct remote *r, const char *name, struct err *err)
+{
+	json_t	*ans = NULL, *chain;
+	char	*esc, *path;
+
+	esc = http_escape(name);
+	path = xasprintf("/v1/chains/%s", esc);
+	free(esc);
+	if (apiclient_call(r->api, "GET", path, NULL, &ans, err) != 0) {
+		free(path);
+		return NULL;
+	}
+	free(path);
+	chain = json_incref(json_object_get(ans, "chain"));
+	json_decref(ans);
+	if (!json_is_object(chain)) {
+		json_decref(chain);
+		err_set(err, ERR_REMOTE, "chain %s: the API answered without a chain", name);
+		return NULL;
+	}
+	return chain;
+}
+
+/* versions CHAIN: the chain's images, oldest version first (GET /v1/chains/CHAIN). */
 int
 cmd_versions(int argc, char **argv)
 {
 	struct remote	 r;
 	struct err	 err;
-	json_t		*imgs, *img;
+	json_t		*chain = NULL, *vs, *v;
+	const char	*name;
+	char		 ver[24];
 	size_t		 i;
-	int		 ret = CMD_FAILED, a = 1;
+	int		 ret;
 
 	memset(&r, 0, sizeof(r));
 	r.cmd = "versions";
 	err_clear(&err);
-	if (argc > 1 && strcmp(argv[1], "--json") == 0) {
-		r.json = 1;
-		a = 2;
+	if ((ret = remote_arg(&r, argc, argv, "CHAIN", &name)) != 0)
+		return ret < 0 ? CMD_OK : ret;
+	if ((ret = remote_connect(&r)) != 0)
+		goto cleanup;
+	ret = CMD_FAILED;
+	if ((chain = remote_chain(&r, name, &err)) == NULL) {
+		ret = remote_fail(&r, remote_code(&err), err.msg);
+		goto cleanup;
 	}
-	if (argc != a + 1 || argv[a][0] == '-') {
-		fprintf(stderr, "usage: isoforge versions [--json] CHAIN\n");
-		return CMD_USAGE;
-	}
-	if (remote_glance(&r, &err) != 0 || (imgs = chain_list(r.glance, NULL, argv[a], &err)) == NULL) {
-		ret = remote_fail(&r, CMD_FAILED, err.msg);
+	vs = json_object_get(chain, "versions");
+	if (!json_is_array(vs)) {
+		ret = remote_fail(&r, CMD_FAILED, "the API answered without versions");
 		goto cleanup;
 	}
 	if (r.json) {
-		cmd_print_json(imgs, JSON_COMPACT);
+		cmd_print_json(vs, JSON_COMPACT);
 	} else {
-		printf("%-7s  %-36s  %-8s  %-20s  %s\n", "VERSION", "IMAGE", "STATUS", "CREATED",
-		    "NAME");
-		json_array_foreach(imgs, i, img)
-			printf("%-7s  %-36s  %-8s  %-20s  %s\n", prop(img, "isoforge_version"),
-			    prop(img, "id"), prop(img, "status"), prop(img, "created_at"),
-			    prop(img, "name"));
+		printf("%-7s  %-36s  %-8s  %-27s  %-36s  %s\n", "VERSION", "IMAGE", "STATUS",
+		    "CREATED", "PARENT", "BUILD");
+		json_array_foreach(vs, i, v)
+			printf("%-7s  %-36s  %-8s  %-27s  %-36s  %s\n",
+			    remote_version(json_object_get(v, "version"), ver),
+			    jstr(v, "image_id", "-"), jstr(v, "status", "-"),
+			    jstr(v, "created_at", "-"), jstr(v, "parent", "-"),
+			    jstr(v, "build_id", "-"));
 	}
-	json_decref(imgs);
 	ret = CMD_OK;
 cleanup:
+	json_decref(chain);
 	remote_free(&r);
 	return ret;
 }
 
-/* Prints the images whose isoforge_parent is id, indented, recursively (depth-bounded). */
-static int
-tree_children(struct remote *r, const char *id, int depth, struct err *err)
+/* Every version of every chain the caller sees, by image id: {image_id: version+chain}. */
+static json_t *
+remote_all_versions(struct remote *r, struct err *err)
 {
-	struct glance_list_opts	 o;
-	json_t			*kids, *k;
-	size_t			 i;
-	int			 ret = 0;
+	json_t		*ans = NULL, *map, *c, *chain, *v, *e;
+	const char	*cname, *img;
+	size_t		 i, j;
 
-	if (depth > 64)
-		return 0;
-	memset(&o, 0, sizeof(o));
-	o.filters = json_pack("{s:s}", "isoforge_parent", id);
-	kids = glance_image_list(r->glance, &o, err);
-	json_decref(o.filters);
-	if (kids == NULL)
-		return -1;
-	json_array_foreach(kids, i, k) {
-		printf("%*s%s  %s v%s  %s\n", 2 * depth, "", prop(k, "id"), prop(k, "isoforge_chain"),
-		    prop(k, "isoforge_version"), prop(k, "name"));
-		if ((ret = tree_children(r, prop(k, "id"), depth + 1, err)) != 0)
-			break;
+	if (apiclient_call(r->api, "GET", "/v1/chains", NULL, &ans, err) != 0)
+		return NULL;
+	map = json_object();
+	json_array_foreach(json_object_get(ans, "chains"), i, c) {
+		if ((cname = json_string_value(json_object_get(c, "name"))) == NULL)
+			continue;
+		if ((chain = remote_chain(r, cname, err)) == NULL) {
+			json_decref(map);
+			json_decref(ans);
+			return NULL;
+		}
+		json_array_foreach(json_object_get(chain, "versions"), j, v) {
+			if ((img = json_string_value(json_object_get(v, "image_id"))) == NULL)
+				continue;
+			e = json_deep_copy(v);
+			json_object_set_new(e, "chain", json_string(cname));
+			json_object_set_new(map, img, e);
+		}
+		json_decref(chain);
 	}
-	json_decref(kids);
-	return ret;
+	json_decref(ans);
+	return map;
 }
 
-/* tree IMAGE: the image's ancestors (isoforge_parent, up to the root) and descendants. */
+static void
+tree_line(int depth, const char *id, const json_t *v, int mark)
+{
+	char	 ver[24];
+
+	printf("%*s%s  %s v%s  %s%s\n", 2 * depth, "", id, jstr(v, "chain", "?"),
+	    remote_version(json_object_get(v, "version"), ver), jstr(v, "status", ""),
+	    mark ? "   <==" : "");
+}
+
+/* Prints the images whose parent is id, indented, recursively (depth-bounded). */
+static void
+tree_children(const json_t *map, const char *id, int depth, json_t *out)
+{
+	const char	*k;
+	json_t		*v;
+
+	if (depth > 64)
+		return;
+	json_object_foreach((json_t *)map, k, v) {
+		if (strcmp(jstr(v, "parent", ""), id) != 0)
+			continue;
+		if (out != NULL)
+			json_array_append_new(out, json_pack("{s:s, s:i, s:O}", "image_id", k,
+			    "depth", depth, "version", v));
+		else
+			tree_line(depth, k, v, 0);
+		tree_children(map, k, depth + 1, out);
+	}
+}
+
+/* tree IMAGE: the image's ancestors (parent links up to the root) and descendants. */
 int
 cmd_tree(int argc, char **argv)
 {
 	struct remote	 r;
 	struct err	 err;
-	json_t		*chainv, *img = NULL, *p;
-	const char	*parent;
+	json_t		*map = NULL, *line = NULL, *v, *out = NULL;
+	const char	*arg, *p;
 	char		*id = NULL;
 	size_t		 i, n;
-	int		 ret = CMD_FAILED;
+	int		 ret;
 
 	memset(&r, 0, sizeof(r));
 	r.cmd = "tree";
 	err_clear(&err);
-	if (argc != 2 || argv[1][0] == '-') {
-		fprintf(stderr, "usage: isoforge tree IMAGE\n");
-		return CMD_USAGE;
-	}
-	chainv = json_array();
-	if (remote_glance(&r, &err) != 0 || (id = remote_image_id(&r, argv[1], &err)) == NULL ||
-	    (img = glance_image_show(r.glance, id, &err)) == NULL) {
-		ret = remote_fail(&r, CMD_FAILED, err.msg);
+	if ((ret = remote_arg(&r, argc, argv, "IMAGE", &arg)) != 0)
+		return ret < 0 ? CMD_OK : ret;
+	if ((ret = remote_connect(&r)) != 0)
+		goto cleanup;
+	ret = CMD_FAILED;
+	if ((id = remote_image_id(&r, arg, &err)) == NULL ||
+	    (map = remote_all_versions(&r, &err)) == NULL) {
+		ret = remote_fail(&r, remote_code(&err), err.msg);
 		goto cleanup;
 	}
-	/* ancestors: follow isoforge_parent while it is visible */
-	json_array_append(chainv, img);
-	for (p = img; (parent = json_string_value(json_object_get(p, "isoforge_parent"))) != NULL &&
-	    json_array_size(chainv) < 64;) {
-		if ((p = glance_image_show(r.glance, parent, NULL)) == NULL) {
-			printf("%s  (not visible)\n", parent);
+	if (json_object_get(map, id) == NULL) {
+		char	*m = xasprintf("image %s: in no chain visible to you", arg);
+
+		ret = remote_fail(&r, CMD_FAILED, m);
+		free(m);
+		goto cleanup;
+	}
+	/* ancestors: follow parent while it is one of the chains' images */
+	line = json_array();
+	json_array_append_new(line, json_string(id));
+	for (p = jstr(json_object_get(map, id), "parent", NULL);
+	    p != NULL && json_array_size(line) < 64; p = jstr(json_object_get(map, p), "parent",
+	    NULL)) {
+		json_array_insert_new(line, 0, json_string(p));
+		if (json_object_get(map, p) == NULL)
 			break;
-		}
-		json_array_insert_new(chainv, 0, p);
 	}
-	n = json_array_size(chainv);
+	n = json_array_size(line);
+	if (r.json)
+		out = json_array();
 	for (i = 0; i < n; i++) {
-		p = json_array_get(chainv, i);
-		printf("%*s%s  %s v%s  %s%s\n", 2 * (int)i, "", prop(p, "id"),
-		    prop(p, "isoforge_chain"), prop(p, "isoforge_version"), prop(p, "name"),
-		    i + 1 == n ? "   <==" : "");
+		const char	*img = json_string_value(json_array_get(line, i));
+
+		v = json_object_get(map, img);
+		if (out != NULL)
+			json_array_append_new(out, json_pack("{s:s, s:i, s:O?, s:b}", "image_id",
+			    img, "depth", (int)i, "version", v, "selected", i + 1 == n));
+		else if (v == NULL)
+			printf("%*s%s  (not an image of a chain you see)\n", 2 * (int)i, "", img);
+		else
+			tree_line((int)i, img, v, i + 1 == n);
 	}
-	if (tree_children(&r, id, (int)n, &err) != 0) {
-		ret = remote_fail(&r, CMD_FAILED, err.msg);
-		goto cleanup;
-	}
+	tree_children(map, id, (int)n, out);
+	if (out != NULL)
+		cmd_print_json(out, JSON_COMPACT);
 	ret = CMD_OK;
 cleanup:
-	json_decref(chainv);
-	json_decref(img);
+	json_decref(out);
+	json_decref(line);
+	json_decref(map);
 	free(id);
 	remote_free(&r);
 	return ret;

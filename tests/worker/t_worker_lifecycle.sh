@@ -18,7 +18,7 @@ submit one --iso "$hang"
 wait_state one installing 120
 submit two --iso "$hang"
 sleep 4
-seen two queued && fail "a second build was taken while max_builds = 1 was running"
+seen two resolving && fail "a second build was taken while max_builds = 1 was running"
 "$bin/isoforge" finish "$(bid one)" || fail "finish one"
 wait_state one active 120
 img=$(last one image_id)

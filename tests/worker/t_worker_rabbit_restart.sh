@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # t_worker_rabbit_restart.sh — RabbitMQ stopped and restarted mid-build loses nothing.
-# A worker with max_builds = 1 installs build A; request B is published (it waits in the
-# durable queue: the worker is full); RabbitMQ is stopped (`minicloud stop-service`). A goes
+# A worker with max_builds = 1 installs build A; request B is posted to the API (it waits in
+# the durable queue: the worker is full); RabbitMQ is stopped (`minicloud stop-service`). A goes
 # on without the broker: install, snapshot, upload, active in Glance; its events are held by
 # the worker. RabbitMQ starts again on the same port with its mnesia; the worker reconnects,
 # publishes the held events in order, takes B (a persistent message in a durable queue) and a
-# request C published after the restart. Events are read from a durable queue of the test's
+# request C posted after the restart (the API reconnected too; its view catches up from its
+# own durable queue). Events are read from a durable queue of the test's
 # bound to isoforge.events before the stop: every state of A appears exactly once, in order.
 # B and C name an ISO that does not exist: taken, they fail at resolving (quick, and proof
 # they were taken).
@@ -63,16 +64,16 @@ wait_log() {	# PATTERN SECONDS
 t00=$(date +%s)
 at() { echo "[$(( $(date +%s) - t00 )) s] $*"; }
 amqp bind "$events" || fail "events queue"
-submit() {	# BUILD_ID ISO
-	"$bin/isoforge" build --build-id "$1" --iso "$2" --flavor "$ISOFORGE_FLAVOR_TINY" \
-		--name "t-rabbit-$1" >/dev/null || fail "submit $1"
+submit() {	# NAME ISO — prints the build's id
+	"$bin/isoforge" build --iso "$2" --flavor "$ISOFORGE_FLAVOR_TINY" --name "t-rabbit-$1" \
+		--json | tail -n 1 | jq -r '.build_id // empty'
 }
 
-a=$(uuid) b=$(uuid) c=$(uuid) nowhere=$(uuid)
-submit "$a" "$iso"
+nowhere=$(uuid)
+a=$(submit a "$iso") && [ -n "$a" ] || fail "submit A"
 wait_log "build $a: installing" 120
 at "A installing"
-submit "$b" "$nowhere"
+b=$(submit b "$nowhere") && [ -n "$b" ] || fail "submit B"
 # B waits in the queue: the worker is full
 n=$(amqp count isoforge.build) || fail "count"
 [ "$n" = 1 ] || fail "$n requests in isoforge.build, not 1"
@@ -92,7 +93,9 @@ t1=$(date +%s)
 wait_log "held events\? published" 75
 at "RabbitMQ up again; held events published $(( $(date +%s) - t1 )) s after the restart"
 wait_log "build $b: failed" 30
-submit "$c" "$nowhere"
+# the API may still be reconnecting: it answers 503 until then
+for i in $(seq 60); do c=$(submit c "$nowhere" 2>/dev/null) && [ -n "$c" ] && break; sleep 1; done
+[ -n "$c" ] || fail "submit C after the restart"
 wait_log "build $c: failed" 30
 at "B and C taken"
 
@@ -101,7 +104,11 @@ img=$($os image list --property "isoforge_build_id=$a" -f value -c ID) || fail "
 images+=($img)
 [ "$(wc -w <<<"$img")" = 1 ] || fail "images of build A: '$img'"
 [ "$($os image show "$img" -f value -c status)" = active ] || fail "A's image is not active"
-st=$("$bin/isoforge" status --json "$a") || fail "status"
+for i in $(seq 40); do
+	st=$("$bin/isoforge" status --json "$a") || fail "status"
+	[ "$(jq -r .state <<<"$st")" = active ] && break
+	sleep 0.5
+done
 [ "$(jq -r .state <<<"$st")" = active ] || fail "status of A: $(jq -r .state <<<"$st")"
 virsh dominfo "isoforge-$a" >/dev/null 2>&1 && fail "domain left behind"
 
@@ -112,8 +119,15 @@ for i in $(seq 20); do
 	[ "$(grep -c "\"build_id\":\"$c\".*\"state\":\"failed\"" "$TEST_TMP/events.json")" = 1 ] && break
 	sleep 0.5
 done
-# (an install's progress reports are installing events too: one state, once)
-states() { jq -r --arg id "$1" 'select(.build_id == $id) | .state' "$TEST_TMP/events.json" | uniq | paste -sd' '; }
+# the worker's events (the API's own queued event, the one with the build's summary, is
+# published after the request: a quick worker's resolving may come before it); an install's
+# progress reports are installing events too: one state, once
+states() { jq -r --arg id "$1" 'select(.build_id == $id and .build == null) | .state' \
+	"$TEST_TMP/events.json" | uniq | paste -sd' '; }
+for id in "$a" "$b" "$c"; do
+	[ "$(jq -r --arg id "$id" 'select(.build_id == $id and .build != null) | .state' \
+		"$TEST_TMP/events.json")" = queued ] || fail "build $id: no queued event of the API"
+done
 echo "A: $(states "$a")"; echo "B: $(states "$b")"; echo "C: $(states "$c")"
 [ "$(states "$a")" = "queued resolving fetching assembling installing snapshotting uploading active" ] \
 	|| fail "events of A"

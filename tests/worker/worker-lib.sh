@@ -1,19 +1,33 @@
 # tests/worker/worker-lib.sh — shared by the t_worker_*.sh tests (sourced, not a test itself):
-# skip without the services, an isoforged configuration, start/stop/kill of the worker, ISO
-# uploads, builds in the background and their events.
+# skip without the services, an isoforged configuration, start/stop/kill of the worker, an
+# isoforge-api on the catalog's port (started with the first worker), ISO uploads, builds in
+# the background through the CLI (over the API, as a user: no broker credentials) and their
+# events.
 # Needs ISOFORGE_BIN, ISOFORGE_TRANSPORT_URL, ISOFORGE_LIBVIRT_URI, ISOFORGE_MEDIA, OS_*,
-# ISOFORGE_SERVICE_*, TEST_TMP (tests/run sets them).
+# ISOFORGE_SERVICE_*, ISOFORGE_API_PORT, TEST_TMP (tests/run sets them).
 set -u
 [ -n "${ISOFORGE_TRANSPORT_URL:-}" ] && [ -n "${ISOFORGE_LIBVIRT_URI:-}" ] && [ -n "${ISOFORGE_MEDIA:-}" ] \
+	&& [ -n "${ISOFORGE_API_PORT:-}" ] \
 	|| { echo "needs the minicloud, a libvirtd and the media: skipped"; exit 77; }
 bin=$ISOFORGE_BIN
 os=/usr/bin/openstack
 wlog=$TEST_TMP/isoforged.log
+alog=$TEST_TMP/isoforge-api.log
 wpid=
+apipid=
+api_host=t-worker-api-$$
 bpids=()
 images=()
+# the CLI finds the API in the Keystone catalog, as a user's would (no override)
+api_url=${ISOFORGE_API_URL:-http://127.0.0.1:$ISOFORGE_API_PORT}
+unset ISOFORGE_API_URL
 
-fail() { echo "FAIL: $*"; [ -f "$wlog" ] && tail -n 40 "$wlog"; exit 1; }
+fail() {
+	echo "FAIL: $*"
+	[ -f "$wlog" ] && tail -n 40 "$wlog"
+	[ -f "$alog" ] && { echo "-- isoforge-api:"; tail -n 20 "$alog"; }
+	exit 1
+}
 
 # ks_auth USER PASSWORD PROJECT — logs in to Keystone (curl); prints "TOKEN USER_ID PROJECT_ID"
 ks_auth() {
@@ -38,17 +52,18 @@ trusts_of() {
 	curl -s -H "X-Auth-Token: $(admin_token)" "$OS_AUTH_URL/OS-TRUST/trusts?trustor_user_id=$1" |
 		jq -r '.trusts[].id'
 }
-# the CLI (over AMQP) makes each build's trust to isoforge's service user: its id
+# isoforge's service user, the trustee of every build's trust (the API makes them): its id
 ISOFORGE_TRUSTEE_USER_ID=$(ks_auth "$ISOFORGE_SERVICE_USERNAME" "$ISOFORGE_SERVICE_PASSWORD" \
 	"$ISOFORGE_SERVICE_PROJECT_NAME" | cut -d" " -f2)
 export ISOFORGE_TRUSTEE_USER_ID
 virsh() { command virsh -q -c "$ISOFORGE_LIBVIRT_URI" "$@"; }
 
-# worker_conf HOST MAX_BUILDS [LINE...] — $TEST_TMP/isoforge.conf; LINEs go to [builds]
+# worker_conf HOST MAX_BUILDS [LINE...] — $TEST_TMP/isoforge.conf; LINEs go to [builds].
+# WORKER_CONF, WORKER_URI, WORKER_DIR (when set) name another file, libvirtd and work area.
 worker_conf() {
-	local host=$1 max=$2 l
+	local host=$1 max=$2 l f=${WORKER_CONF:-$TEST_TMP/isoforge.conf} d=${WORKER_DIR:-$TEST_TMP}
 	shift 2
-	cat > "$TEST_TMP/isoforge.conf" <<-CONF
+	cat > "$f" <<-CONF
 	[DEFAULT]
 	transport_url = $ISOFORGE_TRANSPORT_URL
 	host = $host
@@ -58,14 +73,14 @@ worker_conf() {
 	password = "$ISOFORGE_SERVICE_PASSWORD"
 	project_name = $ISOFORGE_SERVICE_PROJECT_NAME
 	[libvirt]
-	uri = $ISOFORGE_LIBVIRT_URI
+	uri = ${WORKER_URI:-$ISOFORGE_LIBVIRT_URI}
 	domain_type = qemu
 	[builds]
-	work_dir = $TEST_TMP/work
-	cache_dir = $TEST_TMP/cache
+	work_dir = $d/work
+	cache_dir = $d/cache
 	max_builds = $max
 	CONF
-	for l in "$@"; do echo "$l" >> "$TEST_TMP/isoforge.conf"; done
+	for l in "$@"; do echo "$l" >> "$f"; done
 }
 
 # upload_iso FILE NAME [ARGS...] — a private ISO image of alice's; prints its id
@@ -77,9 +92,59 @@ upload_iso() {
 	echo "$id"
 }
 
-# start_worker N — starts isoforged and waits for its Nth "connected" in the shared log
+# api_conf FILE HOST PORT — an isoforge-api configuration (the minicloud's broker and Keystone)
+api_conf() {
+	cat > "$1" <<-CONF
+	[DEFAULT]
+	transport_url = $ISOFORGE_TRANSPORT_URL
+	heartbeat = 10
+	[keystone_authtoken]
+	auth_url = $OS_AUTH_URL
+	username = $ISOFORGE_SERVICE_USERNAME
+	password = "$ISOFORGE_SERVICE_PASSWORD"
+	project_name = $ISOFORGE_SERVICE_PROJECT_NAME
+	[api]
+	bind_host = 127.0.0.1
+	bind_port = $3
+	host = $2
+	state_dir = $TEST_TMP/api-state-$2
+	CONF
+}
+# api_wait PID LOG URL — until the API answers and consumes its events queue
+api_wait() {
+	local i
+	for i in $(seq 150); do
+		grep -q "events: consuming" "$2" 2>/dev/null && curl -s -o /dev/null "$3/" && return 0
+		kill -0 "$1" 2>/dev/null || fail "isoforge-api exited: $(tail -n 5 "$2")"
+		sleep 0.2
+	done
+	fail "isoforge-api does not answer at $3"
+}
+# start_api — isoforge-api on the catalog's port (ISOFORGE_API_PORT)
+start_api() {
+	api_conf "$TEST_TMP/api.conf" "$api_host" "$ISOFORGE_API_PORT"
+	"$bin/isoforge-api" -d -c "$TEST_TMP/api.conf" 2>> "$alog" &
+	apipid=$!
+	api_wait "$apipid" "$alog" "$api_url"
+}
+# stop_api — SIGTERM; it must exit 0 (under ASan: no leak, no error)
+stop_api() {
+	[ -n "$apipid" ] || return 0
+	kill "$apipid"; wait "$apipid"; local rc=$?; apipid=
+	[ $rc = 0 ] || fail "isoforge-api exit $rc"
+}
+# drop_api_queue HOST — an API's own durable events queue, which would fill up once it is gone
+drop_api_queue() {
+	amqp-delete-queue --url="$(sed 's|^rabbit:|amqp:|; s|/$||' <<<"$ISOFORGE_TRANSPORT_URL")" -q "isoforge.api.$1" \
+		>/dev/null 2>&1
+	return 0
+}
+
+# start_worker N — starts isoforged (and the API, the first time) and waits for the worker's
+# Nth "connected" in the shared log
 start_worker() {
 	local i
+	[ -n "$apipid" ] || start_api
 	"$bin/isoforged" -d -c "$TEST_TMP/isoforge.conf" 2>> "$wlog" &
 	wpid=$!
 	for i in $(seq 50); do
@@ -97,6 +162,8 @@ worker_lib_cleanup() {
 	local p
 	[ -n "${wpid:-}" ] && kill "$wpid" 2>/dev/null && wait "$wpid"
 	for p in "${bpids[@]}"; do kill "$p" 2>/dev/null; done
+	[ -n "${apipid:-}" ] && kill "$apipid" 2>/dev/null && wait "$apipid"
+	drop_api_queue "$api_host"
 	[ ${#images[@]} -gt 0 ] && $os image delete "${images[@]}" >/dev/null 2>&1
 	return 0
 }
