@@ -35,7 +35,7 @@ admin=$(token "$ADMIN_OS_USERNAME" "$ADMIN_OS_PASSWORD" "$ADMIN_OS_PROJECT_NAME"
 svc=$(token "$ISOFORGE_SERVICE_USERNAME" "$ISOFORGE_SERVICE_PASSWORD" "$ISOFORGE_SERVICE_PROJECT_NAME")
 for tok in "$alice" "$bob" "$admin" "$svc"; do [ -n "$tok" ] || fail "empty token"; done
 types=$(jget 'sorted(e["type"] for e in d["token"]["catalog"])' < "$t/token-alice.json")
-[ "$types" = '["compute", "identity", "image"]' ] || fail "catalog types: $types"
+[ "$types" = '["compute", "identity", "image", "image-build"]' ] || fail "catalog types: $types"
 for ty in identity:"$OS_AUTH_URL" image:"$GLANCE_URL" compute:"$NOVA_URL"; do
 	url=$(jget '[e["url"] for s in d["token"]["catalog"] if s["type"]=="'"${ty%%:*}"'" for e in s["endpoints"] if e["interface"]=="public" and e["region_id"]=="RegionOne"][0]' < "$t/token-alice.json")
 	[ "${url%/}" = "${ty#*:}" ] || fail "public ${ty%%:*} endpoint $url, env says ${ty#*:}"
