@@ -26,13 +26,23 @@ SANOBJS	 = $(LIBSRCS:%.c=build/san/obj/%.o)
 TSANOBJS = $(LIBSRCS:%.c=build/tsan/obj/%.o)
 TESTS	 = $(TESTSRCS:%.c=build/san/%)
 TSANTESTS = $(TESTSRCS:%.c=build/tsan/%)
+# libFuzzer targets: tests/fuzz/fuzz_*.c, on a clang build of the library (ASan + UBSan +
+# coverage) in build/fuzz/; `make fuzz` runs each for FUZZ_SECONDS.
+FUZZCC	?= clang-14
+FUZZSAN	 = -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+	   -fno-sanitize-recover=undefined
+FUZZLINK = $(subst fuzzer-no-link,fuzzer,$(FUZZSAN))
+FUZZSRCS = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZOBJS = $(LIBSRCS:%.c=build/fuzz/obj/%.o)
+FUZZERS	 = $(FUZZSRCS:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_SECONDS ?= 300
 PROGS	 = $(MAINS:service/%.c=%)
 
 # Debian packages: to build, to run builds, to make the test media, to test (a real sshd for the
 # SSH driver; real services).
 DEPS_BUILD = gcc make pkg-config libc6-dev libxml2-dev libjansson-dev libcurl4-openssl-dev \
 	libvirt-dev librabbitmq-dev libsqlite3-dev libssh2-1-dev libssl-dev libcmocka-dev \
-	libarchive-dev libcrypt-dev
+	libarchive-dev libcrypt-dev clang-14 libclang-rt-14-dev
 DEPS_RUN   = jq libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 \
 	qemu-utils ovmf swtpm swtpm-tools libxml2-utils dnsmasq-base nftables xorriso mtools
 DEPS_MEDIA = xorriso isolinux syslinux-common syslinux-efi extlinux busybox-static cpio mtools \
@@ -42,7 +52,7 @@ DEPS_CLOUD = keystone glance-api nova-api python3-openstackclient python3-glance
 	rabbitmq-server amqp-tools uwsgi uwsgi-plugin-python3 sqlite3 curl openssl
 DEPS	   = $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_MEDIA) $(DEPS_TEST) $(DEPS_CLOUD)
 
-.PHONY: all san tsan deps check check-run check-real demo demo-run bench clean
+.PHONY: all san tsan fuzzers fuzz deps check check-run check-real demo demo-run bench clean
 .SUFFIXES:
 
 all: $(PROGS:%=build/%) build/subreaper
@@ -50,6 +60,8 @@ all: $(PROGS:%=build/%) build/subreaper
 san: $(PROGS:%=build/san/%) $(TESTS)
 
 tsan: $(PROGS:%=build/tsan/%) $(TSANTESTS)
+
+fuzzers: $(FUZZERS)
 
 build/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -62,6 +74,10 @@ build/san/obj/%.o: %.c
 build/tsan/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE) -O1 $(TSAN) $(PKGCFLAGS) -MMD -MP -c $< -o $@
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZCC) $(BASE) -O1 $(FUZZSAN) $(PKGCFLAGS) -MMD -MP -c $< -o $@
 
 build/libisoforge.a: $(OBJS)
 	@mkdir -p $(@D)
@@ -94,6 +110,15 @@ build/tsan/tests/%: tests/%.c build/tsan/libisoforge.a
 	$(CC) $(BASE) -O1 $(TSAN) $(PKGCFLAGS) -Wno-missing-prototypes -MMD -MP -o $@ $< \
 	    build/tsan/libisoforge.a $(PKGLIBS) -lcmocka
 
+build/fuzz/libisoforge.a: $(FUZZOBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libisoforge.a
+	@mkdir -p $(@D)
+	$(FUZZCC) $(BASE) -O1 $(FUZZLINK) $(PKGCFLAGS) -MMD -MP -o $@ $< \
+	    build/fuzz/libisoforge.a $(PKGLIBS)
+
 # Benchmark programs: bench/<name>.c, optimised, linked with the library.
 build/bench/%: bench/%.c build/libisoforge.a
 	@mkdir -p $(@D)
@@ -122,7 +147,7 @@ check: deps
 	$(MAKE) check-run
 
 # Every group on the ASan build, then the threaded groups (e2e, worker) on the TSan build.
-check-run: all san tsan
+check-run: all san tsan fuzzers
 	ISOFORGE_TSAN_BIN=$(CURDIR)/build/tsan tests/run
 
 # The real-installer group (the official Debian 13 installer, unattended: 30-40 min under TCG);
@@ -139,6 +164,12 @@ demo-run: all
 bench: deps all build/bench/transfer
 	bench/transfer
 	bench/pipeline
+
+# Each fuzzer for FUZZ_SECONDS from its seeds (tests/fuzz/corpus/NAME, committed); what it
+# finds new goes to build/fuzz/corpus/NAME (kept between runs, not committed); crashes to
+# build/fuzz/crashes/.
+fuzz: deps fuzzers
+	tests/fuzz/run-fuzzers $(FUZZ_SECONDS)
 
 clean:
 	rm -rf build

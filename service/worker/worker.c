@@ -31,8 +31,6 @@
 #define WORKER_PUBLISH_TIMEOUT	10.0
 /* Events held while RabbitMQ is away, at most (the oldest are dropped beyond, with a log). */
 #define WORKER_EVENTS_HELD	10000
-/* Bodies larger than this are refused before parsing (contract v1 allows 64 KiB). */
-#define WORKER_MAX_BODY		(64 * 1024)
 
 /* A build running in its own thread (the pipeline's steps block: HTTP, qemu-img, installs). */
 struct worker_build {
@@ -592,6 +590,34 @@ worker_list(struct worker *w, const char *project)
 	return a;
 }
 
+json_t *
+worker_control_parse(const void *body, size_t len, const char **action, const char **build_id,
+    const char **token, struct err *err)
+{
+	json_t		*msg;
+	json_error_t	 je;
+	const char	*schema = NULL;
+
+	*action = *build_id = *token = NULL;
+	if (len > WORKER_MAX_BODY) {
+		err_set(err, ERR_INVAL, "body: %zu bytes, more than the %d KiB a control message "
+		    "may have", len, WORKER_MAX_BODY / 1024);
+		return NULL;
+	}
+	if ((msg = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je)) == NULL) {
+		err_set(err, ERR_INVAL, "not JSON: %s", je.text);
+		return NULL;
+	}
+	if (json_unpack(msg, "{s:s, s:s, s?s, s?s}", "schema", &schema, "action", action,
+	    "build_id", build_id, "token", token) != 0 || strcmp(schema, MQ_CONTROL_SCHEMA) != 0) {
+		err_set(err, ERR_INVAL, "not %s", MQ_CONTROL_SCHEMA);
+		json_decref(msg);
+		*action = *build_id = *token = NULL;
+		return NULL;
+	}
+	return msg;
+}
+
 /*
  * A control message (every worker sees each one; the owner of the build acts):
  * {"schema": "isoforge.control/1", "action": "status|finish|cancel|list", "build_id", "token"}.
@@ -604,15 +630,13 @@ worker_on_control(struct worker *w, amqp_envelope_t *env)
 	struct job		*j = NULL;
 	struct err		 err;
 	json_t			*msg, *reply = NULL;
-	const char		*schema = NULL, *action = NULL, *build_id = NULL, *token = NULL;
+	const char		*action = NULL, *build_id = NULL, *token = NULL;
 	char			*project = NULL;
 
 	err_clear(&err);
-	msg = json_loadb(env->message.body.bytes, env->message.body.len, 0, NULL);
-	if (msg == NULL || json_unpack(msg, "{s:s, s:s, s?s, s?s}", "schema", &schema,
-	    "action", &action, "build_id", &build_id, "token", &token) != 0 ||
-	    strcmp(schema, MQ_CONTROL_SCHEMA) != 0) {
-		log_warnx("control message ignored: not %s", MQ_CONTROL_SCHEMA);
+	if ((msg = worker_control_parse(env->message.body.bytes, env->message.body.len, &action,
+	    &build_id, &token, &err)) == NULL) {
+		log_warnx("control message ignored: %s", err.msg);
 		goto cleanup;
 	}
 	if (strcmp(action, "list") != 0 &&
