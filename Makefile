@@ -2,8 +2,8 @@
 # the main job (a local build) on the embedded default.  Both install what they need first.
 
 CC	?= cc
-PKGS	 = libxml-2.0 jansson libcurl libvirt librabbitmq sqlite3 libssh2 libcrypto libarchive \
-	   libcrypt
+PKGS	 = libxml-2.0 jansson libcurl libvirt librabbitmq sqlite3 libssh2 libssl libcrypto \
+	   libarchive libcrypt
 WARN	 = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 BASE	 = -std=c11 -D_GNU_SOURCE -I. $(WARN) -g
 SAN	 = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

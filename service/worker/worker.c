@@ -27,7 +27,8 @@
 #define WORKER_TICK_MS		1000
 #define WORKER_PROBE_TIMEOUT	5.0	/* the KVM probe guest must power off by then */
 #define WORKER_BACKOFF_MAX	60.0
-#define WORKER_CONNECT_TIMEOUT	5.0
+/* TCP connect and AMQP handshake: short, the loop (and SIGTERM) waits for it */
+#define WORKER_CONNECT_TIMEOUT	3.0
 #define WORKER_PUBLISH_TIMEOUT	10.0
 /* Events held while RabbitMQ is away, at most (the oldest are dropped beyond, with a log). */
 #define WORKER_EVENTS_HELD	10000
@@ -418,9 +419,11 @@ worker_on_request(struct worker *w, struct mq_conn *c, amqp_envelope_t *env)
 		mq_reject(c, env->delivery_tag, 1, &err);
 		return;
 	}
-	if (env->message.body.len > WORKER_MAX_BODY) {
-		reason = xasprintf("body: %zu bytes, more than the %d KiB a request may have",
-		    env->message.body.len, WORKER_MAX_BODY / 1024);
+	if (c->dropped > 0 || env->message.body.len > WORKER_MAX_BODY) {
+		/* dropped: its body was never read (mq_conn.max_body): the dead letter has none */
+		reason = xasprintf("body: %zu bytes, more than the %d KiB a request may have%s",
+		    c->dropped > 0 ? c->dropped : env->message.body.len, WORKER_MAX_BODY / 1024,
+		    c->dropped > 0 ? " (dropped unread)" : "");
 		worker_refuse(w, c, env, reason);
 		free(reason);
 		return;
@@ -624,7 +627,7 @@ worker_control_parse(const void *body, size_t len, const char **action, const ch
  * The token must be valid and of the build's project; list answers with the project's builds.
  */
 static void
-worker_on_control(struct worker *w, amqp_envelope_t *env)
+worker_on_control(struct worker *w, struct mq_conn *c, amqp_envelope_t *env)
 {
 	struct worker_build	*b;
 	struct job		*j = NULL;
@@ -634,6 +637,11 @@ worker_on_control(struct worker *w, amqp_envelope_t *env)
 	char			*project = NULL;
 
 	err_clear(&err);
+	if (c->dropped > 0) {
+		log_warnx("control message ignored: body: %zu bytes, more than the %d KiB a control "
+		    "message may have (dropped unread)", c->dropped, WORKER_MAX_BODY / 1024);
+		return;
+	}
 	if ((msg = worker_control_parse(env->message.body.bytes, env->message.body.len, &action,
 	    &build_id, &token, &err)) == NULL) {
 		log_warnx("control message ignored: %s", err.msg);
@@ -695,7 +703,7 @@ worker_on_delivery(void *arg, struct mq_conn *c, amqp_envelope_t *env)
 
 	if (env->consumer_tag.len == strlen(TAG_CONTROL) &&
 	    memcmp(env->consumer_tag.bytes, TAG_CONTROL, env->consumer_tag.len) == 0)
-		worker_on_control(w, env);
+		worker_on_control(w, c, env);
 	else
 		worker_on_request(w, c, env);
 }
@@ -733,8 +741,11 @@ worker_connect(struct worker *w)
 	double		 delay;
 
 	err_clear(&err);
+	/* requests and control messages alike: a bigger body is dropped unread */
 	if (mq_connect(w->url, w->attempts, (int)w->cfg->heartbeat, 0, WORKER_CONNECT_TIMEOUT,
-	    &w->cons, &err) != 0 ||
+	    &w->cons, &err) == 0)
+		w->cons->max_body = WORKER_MAX_BODY;
+	if (w->cons == NULL ||
 	    mq_declare_topology(w->cons, &err) != 0 ||
 	    mq_qos(w->cons, (int)w->cfg->max_builds, &err) != 0 ||
 	    (w->control_queue = mq_declare_private_queue(w->cons, MQ_EXCHANGE, MQ_RK_CONTROL,
@@ -1434,6 +1445,8 @@ worker_new(const struct config *cfg, struct loop *loop, struct err *err)
 	err_clear(&e);
 	if (mq_url_parse(cfg->transport_url, &w->url, err) != 0)
 		goto fail;
+	if (cfg->amqp_ca_file != NULL)
+		w->url->ca_file = xstrdup(cfg->amqp_ca_file);
 	if (util_mkdir_private(cfg->work_dir, &e) != 0) {
 		err_set(err, e.kind, "[builds] work_dir: %s", e.msg);
 		goto fail;
