@@ -85,8 +85,14 @@ start_worker(int wait)
 	posix_spawn_file_actions_t	 fa;
 	char				*bin, *argv[5];
 	const char			*bindir = env("ISOFORGE_BIN");
-	int				 i;
+	int				 i, status;
 
+	/* a test that failed midway left its worker: it goes first */
+	if (fx.worker > 0) {
+		kill(fx.worker, SIGKILL);
+		waitpid(fx.worker, &status, 0);
+		fx.worker = 0;
+	}
 	bin = xasprintf("%s/isoforged", bindir != NULL ? bindir : "build/san");
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 2, fx.log, O_WRONLY | O_CREAT | O_APPEND, 0644);
