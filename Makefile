@@ -2,8 +2,8 @@
 # the main job (a local build) on the embedded default.  Both install what they need first.
 
 CC	?= cc
-PKGS	 = libxml-2.0 jansson libcurl libvirt librabbitmq sqlite3 libssh2 libcrypto libarchive \
-	   libcrypt libmicrohttpd zlib yaml-0.1
+PKGS	 = libxml-2.0 jansson libcurl libvirt librabbitmq sqlite3 libssh2 libssl libcrypto \
+	   libarchive libcrypt libmicrohttpd zlib yaml-0.1
 WARN	 = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 BASE	 = -std=c11 -D_GNU_SOURCE -I. $(WARN) -g
 SAN	 = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -26,13 +26,23 @@ SANOBJS	 = $(LIBSRCS:%.c=build/san/obj/%.o)
 TSANOBJS = $(LIBSRCS:%.c=build/tsan/obj/%.o)
 TESTS	 = $(TESTSRCS:%.c=build/san/%)
 TSANTESTS = $(TESTSRCS:%.c=build/tsan/%)
+# libFuzzer targets: tests/fuzz/fuzz_*.c, on a clang build of the library (ASan + UBSan +
+# coverage) in build/fuzz/; `make fuzz` runs each for FUZZ_SECONDS.
+FUZZCC	?= clang-14
+FUZZSAN	 = -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+	   -fno-sanitize-recover=undefined
+FUZZLINK = $(subst fuzzer-no-link,fuzzer,$(FUZZSAN))
+FUZZSRCS = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZOBJS = $(LIBSRCS:%.c=build/fuzz/obj/%.o)
+FUZZERS	 = $(FUZZSRCS:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_SECONDS ?= 300
 PROGS	 = $(MAINS:service/%.c=%)
 
 # Debian packages: to build, to run builds, to make the test media, to test (a real sshd for the
 # SSH driver; real services).
 DEPS_BUILD = gcc make pkg-config libc6-dev libxml2-dev libjansson-dev libcurl4-openssl-dev \
 	libvirt-dev librabbitmq-dev libsqlite3-dev libssh2-1-dev libssl-dev libcmocka-dev \
-	libarchive-dev libcrypt-dev libmicrohttpd-dev zlib1g-dev libyaml-dev
+	libarchive-dev libcrypt-dev libmicrohttpd-dev zlib1g-dev libyaml-dev clang-14 libclang-rt-14-dev
 DEPS_RUN   = jq libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 \
 	qemu-utils ovmf swtpm swtpm-tools libxml2-utils dnsmasq-base nftables xorriso mtools novnc
 DEPS_MEDIA = xorriso isolinux syslinux-common syslinux-efi extlinux busybox-static cpio mtools \
@@ -44,7 +54,7 @@ DEPS_CLOUD = keystone glance-api nova-api python3-openstackclient python3-glance
 DEPS_DASHBOARD = openstack-dashboard python3-selenium chromium chromium-driver
 DEPS	   = $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_MEDIA) $(DEPS_TEST) $(DEPS_CLOUD) $(DEPS_DASHBOARD)
 
-.PHONY: all san tsan deps check check-run check-real demo demo-run bench clean \
+.PHONY: all san tsan fuzzers fuzz deps check check-run check-real demo demo-run bench clean \
 	install-dashboard uninstall-dashboard dashboard dashboard-run
 .SUFFIXES:
 
@@ -57,6 +67,8 @@ san: $(PROGS:%=build/san/%) $(TESTS) $(TESTTOOLS)
 
 tsan: $(PROGS:%=build/tsan/%) $(TSANTESTS) $(TESTTOOLS:build/san/%=build/tsan/%)
 
+fuzzers: $(FUZZERS)
+
 build/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE) -O2 $(PKGCFLAGS) -MMD -MP -c $< -o $@
@@ -68,6 +80,10 @@ build/san/obj/%.o: %.c
 build/tsan/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE) -O1 $(TSAN) $(PKGCFLAGS) -MMD -MP -c $< -o $@
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZCC) $(BASE) -O1 $(FUZZSAN) $(PKGCFLAGS) -MMD -MP -c $< -o $@
 
 build/libisoforge.a: $(OBJS)
 	@mkdir -p $(@D)
@@ -100,6 +116,15 @@ build/tsan/tests/%: tests/%.c build/tsan/libisoforge.a
 	$(CC) $(BASE) -O1 $(TSAN) $(PKGCFLAGS) -Wno-missing-prototypes -MMD -MP -o $@ $< \
 	    build/tsan/libisoforge.a $(PKGLIBS) -lcmocka
 
+build/fuzz/libisoforge.a: $(FUZZOBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libisoforge.a
+	@mkdir -p $(@D)
+	$(FUZZCC) $(BASE) -O1 $(FUZZLINK) $(PKGCFLAGS) -MMD -MP -o $@ $< \
+	    build/fuzz/libisoforge.a $(PKGLIBS)
+
 # Benchmark programs: bench/<name>.c, optimised, linked with the library.
 build/bench/%: bench/%.c build/libisoforge.a
 	@mkdir -p $(@D)
@@ -128,7 +153,7 @@ check: deps
 	$(MAKE) check-run
 
 # Every group on the ASan build, then the threaded groups (e2e, worker) on the TSan build.
-check-run: all san tsan
+check-run: all san tsan fuzzers
 	ISOFORGE_TSAN_BIN=$(CURDIR)/build/tsan tests/run
 
 # The real-installer group (the official Debian 13 installer, unattended: 30-40 min under TCG);
@@ -183,6 +208,12 @@ dashboard: deps
 
 dashboard-run: all
 	tests/dashboard/run-dashboard
+
+# Each fuzzer for FUZZ_SECONDS from its seeds (tests/fuzz/corpus/NAME, committed); what it
+# finds new goes to build/fuzz/corpus/NAME (kept between runs, not committed); crashes to
+# build/fuzz/crashes/.
+fuzz: deps fuzzers
+	tests/fuzz/run-fuzzers $(FUZZ_SECONDS)
 
 clean:
 	rm -rf build

@@ -158,15 +158,48 @@ glance_image_show(struct glance *g, const char *id, struct err *err)
 	return img;
 }
 
+int
+glance_list_page(const json_t *page, json_t *all, size_t max, const char **next,
+    struct err *err)
+{
+	const json_t	*imgs, *v;
+	size_t		 i;
+
+	*next = NULL;
+	imgs = json_object_get(page, "images");
+	if (!json_is_array(imgs)) {
+		err_set(err, ERR_REMOTE, "glance: image list without \"images\"");
+		return -1;
+	}
+	json_array_foreach(imgs, i, v) {
+		if (!json_is_object(v)) {
+			err_set(err, ERR_REMOTE, "glance: image list: entry %zu is not an object", i);
+			return -1;
+		}
+		if (max > 0 && json_array_size(all) >= max)
+			break;
+		json_array_append(all, (json_t *)v);
+	}
+	if (json_array_size(imgs) == 0 || (max > 0 && json_array_size(all) >= max))
+		return 0;
+	*next = json_string_value(json_object_get(page, "next"));
+	/* only a path of this Glance: the link is appended to its root */
+	if (*next != NULL && (*next)[0] != '/') {
+		err_set(err, ERR_REMOTE, "glance: image list: \"next\" is not a path");
+		*next = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 json_t *
 glance_image_list(struct glance *g, const struct glance_list_opts *o, struct err *err)
 {
 	struct buf	 q;
-	json_t		*all = json_array(), *page = NULL, *imgs, *v;
+	json_t		*all = json_array(), *page = NULL, *v;
 	const char	*key, *next;
 	const char *const *t;
 	char		*url, *ek, *ev;
-	size_t		 i;
 
 	buf_init(&q);
 	buf_printf(&q, "%s/v2/images?", g->root);
@@ -203,19 +236,9 @@ glance_image_list(struct glance *g, const struct glance_list_opts *o, struct err
 	for (;;) {
 		if ((page = glance_json(g, "GET", url, NULL, NULL, NULL, err)) == NULL)
 			goto fail;
-		imgs = json_object_get(page, "images");
-		if (!json_is_array(imgs)) {
-			err_set(err, ERR_REMOTE, "glance: image list without \"images\"");
+		if (glance_list_page(page, all, o != NULL ? o->max : 0, &next, err) != 0)
 			goto fail;
-		}
-		json_array_foreach(imgs, i, v) {
-			if (o != NULL && o->max > 0 && json_array_size(all) >= o->max)
-				break;
-			json_array_append(all, v);
-		}
-		next = json_string_value(json_object_get(page, "next"));
-		if (next == NULL || json_array_size(imgs) == 0 ||
-		    (o != NULL && o->max > 0 && json_array_size(all) >= o->max))
+		if (next == NULL)
 			break;
 		free(url);
 		url = xasprintf("%s%s", g->root, next);

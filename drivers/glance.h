@@ -27,6 +27,12 @@ struct glance_list_opts {
 	int			 page_size;	/* limit per request; 0 = Glance's default */
 	size_t			 max;		/* stop after this many; 0 = all (following "next") */
 };
+/*
+ * One page of GET /v2/images (pure): its images are appended to all, up to max in all (0: no
+ * bound); *next is its "next" link (a path, borrowed from page), NULL when the listing ends.
+ */
+int		 glance_list_page(const json_t *page, json_t *all, size_t max, const char **next,
+		    struct err *);
 /* The images matching opts (NULL opts = all visible), as an array; new reference. */
 json_t		*glance_image_list(struct glance *, const struct glance_list_opts *, struct err *);
 

@@ -1,16 +1,21 @@
 /* amqp.c — RabbitMQ through librabbitmq: connect, declare, consume from the loop, publish. */
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 
 #include <amqp.h>
 #include <amqp_framing.h>
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <openssl/ssl.h>
 
 #include "service/common/amqp.h"
+#include "base/log.h"
 #include "base/util.h"
 
 #define MQ_CHANNEL	1
@@ -43,9 +48,44 @@ mq_unescape(const char *s, size_t n)
 	return out;
 }
 
-/* Parses one "[user[:pass]@]host[:port]" of length n into h. */
+/* The query of a transport URL: ssl=1|true|yes|0|false|no; nothing else is known. */
 static int
-mq_host_parse(const char *s, size_t n, struct mq_host *h, struct err *err)
+mq_query_parse(const char *q, int *tls, struct err *err)
+{
+	const char	*p, *amp, *eq;
+	size_t		 n;
+
+	for (p = q; *p != '\0'; p = *amp != '\0' ? amp + 1 : amp) {
+		amp = strchrnul(p, '&');
+		n = (size_t)(amp - p);
+		if (n > 4 && strncmp(p, "ssl=", 4) == 0) {
+			if ((n == 5 && p[4] == '1') || (n == 8 && strncasecmp(p + 4, "true", 4) == 0) ||
+			    (n == 7 && strncasecmp(p + 4, "yes", 3) == 0))
+				*tls = 1;
+			else if ((n == 5 && p[4] == '0') ||
+			    (n == 9 && strncasecmp(p + 4, "false", 5) == 0) ||
+			    (n == 6 && strncasecmp(p + 4, "no", 2) == 0))
+				*tls = 0;
+			else {
+				err_set(err, ERR_INVAL, "transport_url: ssl= takes 1 or 0");
+				return -1;
+			}
+		} else if (n > 0) {
+			/* the option's name only: a value could be a secret */
+			eq = memchr(p, '=', n);
+			if (eq != NULL)
+				n = (size_t)(eq - p);
+			err_set(err, ERR_INVAL, "transport_url: unknown query option '%.*s' (only "
+			    "ssl=1 is known)", (int)(n > 64 ? 64 : n), p);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Parses one "[user[:pass]@]host[:port]" of length n into h (port default_port if none). */
+static int
+mq_host_parse(const char *s, size_t n, int default_port, struct mq_host *h, struct err *err)
 {
 	const char	*at, *hp, *colon, *end = s + n;
 	char		*port, *pend;
@@ -85,7 +125,7 @@ mq_host_parse(const char *s, size_t n, struct mq_host *h, struct err *err)
 		err_set(err, ERR_INVAL, "transport_url: a host is missing");
 		return -1;
 	}
-	h->port = 5672;
+	h->port = default_port;
 	if (colon != NULL) {
 		port = xstrndup(colon + 1, (size_t)(end - colon - 1));
 		errno = 0;
@@ -105,22 +145,31 @@ int
 mq_url_parse(const char *url, struct mq_url **out, struct err *err)
 {
 	struct mq_url	*u;
-	const char	*p, *slash, *part, *comma, *end;
+	const char	*p, *slash, *part, *comma, *end, *query;
+	char		*path = NULL;
+	int		 tls = 0;
 
 	*out = NULL;
 	if (strncmp(url, "rabbit://", 9) == 0)
 		p = url + 9;
 	else if (strncmp(url, "amqp://", 7) == 0)
 		p = url + 7;
-	else {
-		err_set(err, ERR_INVAL, "transport_url: must start with rabbit:// or amqp://");
-		return -1;
-	}
-	if (strchr(p, '?') != NULL) {
-		err_set(err, ERR_INVAL, "transport_url: query options (?...) are not supported");
+	else if (strncmp(url, "amqps://", 8) == 0) {
+		p = url + 8;
+		tls = 1;
+	} else {
+		err_set(err, ERR_INVAL, "transport_url: must start with rabbit://, amqp:// or "
+		    "amqps://");
 		return -1;
 	}
 	u = xcalloc(1, sizeof(*u));
+	/* the query first: the rest of the URL ends where it starts */
+	if ((query = strchr(p, '?')) != NULL) {
+		if (mq_query_parse(query + 1, &tls, err) != 0)
+			goto fail;
+		p = path = xstrndup(p, (size_t)(query - p));
+	}
+	u->tls = tls;
 	slash = strchr(p, '/');
 	end = slash != NULL ? slash : p + strlen(p);
 	for (part = p; part <= end; part = comma + 1) {
@@ -130,7 +179,8 @@ mq_url_parse(const char *url, struct mq_url **out, struct err *err)
 		u->hosts = xrealloc(u->hosts, (u->nhosts + 1) * sizeof(*u->hosts));
 		memset(&u->hosts[u->nhosts], 0, sizeof(*u->hosts));
 		u->nhosts++;
-		if (mq_host_parse(part, (size_t)(comma - part), &u->hosts[u->nhosts - 1], err) != 0)
+		if (mq_host_parse(part, (size_t)(comma - part), tls ? 5671 : 5672,
+		    &u->hosts[u->nhosts - 1], err) != 0)
 			goto fail;
 		if (comma == end)
 			break;
@@ -141,9 +191,11 @@ mq_url_parse(const char *url, struct mq_url **out, struct err *err)
 		err_set(err, ERR_INVAL, "transport_url: bad %% escape in the vhost");
 		goto fail;
 	}
+	free(path);
 	*out = u;
 	return 0;
 fail:
+	free(path);
 	mq_url_free(&u);
 	return -1;
 }
@@ -166,6 +218,7 @@ mq_url_free(struct mq_url **up)
 	}
 	free(u->hosts);
 	free(u->vhost);
+	free(u->ca_file);
 	free(u);
 	*up = NULL;
 }
@@ -277,6 +330,41 @@ mq_tv(double s)
 	return tv;
 }
 
+/*
+ * A TLS socket on c's connection: TLS 1.2 at least, the peer's certificate verified against
+ * u->ca_file (else the system's CAs) and its name against the host.
+ */
+static amqp_socket_t *
+mq_tls_socket(struct mq_conn *c, const struct mq_url *u, struct err *err)
+{
+	amqp_socket_t	*sock;
+	SSL_CTX		*ctx;
+
+	if ((sock = amqp_ssl_socket_new(c->conn)) == NULL) {
+		err_set(err, ERR_INTERNAL, "RabbitMQ: cannot create a TLS socket");
+		return NULL;
+	}
+	amqp_ssl_socket_set_verify_peer(sock, 1);
+	amqp_ssl_socket_set_verify_hostname(sock, 1);
+	if (amqp_ssl_socket_set_ssl_versions(sock, AMQP_TLSv1_2, AMQP_TLSvLATEST) !=
+	    AMQP_STATUS_OK) {
+		err_set(err, ERR_INTERNAL, "RabbitMQ: TLS 1.2 is not available");
+		return NULL;
+	}
+	if (u->ca_file != NULL) {
+		if (amqp_ssl_socket_set_cacert(sock, u->ca_file) != AMQP_STATUS_OK) {
+			err_set(err, ERR_INVAL, "RabbitMQ: cannot read the CA file %s (ssl_ca_file)",
+			    u->ca_file);
+			return NULL;
+		}
+	} else if ((ctx = amqp_ssl_socket_get_context(sock)) == NULL ||
+	    SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		err_set(err, ERR_INTERNAL, "RabbitMQ: cannot load the system's CAs");
+		return NULL;
+	}
+	return sock;
+}
+
 int
 mq_connect(const struct mq_url *u, size_t attempt, int heartbeat_s, int confirm,
     double timeout_s, struct mq_conn **out, struct err *err)
@@ -287,18 +375,37 @@ mq_connect(const struct mq_url *u, size_t attempt, int heartbeat_s, int confirm,
 	struct timeval		 tv = mq_tv(timeout_s);
 	amqp_table_entry_t	 cap_entry, prop_entry;
 	amqp_table_t		 caps, props;
+	double			 deadline = util_now() + timeout_s, left;
+	int			 status;
 
 	*out = NULL;
 	c = xcalloc(1, sizeof(*c));
 	c->where = xasprintf("%s:%d", h->host, h->port);
 	c->conn = amqp_new_connection();
-	if ((sock = amqp_tcp_socket_new(c->conn)) == NULL) {
+	if (u->tls)
+		sock = mq_tls_socket(c, u, err);
+	else if ((sock = amqp_tcp_socket_new(c->conn)) == NULL)
 		err_set(err, ERR_INTERNAL, "RabbitMQ: cannot create a socket");
+	if (sock == NULL)
+		goto fail;
+	status = amqp_socket_open_noblock(sock, h->host, h->port, &tv);
+	if (u->tls && (status == AMQP_STATUS_SSL_PEER_VERIFY_FAILED ||
+	    status == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED)) {
+		c->broken = 1;
+		err_set(err, ERR_AUTH, "RabbitMQ %s: TLS: %s: %s", c->where,
+		    status == AMQP_STATUS_SSL_PEER_VERIFY_FAILED ?
+		    "the broker's certificate is not signed by a trusted CA" :
+		    "the broker's certificate does not name this host",
+		    u->ca_file != NULL ? u->ca_file : "the system's CAs");
 		goto fail;
 	}
-	if (mq_status(c, amqp_socket_open_noblock(sock, h->host, h->port, &tv), "connect",
-	    err) != 0)
+	if (mq_status(c, status, u->tls ? "TLS connect" : "connect", err) != 0)
 		goto fail;
+	/* what is left of timeout_s for the handshake (a second at least), then MQ_RPC_TIMEOUT */
+	left = deadline - util_now();
+	tv = mq_tv(left > 1.0 ? left : 1.0);
+	amqp_set_handshake_timeout(c->conn, &tv);
+	amqp_set_rpc_timeout(c->conn, &tv);
 	/* consumer_cancel_notify: without it RabbitMQ drops a consumer whose queue is deleted
 	 * silently, and the consumer would wait for ever; with it, basic.cancel arrives and
 	 * mq_pump reports the connection broken (librabbitmq merges this with its defaults) */
@@ -324,6 +431,9 @@ mq_connect(const struct mq_url *u, size_t attempt, int heartbeat_s, int confirm,
 			goto fail;
 		c->confirm = 1;
 	}
+	tv = mq_tv(MQ_RPC_TIMEOUT);
+	amqp_set_rpc_timeout(c->conn, &tv);
+	c->max_body = MQ_MAX_BODY;
 	*out = c;
 	return 0;
 fail:
@@ -498,11 +608,135 @@ mq_other_frame(struct mq_conn *c, const amqp_frame_t *f, struct err *err)
 	}
 }
 
+/* Copies b into pool (librabbitmq's decoded frames live only until its buffers are released). */
+static amqp_bytes_t
+mq_pool_dup(amqp_pool_t *pool, amqp_bytes_t b)
+{
+	amqp_bytes_t	 out = { 0, NULL };
+
+	if (b.len == 0)
+		return out;
+	amqp_pool_alloc_bytes(pool, b.len, &out);
+	if (out.bytes == NULL)
+		fatal("out of memory");
+	memcpy(out.bytes, b.bytes, b.len);
+	return out;
+}
+
+/* A field of the properties, copied when its flag says it is there (else it is garbage). */
+#define MQ_PROP_DUP(f, flag)						\
+	out->f = (in->_flags & (flag)) ? mq_pool_dup(pool, in->f) : amqp_empty_bytes
+
+/* The properties of a content header, copied into pool. */
+static int
+mq_props_clone(const amqp_basic_properties_t *in, amqp_basic_properties_t *out,
+    amqp_pool_t *pool)
+{
+	memset(out, 0, sizeof(*out));
+	out->_flags = in->_flags;
+	out->delivery_mode = in->delivery_mode;
+	out->priority = in->priority;
+	out->timestamp = in->timestamp;
+	MQ_PROP_DUP(content_type, AMQP_BASIC_CONTENT_TYPE_FLAG);
+	MQ_PROP_DUP(content_encoding, AMQP_BASIC_CONTENT_ENCODING_FLAG);
+	MQ_PROP_DUP(correlation_id, AMQP_BASIC_CORRELATION_ID_FLAG);
+	MQ_PROP_DUP(reply_to, AMQP_BASIC_REPLY_TO_FLAG);
+	MQ_PROP_DUP(expiration, AMQP_BASIC_EXPIRATION_FLAG);
+	MQ_PROP_DUP(message_id, AMQP_BASIC_MESSAGE_ID_FLAG);
+	MQ_PROP_DUP(type, AMQP_BASIC_TYPE_FLAG);
+	MQ_PROP_DUP(user_id, AMQP_BASIC_USER_ID_FLAG);
+	MQ_PROP_DUP(app_id, AMQP_BASIC_APP_ID_FLAG);
+	MQ_PROP_DUP(cluster_id, AMQP_BASIC_CLUSTER_ID_FLAG);
+	if ((in->_flags & AMQP_BASIC_HEADERS_FLAG) &&
+	    amqp_table_clone(&in->headers, &out->headers, pool) != AMQP_STATUS_OK)
+		return -1;
+	return 0;
+}
+
+/* Waits up to MQ_RPC_TIMEOUT for the next frame of a delivery's content on channel. */
+static int
+mq_content_frame(struct mq_conn *c, amqp_channel_t channel, uint8_t type, amqp_frame_t *f,
+    struct err *err)
+{
+	struct timeval	 tv = mq_tv(MQ_RPC_TIMEOUT);
+
+	if (mq_status(c, amqp_simple_wait_frame_noblock(c->conn, f, &tv),
+	    "reading a delivery", err) != 0)
+		return -1;
+	if (f->frame_type != type || f->channel != channel) {
+		c->broken = 1;
+		err_set(err, ERR_REMOTE, "RabbitMQ %s: a delivery's content is out of order "
+		    "(frame type %d on channel %d)", c->where, f->frame_type, f->channel);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Reads the content of the delivery whose basic.deliver is f into env (which the caller
+ * destroys with amqp_destroy_envelope, also on failure). A body over c->max_body is read frame
+ * by frame and dropped (c->dropped = its size): the worker's memory never holds it.
+ */
+static int
+mq_read_delivery(struct mq_conn *c, const amqp_frame_t *f, amqp_envelope_t *env,
+    struct err *err)
+{
+	const amqp_basic_deliver_t	*d = f->payload.method.decoded;
+	amqp_frame_t			 h;
+	uint64_t			 size, got = 0;
+	size_t				 n;
+
+	memset(env, 0, sizeof(*env));
+	init_amqp_pool(&env->message.pool, 4096);
+	env->channel = f->channel;
+	env->consumer_tag = amqp_bytes_malloc_dup(d->consumer_tag);
+	env->delivery_tag = d->delivery_tag;
+	env->redelivered = d->redelivered;
+	env->exchange = amqp_bytes_malloc_dup(d->exchange);
+	env->routing_key = amqp_bytes_malloc_dup(d->routing_key);
+	c->dropped = 0;
+	if (mq_content_frame(c, f->channel, AMQP_FRAME_HEADER, &h, err) != 0)
+		return -1;
+	size = h.payload.properties.body_size;
+	if (mq_props_clone(h.payload.properties.decoded, &env->message.properties,
+	    &env->message.pool) != 0) {
+		c->broken = 1;
+		err_set(err, ERR_INTERNAL, "RabbitMQ %s: cannot copy a delivery's headers",
+		    c->where);
+		return -1;
+	}
+	if (size > c->max_body)
+		c->dropped = size > SIZE_MAX ? SIZE_MAX : (size_t)size;
+	else if (size > 0)
+		env->message.body = amqp_bytes_malloc((size_t)size);
+	while (got < size) {
+		if (mq_content_frame(c, f->channel, AMQP_FRAME_BODY, &h, err) != 0)
+			return -1;
+		n = h.payload.body_fragment.len;
+		if (n > size - got) {
+			c->broken = 1;
+			err_set(err, ERR_REMOTE, "RabbitMQ %s: a delivery's body is longer than its "
+			    "header says", c->where);
+			return -1;
+		}
+		if (c->dropped == 0)
+			memcpy((char *)env->message.body.bytes + got, h.payload.body_fragment.bytes,
+			    n);
+		got += n;
+		/*
+		 * each frame is read into the channel's pool, kept until released: give it back
+		 * at once, or a dropped body would pile up there frame by frame (what we use of
+		 * the deliver and header frames was copied before)
+		 */
+		amqp_maybe_release_buffers_on_channel(c->conn, f->channel);
+	}
+	return 0;
+}
+
 int
 mq_pump(struct mq_conn *c, double wait_s,
     void (*cb)(void *, struct mq_conn *, amqp_envelope_t *), void *arg, struct err *err)
 {
-	amqp_rpc_reply_t	 r;
 	amqp_envelope_t		 env;
 	amqp_frame_t		 frame;
 	struct timeval		 tv;
@@ -516,29 +750,31 @@ mq_pump(struct mq_conn *c, double wait_s,
 		tv = mq_tv(first ? wait_s : 0);
 		first = 0;
 		amqp_maybe_release_buffers(c->conn);
-		r = amqp_consume_message(c->conn, &env, &tv, 0);
-		if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-			if (cb != NULL)
-				cb(arg, c, &env);
-			amqp_destroy_envelope(&env);
-			if (c->broken) {
-				err_set(err, ERR_NET, "RabbitMQ %s: connection lost", c->where);
-				return -1;
-			}
-			continue;
-		}
-		if (r.reply_type != AMQP_RESPONSE_LIBRARY_EXCEPTION)
-			return mq_reply(c, r, "consume", err);
-		if (r.library_error == AMQP_STATUS_TIMEOUT)
-			return 0;
-		if (r.library_error != AMQP_STATUS_UNEXPECTED_STATE)
-			return mq_reply(c, r, "consume", err);
-		tv = mq_tv(0);
+		/* frames one by one (not amqp_consume_message): a body's size is known before it */
 		status = amqp_simple_wait_frame_noblock(c->conn, &frame, &tv);
 		if (status == AMQP_STATUS_TIMEOUT)
 			return 0;
-		if (mq_status(c, status, "read", err) != 0 || mq_other_frame(c, &frame, err) != 0)
+		if (mq_status(c, status, "read", err) != 0)
 			return -1;
+		if (frame.frame_type != AMQP_FRAME_METHOD ||
+		    frame.payload.method.id != AMQP_BASIC_DELIVER_METHOD) {
+			if (mq_other_frame(c, &frame, err) != 0)
+				return -1;
+			continue;
+		}
+		if (mq_read_delivery(c, &frame, &env, err) != 0) {
+			c->dropped = 0;
+			amqp_destroy_envelope(&env);
+			return -1;
+		}
+		if (cb != NULL)
+			cb(arg, c, &env);
+		c->dropped = 0;
+		amqp_destroy_envelope(&env);
+		if (c->broken) {
+			err_set(err, ERR_NET, "RabbitMQ %s: connection lost", c->where);
+			return -1;
+		}
 	}
 }
 

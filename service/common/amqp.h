@@ -37,16 +37,28 @@ struct mq_host {
 	char	*pass;
 };
 
-/* rabbit://user:pass@host:port[,user:pass@host:port...]/vhost, percent-decoded. */
+/*
+ * rabbit://user:pass@host:port[,user:pass@host:port...]/vhost[?ssl=1], percent-decoded.
+ * amqps:// (default port 5671) and ?ssl=1|true|yes (as oslo.messaging writes it) mean AMQP
+ * over TLS: the broker's certificate must be trusted by ca_file (the system's CAs when NULL)
+ * and name the host of the URL.
+ */
 struct mq_url {
 	struct mq_host	*hosts;
 	size_t		 nhosts;
 	char		*vhost;		/* "/" when the URL has none */
+	int		 tls;
+	char		*ca_file;	/* set by the caller ([oslo_messaging_rabbit] ssl_ca_file) */
 };
 
-/* Parses a transport URL (rabbit:// or amqp://); caller frees with mq_url_free. */
+/* Parses a transport URL (rabbit://, amqp:// or amqps://); caller frees with mq_url_free. */
 int	mq_url_parse(const char *url, struct mq_url **, struct err *);
 void	mq_url_free(struct mq_url **);
+
+/* Deliveries larger than this are dropped unread unless the connection says otherwise. */
+#define MQ_MAX_BODY		(1024 * 1024)
+/* How long an RPC (declare, bind, consume ...) or the rest of a delivery may take. */
+#define MQ_RPC_TIMEOUT		10.0
 
 /* A connection with one channel (1). */
 struct mq_conn {
@@ -55,12 +67,21 @@ struct mq_conn {
 	int			 confirm;	/* channel 1 in confirm mode */
 	uint64_t		 published;	/* publish sequence (confirm mode) */
 	int			 broken;	/* unusable: close it and connect again */
+	/*
+	 * Deliveries whose body (the content header's body_size) is over max_body are given to
+	 * mq_pump's callback with an empty body and dropped set to their size: their body frames
+	 * are read and discarded one by one, never assembled (librabbitmq would allocate the
+	 * whole body first). MQ_MAX_BODY after mq_connect; the caller may change it.
+	 */
+	size_t			 max_body;
+	size_t			 dropped;	/* while the callback runs: 0, or the dropped size */
 };
 
 /*
  * Connects to the broker number attempt % nhosts of url (so successive attempts rotate over a
  * cluster), logs in, opens channel 1, and with confirm puts it in confirm mode. timeout_s bounds
- * the TCP connect. Caller closes with mq_close.
+ * the TCP connect and the AMQP handshake together (a listener that accepts and never answers
+ * is ERR_TIMEOUT after it); later RPCs wait at most MQ_RPC_TIMEOUT. Caller closes with mq_close.
  */
 int	mq_connect(const struct mq_url *, size_t attempt, int heartbeat_s, int confirm,
 	    double timeout_s, struct mq_conn **, struct err *);

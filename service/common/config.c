@@ -53,7 +53,8 @@ static int check_queue_name(const char *, struct err *);
 
 static const struct conf_option conf_options[] = {
 	{ "DEFAULT", "transport_url", CONF_URL, NULL, OFF(transport_url), 1, 0, 0,
-	    check_transport_url, "RabbitMQ: rabbit://user:pass@host:port/vhost (hosts comma-separated)" },
+	    check_transport_url, "RabbitMQ: rabbit://user:pass@host:port/vhost (hosts "
+	    "comma-separated; ?ssl=1 or amqps:// for TLS)" },
 	{ "DEFAULT", "host", CONF_STRING, NULL, OFF(host), 0, 0, 0, NULL,
 	    "this worker's name in events and logs (default: the host name)" },
 	{ "DEFAULT", "heartbeat", CONF_INT, "60", OFF(heartbeat), 0, 0, 3600, NULL,
@@ -61,6 +62,10 @@ static const struct conf_option conf_options[] = {
 	{ "DEFAULT", "debug", CONF_BOOL, "false", OFF(debug), 0, 0, 0, NULL, "log debug messages" },
 	{ "DEFAULT", "log_file", CONF_PATH, NULL, OFF(log_file), 0, 0, 0, NULL,
 	    "log to this file (reopened on SIGHUP, for logrotate); default: standard error" },
+
+	{ "oslo_messaging_rabbit", "ssl_ca_file", CONF_PATH, NULL, OFF(amqp_ca_file), 0, 0, 0,
+	    NULL, "CA bundle RabbitMQ's certificate must chain to, for a transport_url over TLS "
+	    "(amqps:// or ?ssl=1); default: the system's CAs" },
 
 	{ "keystone_authtoken", "auth_url", CONF_STRING, NULL, OFF(auth_url), 1, 0, 0,
 	    check_http_url, "Keystone, e.g. http://keystone:5000/v3" },

@@ -12,7 +12,8 @@
  */
 struct config {
 	/* [DEFAULT] */
-	char	*transport_url;		/* rabbit://user:pass@host:port/vhost[,...] */
+	char	*transport_url;		/* rabbit://user:pass@host:port/vhost[,...][?ssl=1] */
+	char	*amqp_ca_file;		/* [oslo_messaging_rabbit] ssl_ca_file: CAs for TLS */
 	char	*host;			/* this worker's name (default: the host name) */
 	long	 heartbeat;		/* AMQP heartbeat, seconds (0 = off) */
 	int	 debug;

@@ -28,12 +28,11 @@
 #define WORKER_TICK_MS		1000
 #define WORKER_PROBE_TIMEOUT	5.0	/* the KVM probe guest must power off by then */
 #define WORKER_BACKOFF_MAX	60.0
-#define WORKER_CONNECT_TIMEOUT	5.0
+/* TCP connect and AMQP handshake: short, the loop (and SIGTERM) waits for it */
+#define WORKER_CONNECT_TIMEOUT	3.0
 #define WORKER_PUBLISH_TIMEOUT	10.0
 /* Events held while RabbitMQ is away, at most (the oldest are dropped beyond, with a log). */
 #define WORKER_EVENTS_HELD	10000
-/* Bodies larger than this are refused before parsing (contract v1 allows 64 KiB). */
-#define WORKER_MAX_BODY		(64 * 1024)
 
 /* A build running in its own thread (the pipeline's steps block: HTTP, qemu-img, installs). */
 struct worker_build {
@@ -474,9 +473,11 @@ worker_on_request(struct worker *w, struct mq_conn *c, amqp_envelope_t *env)
 		mq_reject(c, env->delivery_tag, 1, &err);
 		return;
 	}
-	if (env->message.body.len > WORKER_MAX_BODY) {
-		reason = xasprintf("body: %zu bytes, more than the %d KiB a request may have",
-		    env->message.body.len, WORKER_MAX_BODY / 1024);
+	if (c->dropped > 0 || env->message.body.len > WORKER_MAX_BODY) {
+		/* dropped: its body was never read (mq_conn.max_body): the dead letter has none */
+		reason = xasprintf("body: %zu bytes, more than the %d KiB a request may have%s",
+		    c->dropped > 0 ? c->dropped : env->message.body.len, WORKER_MAX_BODY / 1024,
+		    c->dropped > 0 ? " (dropped unread)" : "");
 		worker_refuse(w, c, env, reason);
 		free(reason);
 		return;
@@ -586,6 +587,36 @@ worker_find(struct worker *w, const char *build_id)
 	return NULL;
 }
 
+json_t *
+worker_control_parse(const void *body, size_t len, const char **action, const char **build_id,
+    struct err *err)
+{
+	json_t		*msg;
+	json_error_t	 je;
+	const char	*schema = NULL;
+
+	*action = *build_id = NULL;
+	if (len > WORKER_MAX_BODY) {
+		err_set(err, ERR_INVAL, "body: %zu bytes, more than the %d KiB a control message "
+		    "may have", len, WORKER_MAX_BODY / 1024);
+		return NULL;
+	}
+	if ((msg = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je)) == NULL) {
+		err_set(err, ERR_INVAL, "not JSON: %s", je.text);
+		return NULL;
+	}
+	if (json_unpack(msg, "{s:s, s:s, s:s}", "schema", &schema, "action", action,
+	    "build_id", build_id) != 0 || strcmp(schema, MQ_CONTROL_SCHEMA) != 0 ||
+	    json_object_get(msg, "token") != NULL) {
+		err_set(err, ERR_INVAL, "not %s (schema, action, build_id; no token)",
+		    MQ_CONTROL_SCHEMA);
+		json_decref(msg);
+		*action = *build_id = NULL;
+		return NULL;
+	}
+	return msg;
+}
+
 /*
  * A control message, contract isoforge.control/2 (every worker sees each one; the owner of the
  * build acts): {"schema": "isoforge.control/2", "action": "finish|cancel|status", "build_id"}.
@@ -593,19 +624,23 @@ worker_find(struct worker *w, const char *build_id)
  * Replies (status: the build and its history, without secrets) only to a direct reply-to.
  */
 static void
-worker_on_control(struct worker *w, amqp_envelope_t *env)
+worker_on_control(struct worker *w, struct mq_conn *c, amqp_envelope_t *env)
 {
 	struct worker_build	*b;
 	struct job		*j = NULL;
 	json_t			*msg, *reply = NULL;
-	const char		*schema = NULL, *action = NULL, *build_id = NULL;
+	const char		*action = NULL, *build_id = NULL;
+	struct err		 err;
 
-	msg = json_loadb(env->message.body.bytes, env->message.body.len, 0, NULL);
-	if (msg == NULL || json_unpack(msg, "{s:s, s:s, s:s}", "schema", &schema,
-	    "action", &action, "build_id", &build_id) != 0 ||
-	    strcmp(schema, MQ_CONTROL_SCHEMA) != 0 || json_object_get(msg, "token") != NULL) {
-		log_warnx("control message ignored: not %s (schema, action, build_id; no token)",
-		    MQ_CONTROL_SCHEMA);
+	err_clear(&err);
+	if (c->dropped > 0) {
+		log_warnx("control message ignored: body: %zu bytes, more than the %d KiB a control "
+		    "message may have (dropped unread)", c->dropped, WORKER_MAX_BODY / 1024);
+		return;
+	}
+	if ((msg = worker_control_parse(env->message.body.bytes, env->message.body.len, &action,
+	    &build_id, &err)) == NULL) {
+		log_warnx("control message ignored: %s", err.msg);
 		goto cleanup;
 	}
 	if (!util_is_uuid(build_id) || (j = jobstore_get(w->js, build_id, NULL)) == NULL)
@@ -649,7 +684,7 @@ worker_on_delivery(void *arg, struct mq_conn *c, amqp_envelope_t *env)
 
 	if (env->consumer_tag.len == strlen(TAG_CONTROL) &&
 	    memcmp(env->consumer_tag.bytes, TAG_CONTROL, env->consumer_tag.len) == 0)
-		worker_on_control(w, env);
+		worker_on_control(w, c, env);
 	else
 		worker_on_request(w, c, env);
 }
@@ -687,8 +722,11 @@ worker_connect(struct worker *w)
 	double		 delay;
 
 	err_clear(&err);
+	/* requests and control messages alike: a bigger body is dropped unread */
 	if (mq_connect(w->url, w->attempts, (int)w->cfg->heartbeat, 0, WORKER_CONNECT_TIMEOUT,
-	    &w->cons, &err) != 0 ||
+	    &w->cons, &err) == 0)
+		w->cons->max_body = WORKER_MAX_BODY;
+	if (w->cons == NULL ||
 	    mq_declare_topology(w->cons, &err) != 0 ||
 	    mq_qos(w->cons, (int)w->cfg->max_builds, &err) != 0 ||
 	    (w->control_queue = mq_declare_private_queue(w->cons, MQ_EXCHANGE, MQ_RK_CONTROL,
@@ -1452,6 +1490,8 @@ worker_new(const struct config *cfg, struct loop *loop, struct err *err)
 	err_clear(&e);
 	if (mq_url_parse(cfg->transport_url, &w->url, err) != 0)
 		goto fail;
+	if (cfg->amqp_ca_file != NULL)
+		w->url->ca_file = xstrdup(cfg->amqp_ca_file);
 	if (util_mkdir_private(cfg->work_dir, &e) != 0) {
 		err_set(err, e.kind, "[builds] work_dir: %s", e.msg);
 		goto fail;

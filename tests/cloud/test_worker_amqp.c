@@ -1,10 +1,10 @@
 /*
  * test_worker_amqp.c — isoforged against the minicloud's RabbitMQ:
- * - malformed JSON, wrong types, missing fields, an oversized body, an unknown schema, a
- *   contract v1 request and a v2 request with a token field are each dead-lettered to
- *   isoforge.rejected unchanged with an x-isoforge-error header naming what is wrong (and
- *   never the token), while a valid v2 request is accepted (recorded with its trust id,
- *   acked, announced: isoforge.event/2) and a repeat of it is a no-op;
+ * - malformed JSON, wrong types, missing fields, an oversized body (dead-lettered without its
+ *   body, never read), an unknown schema, a contract v1 request and a v2 request with a token
+ *   field are each dead-lettered to isoforge.rejected with an x-isoforge-error header naming
+ *   what is wrong (and never the token), while a valid v2 request is accepted (recorded with
+ *   its trust id, acked, announced: isoforge.event/2) and a repeat of it is a no-op;
  * - a restarted worker fails (and announces) builds that can't resume and runs again those
  *   that can, from what its job store says; the failed ones' trusts are deleted;
  * - control v2: a status reply only to RabbitMQ's direct reply-to, never to another reply_to,
@@ -321,7 +321,7 @@ test_invalid_dead_lettered_valid_accepted(void **state)
 	cases[3].body = xasprintf("{\"schema\": \"isoforge.build/2\", \"trust_id\": \"t3\", "
 	    "\"name\": \"%s\", \"iso_image\": \"" ISO_ID "\", \"flavor\": \"f\"}", big);
 	cases[3].want = "64 KiB";
-	cases[3].want2 = NULL;
+	cases[3].want2 = "dropped unread";
 	cases[4].id = "schema";
 	cases[4].body = xstrdup("{\"schema\": \"isoforge.build/99\", \"token\": \"" REFUSED_TOKEN "\", "
 	    "\"name\": \"n\", \"iso_image\": \"" ISO_ID "\", \"flavor\": \"f\"}");
@@ -364,9 +364,16 @@ test_invalid_dead_lettered_valid_accepted(void **state)
 			;
 		if (i == ncases)
 			fail_msg("unexpected message %s in %s", mid, MQ_QUEUE_REJECTED);
-		/* the body is kept unchanged, the reason is added */
-		assert_int_equal(msg.body.len, strlen(cases[i].body));
-		assert_memory_equal(msg.body.bytes, cases[i].body, msg.body.len);
+		/*
+		 * the body is kept unchanged, the reason is added; but an oversized body was never
+		 * read (test_worker_bus): its dead letter has none
+		 */
+		if (strcmp(mid, "oversized") == 0)
+			assert_int_equal(msg.body.len, 0);
+		else {
+			assert_int_equal(msg.body.len, strlen(cases[i].body));
+			assert_memory_equal(msg.body.bytes, cases[i].body, msg.body.len);
+		}
 		reason = mq_header_string(&msg.properties, MQ_ERROR_HEADER);
 		if (reason == NULL) {
 			fail_msg("%s: no %s header", mid, MQ_ERROR_HEADER);
