@@ -120,13 +120,15 @@ virsh dumpxml --security-info "isoforge-$hid" | grep -q "passwd='$cpw'" \
 grep -qF -- "$cpw" "$TEST_TMP/hang.json" "$wlog" && fail "the VNC password in an event or the log"
 # and isoforge-novncproxy relays a browser to it with a token
 cport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-printf '[console]\nbind_port = %s\n' "$cport" >> "$TEST_TMP/isoforge.conf"
+printf '[console]\nbind_port = %s\nbase_url = http://127.0.0.1:%s\n' "$cport" "$cport" >> "$TEST_TMP/isoforge.conf"
 "$bin/isoforge-novncproxy" -c "$TEST_TMP/isoforge.conf" 2> "$TEST_TMP/proxy.log" &
 proxypid=$!
 for i in $(seq 100); do grep -q "listening on" "$TEST_TMP/proxy.log" && break; sleep 0.1; done
-# (the API's events carry no console: its address from the domain)
-vhost=127.0.0.1
-vport=$(virsh dumpxml "isoforge-$hid" | grep -o "<graphics type='vnc' port='[0-9]*'" | grep -o '[0-9]*$')
+# (the API's events carry no console object: its address from the installing message)
+console=$(jq -r 'select(.state == "installing") | .message' "$TEST_TMP/hang.json" |
+	grep -o 'vnc://[0-9.]*:[0-9]*' | head -n 1)
+vhost=${console#vnc://}; vhost=${vhost%:*}; vport=${console##*:}
+[ -n "$vhost" ] && [ -n "$vport" ] || fail "no console address in the installing events"
 ctok=$(CONSOLE_KEY=$ckey "$bin/tests/lib/console-token" mint "$hid" "$vhost" "$vport" 600)
 out=$(python3 "$ISOFORGE_TOP/tests/e2e/console-client.py" 127.0.0.1 "$cport" "$ctok" rfb) \
 	|| { cat "$TEST_TMP/proxy.log"; fail "console through isoforge-novncproxy: $out"; }
