@@ -664,9 +664,12 @@ cleanup:
 	return ret;
 }
 
-/* Parses a one-build command's arguments (BUILD_ID, --json, --os-*); 0 or an exit code. */
+/*
+ * Parses --json, --help and --os-*, leaving optind at the operands; usage is the help's line
+ * after "usage: isoforge CMD ". 0 or an exit code (-1: help shown).
+ */
 static int
-remote_one_args(struct remote *r, int argc, char **argv, const char **idp)
+remote_opts(struct remote *r, int argc, char **argv, const char *usage)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
@@ -683,11 +686,22 @@ remote_one_args(struct remote *r, int argc, char **argv, const char **idp)
 		switch (ch) {
 		case 'j': r->json = 1; break;
 		default:
-			fprintf(ch == 'h' ? stdout : stderr, "usage: isoforge %s BUILD_ID [--json] "
-			    "[--os-*]\n%s", r->cmd, ch == 'h' ? OSENV_USAGE : "");
+			fprintf(ch == 'h' ? stdout : stderr, "usage: isoforge %s %s\n%s", r->cmd,
+			    usage, ch == 'h' ? OSENV_USAGE : "");
 			return ch == 'h' ? -1 : CMD_USAGE;
 		}
 	}
+	return 0;
+}
+
+/* Parses a one-build command's arguments (BUILD_ID, --json, --os-*); 0 or an exit code. */
+static int
+remote_one_args(struct remote *r, int argc, char **argv, const char **idp)
+{
+	int	 ret;
+
+	if ((ret = remote_opts(r, argc, argv, "BUILD_ID [--json] [--os-*]")) != 0)
+		return ret;
 	if (optind + 1 != argc || !util_is_uuid(argv[optind])) {
 		fprintf(stderr, "usage: isoforge %s BUILD_ID (a UUID)\n", r->cmd);
 		return CMD_USAGE;
@@ -996,26 +1010,14 @@ cleanup:
 static int
 remote_arg(struct remote *r, int argc, char **argv, const char *what, const char **argp)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		OSENV_OPTIONS,
-		{ NULL, 0, NULL, 0 }
-	};
-	int	 ch;
+	char	*usage;
+	int	 ret;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (osenv_flag(&r->flags, ch, optarg))
-			continue;
-		switch (ch) {
-		case 'j': r->json = 1; break;
-		default:
-			fprintf(ch == 'h' ? stdout : stderr, "usage: isoforge %s [--json] [--os-*] "
-			    "%s\n%s", r->cmd, what, ch == 'h' ? OSENV_USAGE : "");
-			return ch == 'h' ? -1 : CMD_USAGE;
-		}
-	}
+	usage = xasprintf("[--json] [--os-*] %s", what);
+	ret = remote_opts(r, argc, argv, usage);
+	free(usage);
+	if (ret != 0)
+		return ret;
 	if (optind + 1 != argc) {
 		fprintf(stderr, "usage: isoforge %s [--json] %s\n", r->cmd, what);
 		return CMD_USAGE;
