@@ -1,11 +1,10 @@
 /* isoforge-novncproxy.c — the browser console's proxy: options, configuration, proxy, loop. */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "service/common/config.h"
+#include "service/common/daemon.h"
 #include "service/console/proxy.h"
 #include "service/console/token.h"
 #include "base/log.h"
@@ -24,23 +23,18 @@ usage(void)
 }
 
 static void
-on_hup(int signo, void *arg)
-{
-	struct err	 err;
-
-	(void)signo;
-	(void)arg;
-	err_clear(&err);
-	if (log_reopen(&err) != 0)
-		log_warnx("%s", err.msg);
-}
-
-static void
 on_stop_signal(int signo, void *arg)
 {
 	log_info("signal %d: stopping (open consoles are closed)", signo);
 	loop_quit(arg);
 }
+
+static const struct daemon_spec novncproxy = {
+	.prog = "isoforge-novncproxy",
+	.default_conf = ISOFORGE_CONF,
+	.usage = usage,
+	.on_stop = on_stop_signal,
+};
 
 int
 main(int argc, char **argv)
@@ -50,56 +44,18 @@ main(int argc, char **argv)
 	struct config			*cfg;
 	struct loop			*loop;
 	struct err			 err;
-	const char			*conffile = ISOFORGE_CONF;
 	char				*key, *origin, *page;
 	const char			*s, *e;
-	int				 ch, check = 0, verbose = 0;
 
-	log_init("isoforge-novncproxy", 0);
-	while ((ch = getopt(argc, argv, "c:dnv")) != -1) {
-		switch (ch) {
-		case 'c':
-			conffile = optarg;
-			break;
-		case 'd':
-		case 'v':
-			verbose++;
-			break;
-		case 'n':
-			check = 1;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
-	err_clear(&err);
-	if ((cfg = config_load(conffile, &err)) == NULL) {
-		fprintf(stderr, "isoforge-novncproxy: %s\n", err.msg);
-		return 1;
-	}
-	if (check) {
-		config_dump(cfg, stdout);
-		fprintf(stderr, "isoforge-novncproxy: %s: configuration OK\n", conffile);
-		config_free(&cfg);
-		return 0;
-	}
-	log_setverbose(verbose > 0 || cfg->debug);
-	/* a wrong novnc_dir fails now, not at the first browser */
+	cfg = daemon_config(&novncproxy, argc, argv);
+	/* a wrong novnc_dir fails now, not at the first browser (and on stderr, before the log) */
 	page = xasprintf("%s/vnc_lite.html", cfg->console_novnc_dir);
 	if (access(page, R_OK) != 0)
 		fatalx("[console] novnc_dir %s: no readable vnc_lite.html (Debian's novnc package)",
 		    cfg->console_novnc_dir);
 	free(page);
-	if (cfg->log_file != NULL && log_open(cfg->log_file, &err) != 0)
-		fatalx("%s", err.msg);
-	signal(SIGPIPE, SIG_IGN);
-	if ((loop = loop_new(&err)) == NULL ||
-	    loop_signal_add(loop, SIGTERM, on_stop_signal, loop, &err) != 0 ||
-	    loop_signal_add(loop, SIGINT, on_stop_signal, loop, &err) != 0 ||
-	    loop_signal_add(loop, SIGHUP, on_hup, NULL, &err) != 0)
-		fatalx("event loop: %s", err.msg);
+	loop = daemon_loop(&novncproxy, cfg);
+	err_clear(&err);
 	key = console_key(cfg);
 	memset(&pc, 0, sizeof(pc));
 	pc.key = key;

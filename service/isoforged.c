@@ -1,11 +1,9 @@
 /* isoforged.c — the build worker daemon: options, configuration, worker, event loop. */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "service/common/config.h"
+#include "service/common/daemon.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "service/worker/worker.h"
@@ -22,21 +20,6 @@ usage(void)
 	exit(2);
 }
 
-/* SIGHUP: the log file again (logrotate moved it). */
-static void
-on_hup(int signo, void *arg)
-{
-	struct err	 err;
-
-	(void)signo;
-	(void)arg;
-	err_clear(&err);
-	if (log_reopen(&err) != 0)
-		log_warnx("%s", err.msg);
-	else
-		log_info("log file reopened (SIGHUP)");
-}
-
 static void
 on_stop_signal(int signo, void *arg)
 {
@@ -45,6 +28,14 @@ on_stop_signal(int signo, void *arg)
 	loop_quit(arg);
 }
 
+static const struct daemon_spec isoforged = {
+	.prog = "isoforged",
+	.default_conf = ISOFORGED_CONF,
+	.usage = usage,
+	.on_stop = on_stop_signal,
+	.log_hup = 1,
+};
+
 int
 main(int argc, char **argv)
 {
@@ -52,48 +43,10 @@ main(int argc, char **argv)
 	struct loop	*loop;
 	struct worker	*w;
 	struct err	 err;
-	const char	*conffile = ISOFORGED_CONF;
-	int		 ch, check = 0, verbose = 0;
 
-	log_init("isoforged", 0);
-	while ((ch = getopt(argc, argv, "c:dnv")) != -1) {
-		switch (ch) {
-		case 'c':
-			conffile = optarg;
-			break;
-		case 'd':
-		case 'v':
-			verbose++;
-			break;
-		case 'n':
-			check = 1;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
+	cfg = daemon_config(&isoforged, argc, argv);
+	loop = daemon_loop(&isoforged, cfg);
 	err_clear(&err);
-	if ((cfg = config_load(conffile, &err)) == NULL) {
-		fprintf(stderr, "isoforged: %s\n", err.msg);
-		return 1;
-	}
-	if (check) {
-		config_dump(cfg, stdout);
-		fprintf(stderr, "isoforged: %s: configuration OK\n", conffile);
-		config_free(&cfg);
-		return 0;
-	}
-	log_setverbose(verbose > 0 || cfg->debug);
-	if (cfg->log_file != NULL && log_open(cfg->log_file, &err) != 0)
-		fatalx("%s", err.msg);
-	signal(SIGPIPE, SIG_IGN);
-	if ((loop = loop_new(&err)) == NULL ||
-	    loop_signal_add(loop, SIGTERM, on_stop_signal, loop, &err) != 0 ||
-	    loop_signal_add(loop, SIGINT, on_stop_signal, loop, &err) != 0 ||
-	    loop_signal_add(loop, SIGHUP, on_hup, NULL, &err) != 0)
-		fatalx("event loop: %s", err.msg);
 	if ((w = worker_new(cfg, loop, &err)) == NULL || worker_start(w, &err) != 0)
 		fatalx("%s", err.msg);
 	log_info("worker %s started (work_dir %s)", cfg->host, cfg->work_dir);

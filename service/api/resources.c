@@ -344,20 +344,29 @@ cleanup:
 	free(rk);
 }
 
-/* GET /v1/builds/{id} */
-static void
-api_build_show(struct api_req *r, const char *id)
+/* Build id as the caller's scope sees it (new reference), or NULL with the error answered. */
+static json_t *
+api_build_get(struct api_req *r, const char *id)
 {
 	struct err	 e;
 	json_t		*b;
 
+	err_clear(&e);
+	if ((b = api_view_build(r->api->view, id, api_scope(r), &e)) == NULL)
+		api_error_from(r, &e, "builds view");
+	return b;
+}
+
+/* GET /v1/builds/{id} */
+static void
+api_build_show(struct api_req *r, const char *id)
+{
+	json_t		*b;
+
 	if (api_allow(r, 0, 0) != 0)
 		return;
-	err_clear(&e);
-	if ((b = api_view_build(r->api->view, id, api_scope(r), &e)) == NULL) {
-		api_error_from(r, &e, "builds view");
+	if ((b = api_build_get(r, id)) == NULL)
 		return;
-	}
 	r->answer = json_pack("{s:o}", "build", b);
 	r->status = 200;
 }
@@ -371,12 +380,10 @@ api_build_events(struct api_req *r, const char *id)
 
 	if (api_allow(r, 0, 0) != 0)
 		return;
-	err_clear(&e);
-	if ((b = api_view_build(r->api->view, id, api_scope(r), &e)) == NULL) {
-		api_error_from(r, &e, "builds view");
+	if ((b = api_build_get(r, id)) == NULL)
 		return;
-	}
 	json_decref(b);
+	err_clear(&e);
 	if ((evs = api_view_events(r->api->view, id, &e)) == NULL) {
 		api_error_from(r, &e, "builds view");
 		return;
@@ -428,11 +435,9 @@ api_build_action(struct api_req *r, const char *id)
 		    "{\"cancel\": null}");
 		goto cleanup;
 	}
-	err_clear(&e);
-	if ((b = api_view_build(r->api->view, id, api_scope(r), &e)) == NULL) {
-		api_error_from(r, &e, "builds view");
+	if ((b = api_build_get(r, id)) == NULL)
 		goto cleanup;
-	}
+	err_clear(&e);
 	state = json_string_value(json_object_get(b, "state"));
 	if (api_state_terminal(state)) {
 		api_error(r, 409, "conflict", "build %s is already %s", id, state);

@@ -73,6 +73,24 @@ remote_code(const struct err *e)
 	return e->kind == ERR_INVAL ? CMD_USAGE : CMD_FAILED;
 }
 
+/*
+ * apiclient_call on r's API; on failure prints why and sets *codep to the exit code (a usage
+ * error for bad input). 0 or -1; *out as apiclient_call's (caller decrefs).
+ */
+static int
+remote_call(struct remote *r, const char *method, const char *path, const json_t *body,
+    json_t **out, int *codep)
+{
+	struct err	 err;
+
+	err_clear(&err);
+	if (apiclient_call(r->api, method, path, body, out, &err) != 0) {
+		*codep = remote_fail(r, remote_code(&err), err.msg);
+		return -1;
+	}
+	return 0;
+}
+
 /* The credentials and the API client; prints why not and returns the exit code, else 0. */
 static int
 remote_connect(struct remote *r)
@@ -560,10 +578,8 @@ cmd_build(int argc, char **argv)
 	if (parent_id != NULL)
 		json_object_set_new(req, "parent_image", json_string(parent_id));
 	body = build_body(json_incref(req), os, install, image, props, tags);
-	if (apiclient_call(r.api, "POST", "/v1/builds", body, &ans, &err) != 0) {
-		ret = remote_fail(&r, remote_code(&err), err.msg);
+	if (remote_call(&r, "POST", "/v1/builds", body, &ans, &ret) != 0)
 		goto cleanup;
-	}
 	build = json_object_get(ans, "build");
 	if ((id = json_string_value(json_object_get(build, "id"))) == NULL) {
 		ret = remote_fail(&r, CMD_FAILED, "the API answered without a build id");
@@ -664,9 +680,12 @@ cleanup:
 	return ret;
 }
 
-/* Parses a one-build command's arguments (BUILD_ID, --json, --os-*); 0 or an exit code. */
+/*
+ * Parses --json, --help and --os-*, leaving optind at the operands; usage is the help's line
+ * after "usage: isoforge CMD ". 0 or an exit code (-1: help shown).
+ */
 static int
-remote_one_args(struct remote *r, int argc, char **argv, const char **idp)
+remote_opts(struct remote *r, int argc, char **argv, const char *usage)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
@@ -683,11 +702,22 @@ remote_one_args(struct remote *r, int argc, char **argv, const char **idp)
 		switch (ch) {
 		case 'j': r->json = 1; break;
 		default:
-			fprintf(ch == 'h' ? stdout : stderr, "usage: isoforge %s BUILD_ID [--json] "
-			    "[--os-*]\n%s", r->cmd, ch == 'h' ? OSENV_USAGE : "");
+			fprintf(ch == 'h' ? stdout : stderr, "usage: isoforge %s %s\n%s", r->cmd,
+			    usage, ch == 'h' ? OSENV_USAGE : "");
 			return ch == 'h' ? -1 : CMD_USAGE;
 		}
 	}
+	return 0;
+}
+
+/* Parses a one-build command's arguments (BUILD_ID, --json, --os-*); 0 or an exit code. */
+static int
+remote_one_args(struct remote *r, int argc, char **argv, const char **idp)
+{
+	int	 ret;
+
+	if ((ret = remote_opts(r, argc, argv, "BUILD_ID [--json] [--os-*]")) != 0)
+		return ret;
 	if (optind + 1 != argc || !util_is_uuid(argv[optind])) {
 		fprintf(stderr, "usage: isoforge %s BUILD_ID (a UUID)\n", r->cmd);
 		return CMD_USAGE;
@@ -709,7 +739,6 @@ int
 cmd_status(int argc, char **argv)
 {
 	struct remote	 r;
-	struct err	 err;
 	json_t		*ans = NULL, *evs = NULL, *b, *ev;
 	const char	*id;
 	char		*path = NULL, msg[1024];
@@ -718,24 +747,19 @@ cmd_status(int argc, char **argv)
 
 	memset(&r, 0, sizeof(r));
 	r.cmd = "status";
-	err_clear(&err);
 	if ((ret = remote_one_args(&r, argc, argv, &id)) != 0)
 		return ret < 0 ? CMD_OK : ret;
 	if ((ret = remote_connect(&r)) != 0)
 		goto cleanup;
 	ret = CMD_FAILED;
 	path = xasprintf("/v1/builds/%s", id);
-	if (apiclient_call(r.api, "GET", path, NULL, &ans, &err) != 0) {
-		ret = remote_fail(&r, remote_code(&err), err.msg);
+	if (remote_call(&r, "GET", path, NULL, &ans, &ret) != 0)
 		goto cleanup;
-	}
 	b = json_object_get(ans, "build");
 	free(path);
 	path = xasprintf("/v1/builds/%s/events", id);
-	if (apiclient_call(r.api, "GET", path, NULL, &evs, &err) != 0) {
-		ret = remote_fail(&r, remote_code(&err), err.msg);
+	if (remote_call(&r, "GET", path, NULL, &evs, &ret) != 0)
 		goto cleanup;
-	}
 	json_object_set(b, "history", json_object_get(evs, "events") != NULL ?
 	    json_object_get(evs, "events") : json_array());
 	remote_build_compat(b);
@@ -774,7 +798,6 @@ static int
 remote_action(const char *cmd, int argc, char **argv)
 {
 	struct remote	 r;
-	struct err	 err;
 	json_t		*body, *ans = NULL;
 	const char	*id;
 	char		*path = NULL;
@@ -782,7 +805,6 @@ remote_action(const char *cmd, int argc, char **argv)
 
 	memset(&r, 0, sizeof(r));
 	r.cmd = cmd;
-	err_clear(&err);
 	if ((ret = remote_one_args(&r, argc, argv, &id)) != 0)
 		return ret < 0 ? CMD_OK : ret;
 	body = json_pack("{s:n}", cmd);
@@ -790,10 +812,8 @@ remote_action(const char *cmd, int argc, char **argv)
 		goto cleanup;
 	ret = CMD_FAILED;
 	path = xasprintf("/v1/builds/%s/action", id);
-	if (apiclient_call(r.api, "POST", path, body, &ans, &err) != 0) {
-		ret = remote_fail(&r, remote_code(&err), err.msg);
+	if (remote_call(&r, "POST", path, body, &ans, &ret) != 0)
 		goto cleanup;
-	}
 	if (r.json) {
 		if (ans == NULL)
 			ans = json_pack("{s:s, s:s, s:b}", "build_id", id, "action", cmd,
@@ -818,7 +838,6 @@ int
 cmd_console(int argc, char **argv)
 {
 	struct remote	 r;
-	struct err	 err;
 	json_t		*body, *ans = NULL, *rc;
 	const char	*id;
 	char		*path = NULL;
@@ -826,7 +845,6 @@ cmd_console(int argc, char **argv)
 
 	memset(&r, 0, sizeof(r));
 	r.cmd = "console";
-	err_clear(&err);
 	if ((ret = remote_one_args(&r, argc, argv, &id)) != 0)
 		return ret < 0 ? CMD_OK : ret;
 	body = json_pack("{s:{s:s, s:s}}", "remote_console", "protocol", "vnc", "type", "novnc");
@@ -834,10 +852,8 @@ cmd_console(int argc, char **argv)
 		goto cleanup;
 	ret = CMD_FAILED;
 	path = xasprintf("/v1/builds/%s/remote-console", id);
-	if (apiclient_call(r.api, "POST", path, body, &ans, &err) != 0) {
-		ret = remote_fail(&r, remote_code(&err), err.msg);
+	if (remote_call(&r, "POST", path, body, &ans, &ret) != 0)
 		goto cleanup;
-	}
 	rc = json_object_get(ans, "remote_console");
 	if (!json_is_string(json_object_get(rc, "url"))) {
 		ret = remote_fail(&r, CMD_FAILED, "the API answered without a console URL");
@@ -905,7 +921,6 @@ cmd_list(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	struct remote	 r;
-	struct err	 err;
 	struct buf	 q;
 	json_t		*all, *ans = NULL, *b;
 	const char	*state = NULL, *chain = NULL, *name = NULL;
@@ -915,7 +930,6 @@ cmd_list(int argc, char **argv)
 
 	memset(&r, 0, sizeof(r));
 	r.cmd = "list";
-	err_clear(&err);
 	buf_init(&q);
 	all = json_array();
 	optind = 1;
@@ -952,10 +966,8 @@ cmd_list(int argc, char **argv)
 		free(path);
 		path = xasprintf("/v1/builds?%s%s%s", q.data, marker != NULL ? "&marker=" : "",
 		    marker != NULL ? marker : "");
-		if (apiclient_call(r.api, "GET", path, NULL, &ans, &err) != 0) {
-			ret = remote_fail(&r, remote_code(&err), err.msg);
+		if (remote_call(&r, "GET", path, NULL, &ans, &ret) != 0)
 			goto cleanup;
-		}
 		json_array_foreach(json_object_get(ans, "builds"), i, b) {
 			remote_build_compat(b);
 			json_array_append(all, b);
@@ -996,26 +1008,14 @@ cleanup:
 static int
 remote_arg(struct remote *r, int argc, char **argv, const char *what, const char **argp)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		OSENV_OPTIONS,
-		{ NULL, 0, NULL, 0 }
-	};
-	int	 ch;
+	char	*usage;
+	int	 ret;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (osenv_flag(&r->flags, ch, optarg))
-			continue;
-		switch (ch) {
-		case 'j': r->json = 1; break;
-		default:
-			fprintf(ch == 'h' ? stdout : stderr, "usage: isoforge %s [--json] [--os-*] "
-			    "%s\n%s", r->cmd, what, ch == 'h' ? OSENV_USAGE : "");
-			return ch == 'h' ? -1 : CMD_USAGE;
-		}
-	}
+	usage = xasprintf("[--json] [--os-*] %s", what);
+	ret = remote_opts(r, argc, argv, usage);
+	free(usage);
+	if (ret != 0)
+		return ret;
 	if (optind + 1 != argc) {
 		fprintf(stderr, "usage: isoforge %s [--json] %s\n", r->cmd, what);
 		return CMD_USAGE;

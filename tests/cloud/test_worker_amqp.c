@@ -30,12 +30,11 @@
 #include <unistd.h>
 
 #include "service/common/amqp.h"
+#include "tests/cloud/worker_common.h"
 #include "service/worker/jobstore.h"
 
 #define REFUSED_TOKEN	"secret-refused-token-0123456789"
 #define ISO_ID	"11111111-1111-4111-8111-111111111111"
-
-extern char	**environ;
 
 struct fixture {
 	char		*tmp;
@@ -50,112 +49,38 @@ struct fixture {
 
 static struct fixture	fx;
 
-static const char *
-env(const char *name)
-{
-	const char	*v = getenv(name);
-
-	return v != NULL && *v != '\0' ? v : NULL;
-}
-
-static void
-must(int rc, struct err *err)
-{
-	if (rc != 0)
-		fail_msg("%s", err->msg);
-}
-
-/* Number of consumers on queue (passive declare). */
-static int
-consumers(struct mq_conn *c, const char *queue)
-{
-	amqp_queue_declare_ok_t	*ok;
-
-	ok = amqp_queue_declare(c->conn, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0,
-	    amqp_empty_table);
-	assert_int_equal(amqp_get_rpc_reply(c->conn).reply_type, AMQP_RESPONSE_NORMAL);
-	return (int)ok->consumer_count;
-}
-
-static void
-purge(struct mq_conn *c, const char *queue)
-{
-	amqp_queue_purge(c->conn, 1, amqp_cstring_bytes(queue));
-	assert_int_equal(amqp_get_rpc_reply(c->conn).reply_type, AMQP_RESPONSE_NORMAL);
-}
-
+/* Starts isoforged (log to fx.log), ready once it consumes the build queue. */
 static void
 start_worker(void)
 {
-	posix_spawn_file_actions_t	 fa;
-	char				*bin, *argv[5];
-	const char			*bindir = env("ISOFORGE_BIN");
-	int				 i;
-
-	bin = xasprintf("%s/isoforged", bindir != NULL ? bindir : "build/san");
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 2, fx.log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-	argv[0] = bin;
-	argv[1] = "-d";
-	argv[2] = "-c";
-	argv[3] = fx.conf;
-	argv[4] = NULL;
-	assert_int_equal(posix_spawn(&fx.worker, bin, &fa, NULL, argv, environ), 0);
-	posix_spawn_file_actions_destroy(&fa);
-	free(bin);
-	/* ready once it consumes the build queue */
-	for (i = 0; i < 100 && consumers(fx.c, MQ_QUEUE_BUILD) == 0; i++)
-		usleep(100 * 1000);
-	assert_true(consumers(fx.c, MQ_QUEUE_BUILD) >= 1);
+	fx.worker = cloud_worker_spawn(fx.conf, fx.log);
+	cloud_worker_wait_ready(fx.c, 100);
 }
 
 /* SIGTERM, and the worker must exit 0 (also: no sanitizer report). */
 static void
 stop_worker(void)
 {
-	int	 status;
-
-	if (fx.worker <= 0)
-		return;
-	kill(fx.worker, SIGTERM);
-	assert_int_equal(waitpid(fx.worker, &status, 0), fx.worker);
-	fx.worker = 0;
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	cloud_worker_stop(&fx.worker);
 }
 
 /* Writes the worker's configuration with work_dir TEST_TMP/<work>. */
 static void
 write_conf_url(const char *work, const char *url)
 {
-	FILE	*f;
-
-	f = fopen(fx.conf, "w");
-	assert_non_null(f);
-	fprintf(f, "[DEFAULT]\ntransport_url = %s\nheartbeat = 5\nhost = test-worker\n"
-	    "[keystone_authtoken]\nauth_url = %s\nusername = %s\npassword = \"%s\"\n"
-	    "project_name = %s\n"
-	    /* libvirt's own test driver (in-process): start-up checks pass, no build runs */
-	    "[libvirt]\nuri = test:///default\ndomain_type = qemu\n"
-	    "[builds]\nwork_dir = %s/%s\ncache_dir = %s/cache\nmax_builds = 2\n", url,
-	    env("OS_AUTH_URL") != NULL ? env("OS_AUTH_URL") : "http://127.0.0.1:5000/v3",
-	    env("ISOFORGE_SERVICE_USERNAME") != NULL ? env("ISOFORGE_SERVICE_USERNAME") : "isoforge",
-	    env("ISOFORGE_SERVICE_PASSWORD") != NULL ? env("ISOFORGE_SERVICE_PASSWORD") : "x",
-	    env("ISOFORGE_SERVICE_PROJECT_NAME") != NULL ? env("ISOFORGE_SERVICE_PROJECT_NAME") :
-	    "service", fx.tmp, work, fx.tmp);
-	fclose(f);
+	cloud_worker_conf(fx.conf, url, "test-worker", fx.tmp, work, NULL);
 }
 
 static void
 write_conf(const char *work)
 {
-	write_conf_url(work, env("ISOFORGE_TRANSPORT_URL"));
+	write_conf_url(work, cloud_env("ISOFORGE_TRANSPORT_URL"));
 }
 
 static int
 setup(void **state)
 {
-	const char	*url = env("ISOFORGE_TRANSPORT_URL"), *tmp = env("TEST_TMP");
+	const char	*url = cloud_env("ISOFORGE_TRANSPORT_URL"), *tmp = cloud_env("TEST_TMP");
 	struct err	 err;
 
 	(void)state;
@@ -164,16 +89,16 @@ setup(void **state)
 	fx.tmp = xstrdup(tmp != NULL ? tmp : "/tmp");
 	fx.conf = xasprintf("%s/isoforge.conf", fx.tmp);
 	fx.log = xasprintf("%s/isoforged.log", fx.tmp);
-	must(mq_url_parse(url, &fx.url, &err), &err);
-	must(mq_connect(fx.url, 0, 0, 1, 5, &fx.c, &err), &err);
-	must(mq_declare_topology(fx.c, &err), &err);
+	cloud_must(mq_url_parse(url, &fx.url, &err), &err);
+	cloud_must(mq_connect(fx.url, 0, 0, 1, 5, &fx.c, &err), &err);
+	cloud_must(mq_declare_topology(fx.c, &err), &err);
 	/* earlier tests' leftovers must not count */
-	purge(fx.c, MQ_QUEUE_BUILD);
-	purge(fx.c, MQ_QUEUE_REJECTED);
-	must(mq_connect(fx.url, 0, 0, 0, 5, &fx.ev, &err), &err);
+	cloud_queue_purge(fx.c, MQ_QUEUE_BUILD);
+	cloud_queue_purge(fx.c, MQ_QUEUE_REJECTED);
+	cloud_must(mq_connect(fx.url, 0, 0, 0, 5, &fx.ev, &err), &err);
 	fx.events_queue = mq_declare_private_queue(fx.ev, MQ_EVENTS, "build.#", &err);
 	assert_non_null(fx.events_queue);
-	must(mq_consume(fx.ev, fx.events_queue, "events", 1, &err), &err);
+	cloud_must(mq_consume(fx.ev, fx.events_queue, "events", 1, &err), &err);
 	return 0;
 }
 
@@ -196,37 +121,14 @@ teardown(void **state)
 static void
 publish(const char *id, const char *body, size_t len)
 {
-	amqp_basic_properties_t	 p;
-	struct err		 err;
-
-	memset(&p, 0, sizeof(p));
-	p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
-	    AMQP_BASIC_MESSAGE_ID_FLAG;
-	p.content_type = amqp_cstring_bytes("application/json");
-	p.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-	p.message_id = amqp_cstring_bytes(id);
-	err_clear(&err);
-	must(mq_publish(fx.c, MQ_EXCHANGE, MQ_RK_REQUEST, &p, body, len, 1, 10, &err), &err);
+	cloud_publish(fx.c, MQ_RK_REQUEST, id, body, len, 10);
 }
 
 /* One message from queue by basic.get, waiting up to wait_s; 0 when none came. */
 static int
 get_one(const char *queue, amqp_message_t *msg, double wait_s)
 {
-	amqp_rpc_reply_t	 r;
-	int			 i;
-
-	for (i = 0; i < wait_s * 10; i++) {
-		r = amqp_basic_get(fx.c->conn, 1, amqp_cstring_bytes(queue), 1);
-		assert_int_equal(r.reply_type, AMQP_RESPONSE_NORMAL);
-		if (r.reply.id == AMQP_BASIC_GET_OK_METHOD) {
-			r = amqp_read_message(fx.c->conn, 1, msg, 0);
-			assert_int_equal(r.reply_type, AMQP_RESPONSE_NORMAL);
-			return 1;
-		}
-		usleep(100 * 1000);
-	}
-	return 0;
+	return cloud_get_one(fx.c, queue, msg, wait_s);
 }
 
 struct seen {
@@ -253,7 +155,7 @@ collect_events(struct seen *s, double wait_s)
 
 	err_clear(&err);
 	while (util_now() < end)
-		must(mq_pump(fx.ev, 0.2, on_event, s, &err), &err);
+		cloud_must(mq_pump(fx.ev, 0.2, on_event, s, &err), &err);
 }
 
 static int
@@ -413,7 +315,7 @@ test_invalid_dead_lettered_valid_accepted(void **state)
 
 	err_clear(&err);
 	path = xasprintf("%s/work/jobs.db", fx.tmp);
-	must(jobstore_open(path, &js, &err), &err);
+	cloud_must(jobstore_open(path, &js, &err), &err);
 	j = jobstore_get(js, valid_id, &err);
 	if (j == NULL)
 		fail_msg("%s", err.msg);
@@ -462,15 +364,15 @@ test_restart_resumes_or_fails(void **state)
 	(void)state;
 	err_clear(&err);
 	dir = xasprintf("%s/work-resume", fx.tmp);
-	must(util_mkdirs(dir, &err), &err);
+	cloud_must(util_mkdirs(dir, &err), &err);
 	path = xasprintf("%s/jobs.db", dir);
-	must(jobstore_open(path, &js, &err), &err);
+	cloud_must(jobstore_open(path, &js, &err), &err);
 	for (i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
-		must(jobstore_add(js, b[i].id, "{\"name\": \"r\"}", "notatrust0123", NULL, NULL,
+		cloud_must(jobstore_add(js, b[i].id, "{\"name\": \"r\"}", "notatrust0123", NULL, NULL,
 		    &err), &err);
-		must(jobstore_set_state(js, b[i].id, b[i].state, NULL, &err), &err);
+		cloud_must(jobstore_set_state(js, b[i].id, b[i].state, NULL, &err), &err);
 		if (b[i].domain != NULL)
-			must(jobstore_set_field(js, b[i].id, "domain", b[i].domain, &err), &err);
+			cloud_must(jobstore_set_field(js, b[i].id, "domain", b[i].domain, &err), &err);
 	}
 	jobstore_close(&js);
 
@@ -492,7 +394,7 @@ test_restart_resumes_or_fails(void **state)
 	free(key);
 	seen_free(&events);
 
-	must(jobstore_open(path, &js, &err), &err);
+	cloud_must(jobstore_open(path, &js, &err), &err);
 	for (i = 0; i < 2; i++) {
 		j = jobstore_get(js, b[i].id, &err);
 		assert_non_null(j);
@@ -659,11 +561,11 @@ test_reconnects(void **state)
 	start_worker();
 	proxy_cmd(&p, 'c');
 	/* the consumer disappears with its connection, then comes back */
-	for (i = 0; i < 50 && consumers(fx.c, MQ_QUEUE_BUILD) > 0; i++)
+	for (i = 0; i < 50 && cloud_queue_consumers(fx.c, MQ_QUEUE_BUILD) > 0; i++)
 		usleep(100 * 1000);
-	for (i = 0; i < 150 && consumers(fx.c, MQ_QUEUE_BUILD) == 0; i++)
+	for (i = 0; i < 150 && cloud_queue_consumers(fx.c, MQ_QUEUE_BUILD) == 0; i++)
 		usleep(100 * 1000);
-	assert_true(consumers(fx.c, MQ_QUEUE_BUILD) >= 1);
+	assert_true(cloud_queue_consumers(fx.c, MQ_QUEUE_BUILD) >= 1);
 	/* and a request after that is taken, its event published over a new publisher */
 	body = xasprintf("{\"schema\": \"isoforge.build/2\", \"build_id\": \"%s\", "
 	    "\"trust_id\": \"t\", \"name\": \"r\", \"iso_image\": \"" ISO_ID "\", "
@@ -703,7 +605,7 @@ publish_control(struct mq_conn *c, const char *body, const char *reply_to, const
 		p.reply_to = amqp_cstring_bytes(reply_to);
 	}
 	err_clear(&err);
-	must(mq_publish(c, MQ_EXCHANGE, MQ_RK_CONTROL, &p, body, strlen(body), 0, 10, &err), &err);
+	cloud_must(mq_publish(c, MQ_EXCHANGE, MQ_RK_CONTROL, &p, body, strlen(body), 0, 10, &err), &err);
 }
 
 struct replies {
@@ -730,7 +632,7 @@ pump_for(struct mq_conn *c, struct replies *r, double wait_s)
 
 	err_clear(&err);
 	while (util_now() < end && r->n == 0)
-		must(mq_pump(c, 0.2, on_reply, r, &err), &err);
+		cloud_must(mq_pump(c, 0.2, on_reply, r, &err), &err);
 }
 
 /* Control v2: replies only by direct reply-to, with nothing secret in them. */
@@ -747,30 +649,30 @@ test_control_direct_reply_only(void **state)
 	(void)state;
 	err_clear(&err);
 	dir = xasprintf("%s/work-control", fx.tmp);
-	must(util_mkdirs(dir, &err), &err);
+	cloud_must(util_mkdirs(dir, &err), &err);
 	path = xasprintf("%s/jobs.db", dir);
-	must(jobstore_open(path, &js, &err), &err);
-	must(jobstore_add(js, id, "{\"name\": \"ctl\"}", "secrettrust0123", "p-ctl", NULL, &err),
+	cloud_must(jobstore_open(path, &js, &err), &err);
+	cloud_must(jobstore_add(js, id, "{\"name\": \"ctl\"}", "secrettrust0123", "p-ctl", NULL, &err),
 	    &err);
-	must(jobstore_set_state(js, id, BUILD_CANCELLED, "cancelled", &err), &err);
-	must(jobstore_set_field(js, id, "console", "{\"host\": \"127.0.0.1\", \"port\": 5901, "
+	cloud_must(jobstore_set_state(js, id, BUILD_CANCELLED, "cancelled", &err), &err);
+	cloud_must(jobstore_set_field(js, id, "console", "{\"host\": \"127.0.0.1\", \"port\": 5901, "
 	    "\"password\": \"vncsecret\"}", &err), &err);
 	jobstore_close(&js);
 	write_conf("work-control");
 	start_worker();
 
-	must(mq_connect(fx.url, 0, 0, 0, 5, &c, &err), &err);
+	cloud_must(mq_connect(fx.url, 0, 0, 0, 5, &c, &err), &err);
 	status = xasprintf("{\"schema\": \"isoforge.control/2\", \"action\": \"status\", "
 	    "\"build_id\": \"%s\"}", id);
 	/* 1. an ordinary queue as reply_to: no answer */
 	q = mq_declare_private_queue(c, "", NULL, &err);
 	assert_non_null(q);
-	must(mq_consume(c, q, "plain", 1, &err), &err);
+	cloud_must(mq_consume(c, q, "plain", 1, &err), &err);
 	publish_control(c, status, q, "c1");
 	pump_for(c, &r, 3);
 	assert_int_equal(r.n, 0);
 	/* 2. contract v1 (with a token) and direct reply-to: ignored */
-	must(mq_consume(c, MQ_DIRECT_REPLY_TO, "direct", 1, &err), &err);
+	cloud_must(mq_consume(c, MQ_DIRECT_REPLY_TO, "direct", 1, &err), &err);
 	v1 = xasprintf("{\"schema\": \"isoforge.control/1\", \"action\": \"status\", "
 	    "\"build_id\": \"%s\", \"token\": \"" REFUSED_TOKEN "\"}", id);
 	publish_control(c, v1, MQ_DIRECT_REPLY_TO, "c2");
@@ -805,7 +707,7 @@ main(void)
 		cmocka_unit_test(test_control_direct_reply_only),
 	};
 
-	if (env("ISOFORGE_TRANSPORT_URL") == NULL) {
+	if (cloud_env("ISOFORGE_TRANSPORT_URL") == NULL) {
 		printf("no ISOFORGE_TRANSPORT_URL (the minicloud's env.sh): skipped\n");
 		return 77;
 	}

@@ -27,12 +27,11 @@
 #include <unistd.h>
 
 #include "service/common/amqp.h"
+#include "tests/cloud/worker_common.h"
 
 #define BIG		(8 * 1024 * 1024)
 /* how much more the worker's peak RSS may be after a BIG message (it would be >= BIG) */
 #define GROWTH_MAX	(3 * 1024 * 1024)
-
-extern char	**environ;
 
 struct fixture {
 	char		*tmp;
@@ -45,47 +44,11 @@ struct fixture {
 
 static struct fixture	fx;
 
-static const char *
-env(const char *name)
-{
-	const char	*v = getenv(name);
-
-	return v != NULL && *v != '\0' ? v : NULL;
-}
-
-static void
-must(int rc, struct err *err)
-{
-	if (rc != 0)
-		fail_msg("%s", err->msg);
-}
-
-static int
-consumers(struct mq_conn *c, const char *queue)
-{
-	amqp_queue_declare_ok_t	*ok;
-
-	ok = amqp_queue_declare(c->conn, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0,
-	    amqp_empty_table);
-	assert_int_equal(amqp_get_rpc_reply(c->conn).reply_type, AMQP_RESPONSE_NORMAL);
-	return (int)ok->consumer_count;
-}
-
-static void
-purge(struct mq_conn *c, const char *queue)
-{
-	amqp_queue_purge(c->conn, 1, amqp_cstring_bytes(queue));
-	assert_int_equal(amqp_get_rpc_reply(c->conn).reply_type, AMQP_RESPONSE_NORMAL);
-}
-
 /* Starts isoforged (log to fx.log); with wait, until it consumes the build queue. */
 static void
 start_worker(int wait)
 {
-	posix_spawn_file_actions_t	 fa;
-	char				*bin, *argv[5];
-	const char			*bindir = env("ISOFORGE_BIN");
-	int				 i, status;
+	int	 status;
 
 	/* a test that failed midway left its worker: it goes first */
 	if (fx.worker > 0) {
@@ -93,39 +56,16 @@ start_worker(int wait)
 		waitpid(fx.worker, &status, 0);
 		fx.worker = 0;
 	}
-	bin = xasprintf("%s/isoforged", bindir != NULL ? bindir : "build/san");
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 2, fx.log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-	argv[0] = bin;
-	argv[1] = "-d";
-	argv[2] = "-c";
-	argv[3] = fx.conf;
-	argv[4] = NULL;
-	assert_int_equal(posix_spawn(&fx.worker, bin, &fa, NULL, argv, environ), 0);
-	posix_spawn_file_actions_destroy(&fa);
-	free(bin);
-	if (!wait)
-		return;
-	for (i = 0; i < 150 && consumers(fx.c, MQ_QUEUE_BUILD) == 0; i++)
-		usleep(100 * 1000);
-	assert_true(consumers(fx.c, MQ_QUEUE_BUILD) >= 1);
+	fx.worker = cloud_worker_spawn(fx.conf, fx.log);
+	if (wait)
+		cloud_worker_wait_ready(fx.c, 150);
 }
 
 /* SIGTERM; the worker must exit 0 (no sanitizer report); returns how long it took. */
 static double
 stop_worker(void)
 {
-	double	 t0 = util_now();
-	int	 status;
-
-	if (fx.worker <= 0)
-		return 0;
-	kill(fx.worker, SIGTERM);
-	assert_int_equal(waitpid(fx.worker, &status, 0), fx.worker);
-	fx.worker = 0;
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-	return util_now() - t0;
+	return cloud_worker_stop(&fx.worker);
 }
 
 /*
@@ -139,20 +79,7 @@ write_conf(const char *url, const char *extra)
 
 	if ((f = fopen(fx.log, "w")) != NULL)
 		fclose(f);
-	f = fopen(fx.conf, "w");
-	assert_non_null(f);
-	fprintf(f, "[DEFAULT]\ntransport_url = %s\nheartbeat = 5\nhost = bus-worker\n"
-	    "[keystone_authtoken]\nauth_url = %s\nusername = %s\npassword = \"%s\"\n"
-	    "project_name = %s\n"
-	    /* libvirt's own test driver (in-process): start-up checks pass, no build runs */
-	    "[libvirt]\nuri = test:///default\ndomain_type = qemu\n"
-	    "[builds]\nwork_dir = %s/work\ncache_dir = %s/cache\nmax_builds = 2\n%s", url,
-	    env("OS_AUTH_URL") != NULL ? env("OS_AUTH_URL") : "http://127.0.0.1:5000/v3",
-	    env("ISOFORGE_SERVICE_USERNAME") != NULL ? env("ISOFORGE_SERVICE_USERNAME") : "isoforge",
-	    env("ISOFORGE_SERVICE_PASSWORD") != NULL ? env("ISOFORGE_SERVICE_PASSWORD") : "x",
-	    env("ISOFORGE_SERVICE_PROJECT_NAME") != NULL ? env("ISOFORGE_SERVICE_PROJECT_NAME") :
-	    "service", fx.tmp, fx.tmp, extra != NULL ? extra : "");
-	fclose(f);
+	cloud_worker_conf(fx.conf, url, "bus-worker", fx.tmp, "work", extra);
 }
 
 /* How many times needle is in the worker's log. */
@@ -223,7 +150,7 @@ vm_hwm(pid_t pid)
 static int
 setup(void **state)
 {
-	const char	*url = env("ISOFORGE_TRANSPORT_URL"), *tmp = env("TEST_TMP");
+	const char	*url = cloud_env("ISOFORGE_TRANSPORT_URL"), *tmp = cloud_env("TEST_TMP");
 	struct err	 err;
 
 	(void)state;
@@ -236,13 +163,13 @@ setup(void **state)
 	fx.tmp = xstrdup(tmp != NULL ? tmp : "/tmp");
 	fx.conf = xasprintf("%s/isoforge.conf", fx.tmp);
 	fx.log = xasprintf("%s/isoforged.log", fx.tmp);
-	must(mq_url_parse(url, &fx.url, &err), &err);
-	must(mq_connect(fx.url, 0, 0, 1, 5, &fx.c, &err), &err);
+	cloud_must(mq_url_parse(url, &fx.url, &err), &err);
+	cloud_must(mq_connect(fx.url, 0, 0, 1, 5, &fx.c, &err), &err);
 	/* this side must read the 8 MiB messages back */
 	fx.c->max_body = 2 * BIG;
-	must(mq_declare_topology(fx.c, &err), &err);
-	purge(fx.c, MQ_QUEUE_BUILD);
-	purge(fx.c, MQ_QUEUE_REJECTED);
+	cloud_must(mq_declare_topology(fx.c, &err), &err);
+	cloud_queue_purge(fx.c, MQ_QUEUE_BUILD);
+	cloud_queue_purge(fx.c, MQ_QUEUE_REJECTED);
 	return 0;
 }
 
@@ -263,37 +190,14 @@ teardown(void **state)
 static void
 publish(const char *key, const char *id, const char *body, size_t len)
 {
-	amqp_basic_properties_t	 p;
-	struct err		 err;
-
-	memset(&p, 0, sizeof(p));
-	p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
-	    AMQP_BASIC_MESSAGE_ID_FLAG;
-	p.content_type = amqp_cstring_bytes("application/json");
-	p.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-	p.message_id = amqp_cstring_bytes(id);
-	err_clear(&err);
-	must(mq_publish(fx.c, MQ_EXCHANGE, key, &p, body, len, 1, 30, &err), &err);
+	cloud_publish(fx.c, key, id, body, len, 30);
 }
 
 /* One message from queue by basic.get, waiting up to wait_s; 0 when none came. */
 static int
 get_one(const char *queue, amqp_message_t *msg, double wait_s)
 {
-	amqp_rpc_reply_t	 r;
-	int			 i;
-
-	for (i = 0; i < wait_s * 10; i++) {
-		r = amqp_basic_get(fx.c->conn, 1, amqp_cstring_bytes(queue), 1);
-		assert_int_equal(r.reply_type, AMQP_RESPONSE_NORMAL);
-		if (r.reply.id == AMQP_BASIC_GET_OK_METHOD) {
-			r = amqp_read_message(fx.c->conn, 1, msg, 0);
-			assert_int_equal(r.reply_type, AMQP_RESPONSE_NORMAL);
-			return 1;
-		}
-		usleep(100 * 1000);
-	}
-	return 0;
+	return cloud_get_one(fx.c, queue, msg, wait_s);
 }
 
 /* A body of BIG bytes that is a request but for its size (a 8 MiB name). */
@@ -320,7 +224,7 @@ test_oversized_dropped_unread(void **state)
 	int		 ok;
 
 	(void)state;
-	write_conf(env("ISOFORGE_TRANSPORT_URL"), NULL);
+	write_conf(cloud_env("ISOFORGE_TRANSPORT_URL"), NULL);
 	start_worker(1);
 	/* settled: connected, consuming, its first tick done */
 	sleep(2);
@@ -437,7 +341,7 @@ test_silent_broker(void **state)
 static void
 test_tls(void **state)
 {
-	const char	*tls_url = env("ISOFORGE_TRANSPORT_URL_TLS"), *ca = env("RABBITMQ_TLS_CA");
+	const char	*tls_url = cloud_env("ISOFORGE_TRANSPORT_URL_TLS"), *ca = cloud_env("RABBITMQ_TLS_CA");
 	amqp_message_t	 msg;
 	char		*extra, bad[] = "{\"schema\": \"isoforge.build/1\"";
 
