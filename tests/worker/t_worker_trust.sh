@@ -103,7 +103,7 @@ trap 'stop_tap; worker_lib_cleanup' EXIT
 t1=$(make_trust)
 [ -n "$t1" ] && [ "$t1" != null ] || fail "trust create"
 b1=$(uuid)
-amqp publish build.request "$(request "$b1" "$t1" t-trust-ok "$iso")"
+amqp publish build.request "$(request "$b1" "$t1" "t-trust-ok-$$" "$iso")"
 wait_event "$b1" installing 300
 [ "$(trust_status "$t1")" = 200 ] || fail "the trust is gone while the build installs"
 wait_event "$b1" active 600
