@@ -123,6 +123,7 @@ cport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); 
 printf '[console]\nbind_port = %s\nbase_url = http://127.0.0.1:%s\n' "$cport" "$cport" >> "$TEST_TMP/isoforge.conf"
 "$bin/isoforge-novncproxy" -c "$TEST_TMP/isoforge.conf" 2> "$TEST_TMP/proxy.log" &
 proxypid=$!
+bpids+=("$proxypid")	# (killed by the clean-up should the test fail)
 for i in $(seq 100); do grep -q "listening on" "$TEST_TMP/proxy.log" && break; sleep 0.1; done
 # (the API's events carry no console object: its address from the installing message)
 console=$(jq -r 'select(.state == "installing") | .message' "$TEST_TMP/hang.json" |
